@@ -1,0 +1,286 @@
+"""The declarative model: frozen dataclasses built from validated YAML, with fingerprints.
+
+An :class:`Assistant`'s :meth:`~Assistant.fingerprint` is the sha256 of its canonical JSON,
+including the sha256 of every file it references, so a changed PDF changes the hash even when no
+YAML line moved. Sync stores it remotely as ``orch_hash``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no insignificant whitespace: equal data, equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text: str) -> str:
+    """Hex sha256 of UTF-8 text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_duration(value: float | int | str | None, default: float | None = None) -> float | None:
+    """Seconds from a number or a string such as ``500ms``, ``30s``, ``5m``, ``1h``."""
+    if value is None:
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r}")
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file the config references: where it is and what it holds (by hash)."""
+
+    path: str  # as written, relative to the project root
+    sha256: str
+    size: int
+
+    @classmethod
+    def from_path(cls, root: Path, rel: str) -> LocalFile:
+        """Hash ``root/rel``; raises OSError when it cannot be read."""
+        full = (root / rel).resolve()
+        return cls(path=rel, sha256=sha256_file(full), size=full.stat().st_size)
+
+
+@dataclass(frozen=True)
+class FunctionTool:
+    """A function the model may call; ``handler`` answers it during ``orch run``."""
+
+    name: str
+    description: str | None = None
+    parameters: dict | None = None
+    strict: bool | None = None
+    handler: str | None = None
+    timeout: float = 60.0
+
+    def wire(self) -> dict:
+        """The tool as the Assistants API expects it."""
+        function: dict[str, Any] = {"name": self.name}
+        if self.description:
+            function["description"] = self.description
+        function["parameters"] = self.parameters or {"type": "object", "properties": {}}
+        if self.strict is not None:
+            function["strict"] = self.strict
+        return {"type": "function", "function": function}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One tool: ``code_interpreter``, ``file_search`` (with options) or a function."""
+
+    type: str
+    options: tuple[tuple[str, Any], ...] = ()
+    function: FunctionTool | None = None
+
+    def wire(self) -> dict:
+        """The tool as the Assistants API expects it."""
+        if self.function:
+            return self.function.wire()
+        out: dict[str, Any] = {"type": self.type}
+        if self.options:
+            out[self.type] = dict(self.options)
+        return out
+
+
+@dataclass(frozen=True)
+class Assistant:
+    """A declared assistant, the unit ``orch sync`` reconciles."""
+
+    name: str
+    model: str
+    source: str  # file it came from, for messages
+    instructions: str | None = None
+    description: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Any = None
+    tools: tuple[Tool, ...] = ()
+    files: tuple[tuple[str, tuple[LocalFile, ...]], ...] = ()  # (tool, files)
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def files_for(self, tool: str) -> tuple[LocalFile, ...]:
+        """Files declared for ``tool`` (``file_search`` or ``code_interpreter``)."""
+        return dict(self.files).get(tool, ())
+
+    def function(self, name: str) -> FunctionTool | None:
+        """The function tool called ``name``, if declared."""
+        for tool in self.tools:
+            if tool.function and tool.function.name == name:
+                return tool.function
+        return None
+
+    def canonical(self) -> dict:
+        """Everything that defines the assistant remotely, as plain JSON-able data."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "instructions": self.instructions,
+            "description": self.description,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "response_format": self.response_format,
+            "tools": [tool.wire() for tool in self.tools],
+            "files": {tool: [f.sha256 for f in files] for tool, files in self.files},
+            "metadata": dict(self.metadata),
+        }
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON (file contents by hash): equal config, equal hash."""
+        return sha256_text(canonical_json({"v": SCHEMA_VERSION, **self.canonical()}))
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to a step's message: a path for tools, or an image (path or URL)."""
+
+    path: str | None = None
+    tools: tuple[str, ...] = ("file_search",)
+    image: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """One expectation on a step's result; ``kind`` is the assertion key, ``value`` its argument."""
+
+    kind: str
+    value: Any
+    weight: float = 1.0
+    threshold: float | None = None
+    name: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One prompt in a pipeline; steps of an item share its thread."""
+
+    prompt: str
+    id: str
+    assistant: str | None = None
+    instructions: str | None = None
+    additional_instructions: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    expect: tuple[Assertion, ...] = ()
+    threshold: float = 1.0
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    """Where a pipeline's items come from: ``files`` globs, ``csv``, ``jsonl``, ``inline``, or one."""
+
+    kind: str  # files | csv | jsonl | inline | default
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    """A report to render after a run: template (``builtin:*`` or a path) and output path."""
+
+    template: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A declared pipeline: items × steps against an assistant, with expectations and reports."""
+
+    name: str
+    assistant: str
+    source: str
+    steps: tuple[Step, ...]
+    items: ItemSource = field(default_factory=lambda: ItemSource("default"))
+    description: str | None = None
+    vars: tuple[tuple[str, Any], ...] = ()
+    concurrency: int = 4
+    timeout: float = 300.0
+    retries: int = 2
+    repeat: int = 1
+    pass_rate: float = 1.0
+    stream: bool = True
+    report: tuple[ReportOutput, ...] = ()
+
+    def fingerprint(self) -> str:
+        """sha256 of the pipeline's canonical JSON; recorded with each run."""
+        return sha256_text(canonical_json({"v": SCHEMA_VERSION, **asdict(self), "source": None}))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server orch talks to: the embedded engine, an Assistants-v2 server, or Responses."""
+
+    name: str
+    kind: str  # engine | assistants | responses
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """A kind-specific setting (model, script, db, headers, capabilities, ...)."""
+        return dict(self.options).get(key, default)
+
+
+EMBEDDED = Target(name="embedded", kind="engine", options=(("model", "scripted"),))
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded, validated project: settings, assistants and pipelines by name."""
+
+    root: Path
+    name: str
+    target: str
+    targets: tuple[tuple[str, Target], ...]
+    assistants: tuple[tuple[str, Assistant], ...]
+    pipelines: tuple[tuple[str, Pipeline], ...]
+    vars: tuple[tuple[str, Any], ...] = ()
+    prices: tuple[tuple[str, tuple[float, float]], ...] = ()
+    grader: str | None = None
+    config_file: Path | None = None
+
+    def assistant(self, name: str) -> Assistant | None:
+        """The assistant called ``name``, if declared."""
+        return dict(self.assistants).get(name)
+
+    def pipeline(self, name: str) -> Pipeline | None:
+        """The pipeline called ``name``, if declared."""
+        return dict(self.pipelines).get(name)
+
+    def get_target(self, name: str | None = None) -> Target | None:
+        """The target called ``name`` (default: the project's), or None when undefined."""
+        name = name or self.target
+        targets = dict(self.targets)
+        if name in targets:
+            return targets[name]
+        return EMBEDDED if name == "embedded" else None
+
+    def summary(self) -> str:
+        """One line for humans: what was found."""
+        na, np_ = len(self.assistants), len(self.pipelines)
+        return (
+            f"project {self.name!r}: {na} assistant{'s' if na != 1 else ''}, "
+            f"{np_} pipeline{'s' if np_ != 1 else ''}, target {self.target!r} — valid"
+        )
