@@ -1,0 +1,58 @@
+"""Errors the engine answers with, in OpenAI's shape ``{"error": {message, type, param, code}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An HTTP error response in OpenAI's error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body OpenAI sends for this error."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    """A 400 ``invalid_request_error``."""
+    return ApiError(400, message, param=param, code=code)
+
+
+def not_found(kind: str, object_id: str, param: str | None = None) -> ApiError:
+    """A 404 worded as OpenAI words it: ``No assistant found with id 'asst_x'.``"""
+    return ApiError(404, f"No {kind} found with id '{object_id}'.", param=param)
+
+
+def unknown_parameter(name: str) -> ApiError:
+    """A 400 for a body field the endpoint does not know."""
+    return ApiError(
+        400,
+        f"Unrecognized request argument supplied: {name}",
+        param=name,
+        code="unknown_parameter",
+    )

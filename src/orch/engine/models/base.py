@@ -1,0 +1,137 @@
+"""The contract between the run executor and the models that answer runs.
+
+A model receives a :class:`TurnContext` (the run, its assistant, the thread's messages, tool
+outputs when continuing after ``requires_action``, and a search function over the run's vector
+stores) and returns one :class:`Turn`: optional code-interpreter and file-search steps, then
+either function calls (the run goes to ``requires_action``) or a reply message. The executor
+turns that into run steps, messages, statuses and stream events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One file_search result: a chunk of a file and its score."""
+
+    file_id: str
+    filename: str
+    score: float
+    text: str
+
+
+@dataclass
+class FunctionCall:
+    """A function call the model asks the client to perform."""
+
+    name: str
+    arguments: str
+
+
+@dataclass
+class CodeCall:
+    """A code-interpreter tool call with its (scripted) outputs."""
+
+    input: str
+    logs: str | None = None
+    image: bytes | None = None
+
+
+@dataclass
+class SearchCall:
+    """A file_search tool call: the query and its hits."""
+
+    query: str
+    hits: list[SearchHit]
+
+
+@dataclass
+class Citation:
+    """A ``file_citation`` annotation over ``text[start:end]`` of the reply."""
+
+    file_id: str
+    start: int
+    end: int
+    marker: str
+
+
+@dataclass
+class Turn:
+    """What a model answers for one turn of a run."""
+
+    text: str | None = None
+    tool_calls: list[FunctionCall] = field(default_factory=list)
+    code: CodeCall | None = None
+    search: SearchCall | None = None
+    citations: list[Citation] = field(default_factory=list)
+    delay_ms: int = 0
+    usage: tuple[int, int] | None = None
+    fail: tuple[str, str] | None = None
+    # Model-private state kept on the run until the continuation after tool outputs.
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TurnContext:
+    """Everything a model may read to answer a turn."""
+
+    run: dict[str, Any]
+    assistant: dict[str, Any]
+    messages: list[dict[str, Any]]
+    user_text: str
+    tool_outputs: list[dict[str, Any]]
+    state: dict[str, Any]
+    search: Callable[[str, int], Awaitable[list[SearchHit]]]
+    load_file: Callable[[str], bytes | None]
+
+    @property
+    def after_tool_outputs(self) -> bool:
+        """Whether this turn answers submitted tool outputs."""
+        return bool(self.tool_outputs)
+
+    def function_names(self) -> list[str]:
+        """Names of the function tools this run offers."""
+        return [
+            t["function"]["name"] for t in self.run.get("tools", []) if t.get("type") == "function"
+        ]
+
+
+class ModelError(Exception):
+    """The model could not answer; the run fails with ``last_error`` = (code, message)."""
+
+    def __init__(self, message: str, code: str = "server_error"):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Model(Protocol):
+    """Answers one turn of a run."""
+
+    name: str
+
+    async def respond(self, ctx: TurnContext) -> Turn:
+        """Produce the next turn. Raise :class:`ModelError` to fail the run."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources (HTTP clients)."""
+        ...
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The plain text of a thread message (its text parts joined)."""
+    parts = []
+    for block in message.get("content", []):
+        if block.get("type") == "text":
+            parts.append(block["text"]["value"])
+    return "\n".join(parts)
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap deterministic token estimate (~4 characters a token)."""
+    return max(1, (len(text) + 3) // 4) if text else 0

@@ -1,0 +1,355 @@
+"""Request parsing and validation, with OpenAI's wording of 400 errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from orch.engine.errors import ApiError, bad_request, unknown_parameter
+
+_MISSING = object()
+_TYPE_WORDS = {
+    str: "a string",
+    int: "an integer",
+    float: "a decimal",
+    bool: "a boolean",
+    dict: "an object",
+    list: "an array",
+}
+
+
+def _kind(value: Any) -> str:
+    for typ in (bool, int, float, str, dict, list):
+        if isinstance(value, typ):
+            return _TYPE_WORDS[typ]
+    return "null" if value is None else type(value).__name__
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The JSON object body of a request (``{}`` when empty)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise bad_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            "but what was sent was not valid JSON.)"
+        ) from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return body
+
+
+def check_keys(body: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
+    """Reject body fields the endpoint does not know."""
+    for key in body:
+        if key not in allowed:
+            raise unknown_parameter(key)
+
+
+def field(
+    body: dict[str, Any],
+    key: str,
+    typ: type | tuple[type, ...],
+    *,
+    required: bool = False,
+    nullable: bool = True,
+    default: Any = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    max_length: int | None = None,
+    choices: tuple[str, ...] | None = None,
+    param: str | None = None,
+) -> Any:
+    """One validated body field."""
+    param = param or key
+    value = body.get(key, _MISSING)
+    if value is _MISSING:
+        if required:
+            raise bad_request(
+                f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+            )
+        return default
+    if value is None:
+        if nullable and not required:
+            return default
+        raise bad_request(
+            f"Invalid type for '{param}': expected {_word(typ)}, but got null instead.",
+            param,
+            "invalid_type",
+        )
+    types = typ if isinstance(typ, tuple) else (typ,)
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise bad_request(
+            f"Invalid type for '{param}': expected {_word(typ)}, but got {_kind(value)} instead.",
+            param,
+            "invalid_type",
+        )
+    if minimum is not None and value < minimum:
+        raise bad_request(
+            f"Invalid '{param}': {_word(typ).split()[-1]} below minimum value. Expected a value >= {minimum:g}, but got {value} instead.",
+            param,
+            "integer_below_min_value" if isinstance(value, int) else "decimal_below_min_value",
+        )
+    if maximum is not None and value > maximum:
+        raise bad_request(
+            f"Invalid '{param}': {_word(typ).split()[-1]} above maximum value. Expected a value <= {maximum:g}, but got {value} instead.",
+            param,
+            "integer_above_max_value" if isinstance(value, int) else "decimal_above_max_value",
+        )
+    if max_length is not None and isinstance(value, (str, list)) and len(value) > max_length:
+        what = "string" if isinstance(value, str) else "array"
+        raise bad_request(
+            f"Invalid '{param}': {what} too long. Expected a {what} with maximum length {max_length}, but got a {what} with length {len(value)} instead.",
+            param,
+            f"{what}_above_max_length",
+        )
+    if choices is not None and value not in choices:
+        listed = ", ".join(f"'{c}'" for c in choices)
+        raise bad_request(
+            f"Invalid value: '{value}'. Supported values are: {listed}.", param, "invalid_value"
+        )
+    return value
+
+
+def _word(typ: type | tuple[type, ...]) -> str:
+    types = typ if isinstance(typ, tuple) else (typ,)
+    return " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in types)
+
+
+def metadata(body: dict[str, Any], key: str = "metadata") -> dict[str, str] | None:
+    """Validate OpenAI's metadata limits: 16 keys, keys <= 64 chars, string values <= 512."""
+    value = field(body, key, dict)
+    if value is None:
+        return None
+    if len(value) > 16:
+        raise bad_request(
+            f"Invalid '{key}': too many properties. Expected an object with at most 16 properties, but got an object with {len(value)} properties instead.",
+            key,
+            "object_above_max_properties",
+        )
+    for k, v in value.items():
+        if len(k) > 64:
+            raise bad_request(
+                f"Invalid '{key}': metadata key is too long. Expected a string with maximum length 64, but got a string with length {len(k)} instead.",
+                f"{key}.{k}",
+                "string_above_max_length",
+            )
+        if not isinstance(v, str):
+            raise bad_request(
+                f"Invalid type for '{key}.{k}': expected a string, but got {_kind(v)} instead.",
+                f"{key}.{k}",
+                "invalid_type",
+            )
+        if len(v) > 512:
+            raise bad_request(
+                f"Invalid '{key}.{k}': string too long. Expected a string with maximum length 512, but got a string with length {len(v)} instead.",
+                f"{key}.{k}",
+                "string_above_max_length",
+            )
+    return value
+
+
+def page_params(request: Request, max_limit: int = 100) -> dict[str, Any]:
+    """``limit``/``order``/``after``/``before`` from the query string, validated."""
+    q = request.query_params
+    raw = q.get("limit", "20")
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise bad_request(
+            f"Invalid 'limit': expected an integer, but got '{raw}' instead.", "limit"
+        ) from None
+    if not 1 <= limit <= max_limit:
+        raise bad_request(
+            f"Invalid 'limit': integer out of range. Expected a value between 1 and {max_limit}, but got {limit} instead.",
+            "limit",
+            "integer_out_of_range",
+        )
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise bad_request(
+            f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
+            "order",
+            "invalid_value",
+        )
+    return {
+        "limit": limit,
+        "order": order,
+        "after": q.get("after") or None,
+        "before": q.get("before") or None,
+    }
+
+
+def list_body(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """OpenAI's cursor page: ``{object: list, data, first_id, last_id, has_more}``."""
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }
+
+
+# -- shared object fields ------------------------------------------------------------------
+
+_FUNCTION_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | None:
+    """Validate an assistant/run ``tools`` list (function, code_interpreter, file_search)."""
+    value = field(body, key, list, max_length=128)
+    if value is None:
+        return None
+    out = []
+    for i, tool in enumerate(value):
+        p = f"{key}[{i}]"
+        if not isinstance(tool, dict):
+            raise bad_request(
+                f"Invalid type for '{p}': expected an object, but got {_kind(tool)} instead.",
+                p,
+                "invalid_type",
+            )
+        kind = field(tool, "type", str, required=True, param=f"{p}.type")
+        if kind == "function":
+            fn = field(tool, "function", dict, required=True, param=f"{p}.function")
+            name = field(fn, "name", str, required=True, param=f"{p}.function.name", max_length=64)
+            if not name or not set(name) <= _FUNCTION_NAME_OK:
+                raise bad_request(
+                    f"Invalid '{p}.function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                    f"{p}.function.name",
+                    "invalid_value",
+                )
+            field(fn, "description", str, param=f"{p}.function.description")
+            field(fn, "parameters", dict, param=f"{p}.function.parameters")
+            field(fn, "strict", bool, param=f"{p}.function.strict")
+            out.append({"type": "function", "function": fn})
+        elif kind == "code_interpreter":
+            out.append({"type": "code_interpreter"})
+        elif kind == "file_search":
+            entry: dict[str, Any] = {"type": "file_search"}
+            if isinstance(tool.get("file_search"), dict):
+                entry["file_search"] = tool["file_search"]
+            out.append(entry)
+        else:
+            raise bad_request(
+                f"Invalid value: '{kind}'. Supported values are: 'code_interpreter', 'function', and 'file_search'.",
+                f"{p}.type",
+                "invalid_value",
+            )
+    return out
+
+
+def response_format(body: dict[str, Any]) -> Any:
+    """Validate ``response_format``: "auto", or {type: text|json_object|json_schema}."""
+    value = body.get("response_format")
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, dict) and value.get("type") in ("text", "json_object"):
+        return value
+    if isinstance(value, dict) and value.get("type") == "json_schema":
+        schema = value.get("json_schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):
+            raise bad_request(
+                "Missing required parameter: 'response_format.json_schema.name'.",
+                "response_format.json_schema.name",
+                "missing_required_parameter",
+            )
+        return value
+    raise bad_request(
+        "Invalid 'response_format': expected 'auto' or an object with type 'text', 'json_object' or 'json_schema'.",
+        "response_format",
+        "invalid_value",
+    )
+
+
+def tool_choice(body: dict[str, Any]) -> Any:
+    """Validate ``tool_choice``: none/auto/required or {type, function?}."""
+    value = body.get("tool_choice")
+    if value is None or value in ("none", "auto", "required"):
+        return value
+    if isinstance(value, dict) and value.get("type") in (
+        "function",
+        "code_interpreter",
+        "file_search",
+    ):
+        if value["type"] == "function" and not isinstance(
+            (value.get("function") or {}).get("name"), str
+        ):
+            raise bad_request(
+                "Missing required parameter: 'tool_choice.function.name'.",
+                "tool_choice.function.name",
+                "missing_required_parameter",
+            )
+        return value
+    raise bad_request(
+        "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or a tool object.",
+        "tool_choice",
+        "invalid_value",
+    )
+
+
+def truncation_strategy(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Validate ``truncation_strategy`` ({type: auto|last_messages, last_messages?})."""
+    value = field(body, "truncation_strategy", dict)
+    if value is None:
+        return None
+    field(
+        value,
+        "type",
+        str,
+        required=True,
+        choices=("auto", "last_messages"),
+        param="truncation_strategy.type",
+    )
+    field(value, "last_messages", int, minimum=1, param="truncation_strategy.last_messages")
+    return {"type": value["type"], "last_messages": value.get("last_messages")}
+
+
+def tool_resources(body: dict[str, Any], key: str = "tool_resources") -> dict[str, Any] | None:
+    """Validate ``tool_resources`` ({code_interpreter: {file_ids}, file_search: {vector_store_ids}})."""
+    value = field(body, key, dict)
+    if value is None:
+        return None
+    out: dict[str, Any] = {}
+    ci = field(value, "code_interpreter", dict, param=f"{key}.code_interpreter")
+    if ci is not None:
+        ids = field(ci, "file_ids", list, param=f"{key}.code_interpreter.file_ids", max_length=20)
+        out["code_interpreter"] = {"file_ids": list(ids or [])}
+    fs = field(value, "file_search", dict, param=f"{key}.file_search")
+    if fs is not None:
+        ids = field(
+            fs, "vector_store_ids", list, param=f"{key}.file_search.vector_store_ids", max_length=1
+        )
+        out["file_search"] = {"vector_store_ids": list(ids or [])}
+        if fs.get("vector_stores"):
+            out["file_search"]["_new_vector_stores"] = fs["vector_stores"]
+    for k in value:
+        if k not in ("code_interpreter", "file_search"):
+            raise unknown_parameter(f"{key}.{k}")
+    return out
+
+
+def sampling(body: dict[str, Any]) -> dict[str, Any]:
+    """``temperature`` (0..2) and ``top_p`` (0..1) when given."""
+    out = {}
+    for key, top in (("temperature", 2), ("top_p", 1)):
+        if key in body:
+            out[key] = field(body, key, float, minimum=0, maximum=top)
+    return out
+
+
+def require_exists(found: Any, kind: str, object_id: str, param: str | None = None) -> Any:
+    """``found`` or a 404 naming the missing object."""
+    if found is None:
+        raise ApiError(404, f"No {kind} found with id '{object_id}'.", param=param)
+    return found

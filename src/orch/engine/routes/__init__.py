@@ -1,0 +1,18 @@
+"""HTTP routes of the engine, one module per resource, gathered by :func:`all_routes`."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+
+def all_routes() -> list[Route]:
+    """Every ``/v1`` route of the engine."""
+    from orch.engine.routes import assistants, files, runs, threads, vector_stores
+
+    return [
+        *files.ROUTES,
+        *assistants.ROUTES,
+        *runs.ROUTES,  # before threads: "/threads/runs" must win over "/threads/{thread_id}"
+        *threads.ROUTES,
+        *vector_stores.ROUTES,
+    ]

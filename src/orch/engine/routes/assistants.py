@@ -1,0 +1,122 @@
+"""``/v1/assistants``: create, retrieve, update, delete, list."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orch.engine import params as p
+from orch.engine.errors import not_found
+from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.routes.resources import resolve_tool_resources
+from orch.engine.store import new_id
+
+FIELDS = frozenset(
+    {
+        "model",
+        "name",
+        "description",
+        "instructions",
+        "tools",
+        "tool_resources",
+        "metadata",
+        "temperature",
+        "top_p",
+        "response_format",
+        "reasoning_effort",
+    }
+)
+
+
+def _fields(request: Request, body: dict[str, Any], creating: bool) -> dict[str, Any]:
+    engine = engine_of(request)
+    p.check_keys(body, FIELDS)
+    out: dict[str, Any] = {}
+    model = p.field(body, "model", str, required=creating, nullable=not creating)
+    if model is not None:
+        out["model"] = model
+    for key, limit in (("name", 256), ("description", 512), ("instructions", 256000)):
+        if key in body:
+            out[key] = p.field(body, key, str, max_length=limit)
+    if "tools" in body:
+        out["tools"] = p.tools(body) or []
+    if "tool_resources" in body:
+        out["tool_resources"] = resolve_tool_resources(engine, p.tool_resources(body))
+    if "metadata" in body:
+        out["metadata"] = p.metadata(body) or {}
+    out.update(p.sampling(body))
+    if "response_format" in body:
+        out["response_format"] = p.response_format(body) or "auto"
+    if "reasoning_effort" in body:
+        p.field(
+            body,
+            "reasoning_effort",
+            str,
+            choices=("minimal", "low", "medium", "high", "none", "xhigh"),
+        )
+    return out
+
+
+async def create(request: Request) -> Response:
+    body = await p.read_json(request)
+    fields = _fields(request, body, creating=True)
+    assistant = {
+        "id": new_id("asst"),
+        "object": "assistant",
+        "created_at": int(time.time()),
+        "name": None,
+        "description": None,
+        "model": fields["model"],
+        "instructions": None,
+        "tools": [],
+        "tool_resources": {},
+        "metadata": {},
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "response_format": "auto",
+    }
+    assistant.update(fields)
+    return object_response(engine_of(request).store.insert("assistant", assistant))
+
+
+def _assistant(request: Request) -> dict[str, Any]:
+    aid = request.path_params["assistant_id"]
+    assistant = engine_of(request).store.get("assistant", aid)
+    if assistant is None:
+        raise not_found("assistant", aid)
+    return assistant
+
+
+async def retrieve(request: Request) -> Response:
+    return object_response(_assistant(request))
+
+
+async def update(request: Request) -> Response:
+    assistant = _assistant(request)
+    body = await p.read_json(request)
+    fields = _fields(request, body, creating=False)
+    assistant.update(fields)
+    return object_response(engine_of(request).store.put(assistant))
+
+
+async def delete(request: Request) -> Response:
+    assistant = _assistant(request)
+    engine_of(request).store.delete(assistant["id"])
+    return deleted(assistant["id"], "assistant")
+
+
+async def list_assistants(request: Request) -> Response:
+    items, more = engine_of(request).store.page("assistant", None, **p.page_params(request))
+    return json_response(p.list_body(items, more))
+
+
+ROUTES = [
+    route("/assistants", create, ["POST"]),
+    route("/assistants", list_assistants, ["GET"]),
+    route("/assistants/{assistant_id}", retrieve, ["GET"]),
+    route("/assistants/{assistant_id}", update, ["POST"]),
+    route("/assistants/{assistant_id}", delete, ["DELETE"]),
+]

@@ -1,0 +1,128 @@
+"""``/v1/files``: multipart upload, retrieve, list, delete, content download."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orch.engine.errors import ApiError, bad_request
+from orch.engine.params import list_body
+from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+_DISPOSITION = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """``{field: (filename or None, bytes)}`` from a multipart/form-data body."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not match:
+        raise bad_request("Expected a multipart/form-data body with a boundary.")
+    boundary = b"--" + match.group(1).encode()
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in body.split(boundary)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, data = part.partition(b"\r\n\r\n")
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        params = {}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            if line.lower().startswith("content-disposition:"):
+                params = dict(_DISPOSITION.findall(line))
+        if "name" in params:
+            fields[params["name"]] = (params.get("filename"), data)
+    return fields
+
+
+async def upload(request: Request) -> Response:
+    engine = engine_of(request)
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise bad_request("Uploads must be multipart/form-data with 'file' and 'purpose'.")
+    fields = parse_multipart(content_type, await request.body())
+    if "purpose" not in fields:
+        raise bad_request(
+            "Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter"
+        )
+    if "file" not in fields:
+        raise bad_request(
+            "Missing required parameter: 'file'.", "file", "missing_required_parameter"
+        )
+    purpose = fields["purpose"][1].decode()
+    if purpose not in UPLOAD_PURPOSES:
+        listed = ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
+        raise bad_request(
+            f"Invalid value: '{purpose}'. Supported values are: {listed}.",
+            "purpose",
+            "invalid_value",
+        )
+    filename, content = fields["file"]
+    file = engine.create_file(content, filename or "upload", purpose)
+    return object_response(file)
+
+
+def _file(request: Request) -> dict:
+    file_id = request.path_params["file_id"]
+    file = engine_of(request).store.get("file", file_id)
+    if file is None:
+        raise ApiError(404, f"No such File object: {file_id}", param="id")
+    return file
+
+
+async def retrieve(request: Request) -> Response:
+    return object_response(_file(request))
+
+
+async def delete(request: Request) -> Response:
+    file = _file(request)
+    store = engine_of(request).store
+    store.delete(file["id"])
+    store.delete_blob(file["id"])
+    return deleted(file["id"], "file")
+
+
+async def content(request: Request) -> Response:
+    file = _file(request)
+    data = engine_of(request).store.get_blob(file["id"]) or b""
+    media = mimetypes.guess_type(file["filename"])[0] or "application/octet-stream"
+    return Response(
+        data,
+        media_type=media,
+        headers={"content-disposition": f'attachment; filename="{file["filename"]}"'},
+    )
+
+
+async def list_files(request: Request) -> Response:
+    q = request.query_params
+    try:
+        limit = int(q.get("limit", "10000"))
+    except ValueError:
+        raise bad_request("Invalid 'limit': expected an integer.", "limit") from None
+    if not 1 <= limit <= 10000:
+        raise bad_request(
+            f"Invalid 'limit': integer out of range. Expected a value between 1 and 10000, but got {limit} instead.",
+            "limit",
+        )
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise bad_request(
+            f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", "order"
+        )
+    where = {"purpose": q["purpose"]} if q.get("purpose") else None
+    items, more = engine_of(request).store.page(
+        "file", None, limit=limit, order=order, after=q.get("after"), where=where
+    )
+    return json_response(list_body(items, more))
+
+
+ROUTES = [
+    route("/files", upload, ["POST"]),
+    route("/files", list_files, ["GET"]),
+    route("/files/{file_id}", retrieve, ["GET"]),
+    route("/files/{file_id}", delete, ["DELETE"]),
+    route("/files/{file_id}/content", content, ["GET"]),
+]

@@ -1,0 +1,247 @@
+"""``/v1/threads/{id}/runs`` (+ steps, cancel, submit_tool_outputs) and ``/v1/threads/runs``."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from orch.engine import params as p
+from orch.engine.core import Engine
+from orch.engine.errors import ApiError, bad_request, not_found
+from orch.engine.routes.common import engine_of, json_response, object_response, route
+from orch.engine.routes.resources import resolve_tool_resources
+from orch.engine.routes.threads import add_message, create_thread, get_thread, validate_message
+from orch.engine.sse import encode_event, relay
+from orch.engine.store import public
+
+RUN_FIELDS = frozenset(
+    {
+        "assistant_id",
+        "model",
+        "instructions",
+        "additional_instructions",
+        "additional_messages",
+        "tools",
+        "metadata",
+        "temperature",
+        "top_p",
+        "stream",
+        "max_prompt_tokens",
+        "max_completion_tokens",
+        "truncation_strategy",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+    }
+)
+CREATE_AND_RUN_FIELDS = (RUN_FIELDS - {"additional_instructions", "additional_messages"}) | {
+    "thread",
+    "tool_resources",
+}
+RESULTS_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _poll_headers(engine: Engine) -> dict[str, str]:
+    return {"openai-poll-after-ms": str(engine.config.poll_after_ms)}
+
+
+def _run_params(engine: Engine, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(assistant, validated run overrides)."""
+    aid = p.field(body, "assistant_id", str, required=True)
+    assistant = engine.store.get("assistant", aid)
+    if assistant is None:
+        raise not_found("assistant", aid, "assistant_id")
+    out: dict[str, Any] = {}
+    for key in ("model", "instructions", "additional_instructions"):
+        out[key] = p.field(body, key, str)
+    if "tools" in body:
+        out["tools"] = p.tools(body)
+    out["metadata"] = p.metadata(body)
+    out.update(p.sampling(body))
+    for key in ("max_prompt_tokens", "max_completion_tokens"):
+        out[key] = p.field(body, key, int, minimum=1)
+    out["truncation_strategy"] = p.truncation_strategy(body)
+    if "tool_choice" in body:
+        out["tool_choice"] = p.tool_choice(body)
+    if "response_format" in body:
+        out["response_format"] = p.response_format(body) or "auto"
+    if "parallel_tool_calls" in body:
+        out["parallel_tool_calls"] = p.field(body, "parallel_tool_calls", bool, default=True)
+    p.field(body, "stream", bool)
+    return assistant, out
+
+
+def _stream(engine: Engine, run: dict[str, Any], prelude: list[bytes], start: Any) -> Response:
+    queue = engine.runs.subscribe(run["id"])
+    start()
+    body = relay(queue, prelude=prelude, on_close=lambda: engine.runs.unsubscribe(run["id"], queue))
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+    )
+
+
+async def create(request: Request) -> Response:
+    engine = engine_of(request)
+    thread = get_thread(engine, request.path_params["thread_id"])
+    body = await p.read_json(request)
+    p.check_keys(body, RUN_FIELDS)
+    assistant, params = _run_params(engine, body)
+    extra = p.field(body, "additional_messages", list) or []
+    specs = [validate_message(engine, m, f"additional_messages[{i}]") for i, m in enumerate(extra)]
+    engine.runs.check_idle(thread["id"])
+    for spec in specs:
+        add_message(engine, thread, spec)
+    run = engine.runs.create(thread["id"], assistant, params)
+    if body.get("stream"):
+        return _stream(engine, run, [], lambda: engine.runs.start(run))
+    engine.runs.start(run)
+    return object_response(run, _poll_headers(engine))
+
+
+async def create_and_run(request: Request) -> Response:
+    engine = engine_of(request)
+    body = await p.read_json(request)
+    p.check_keys(body, CREATE_AND_RUN_FIELDS)
+    assistant, params = _run_params(engine, body)
+    thread_body = p.field(body, "thread", dict) or {}
+    resources = resolve_tool_resources(engine, p.tool_resources(body))
+    thread = create_thread(engine, copy.deepcopy(thread_body), "thread")
+    if resources:
+        merged = dict(thread.get("tool_resources") or {})
+        merged.update(resources)
+        thread["tool_resources"] = merged
+        engine.store.put(thread)
+    run = engine.runs.create(thread["id"], assistant, params)
+    if body.get("stream"):
+        prelude = [encode_event("thread.created", public(thread))]
+        return _stream(engine, run, prelude, lambda: engine.runs.start(run))
+    engine.runs.start(run)
+    return object_response(run, _poll_headers(engine))
+
+
+def _run(request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    thread_id = request.path_params["thread_id"]
+    run_id = request.path_params["run_id"]
+    run = engine.runs.get(thread_id, run_id)
+    if run is None:
+        if engine.store.get("thread", thread_id) is None:
+            raise not_found("thread", thread_id)
+        raise not_found("run", run_id)
+    return run
+
+
+async def retrieve(request: Request) -> Response:
+    return object_response(_run(request), _poll_headers(engine_of(request)))
+
+
+async def update(request: Request) -> Response:
+    engine = engine_of(request)
+    run = _run(request)
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"metadata"}))
+    if "metadata" in body:
+        run["metadata"] = p.metadata(body) or {}
+        engine.store.put(run)
+    return object_response(run, _poll_headers(engine))
+
+
+async def list_runs(request: Request) -> Response:
+    engine = engine_of(request)
+    thread = get_thread(engine, request.path_params["thread_id"])
+    items, more = engine.store.page("run", thread["id"], **p.page_params(request))
+    items = [engine.runs.live.get(r["id"], r) for r in items]
+    return json_response(
+        p.list_body([public(r) for r in items], more), headers=_poll_headers(engine)
+    )
+
+
+async def cancel(request: Request) -> Response:
+    engine = engine_of(request)
+    run = _run(request)
+    return json_response(engine.runs.cancel(run), headers=_poll_headers(engine))
+
+
+async def submit_tool_outputs(request: Request) -> Response:
+    engine = engine_of(request)
+    run = _run(request)
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"tool_outputs", "stream"}))
+    outputs = p.field(body, "tool_outputs", list, required=True)
+    for i, out in enumerate(outputs):
+        if not isinstance(out, dict):
+            raise bad_request(
+                f"Invalid type for 'tool_outputs[{i}]': expected an object.",
+                f"tool_outputs[{i}]",
+                "invalid_type",
+            )
+        p.field(out, "tool_call_id", str, required=True, param=f"tool_outputs[{i}].tool_call_id")
+        p.field(out, "output", str, param=f"tool_outputs[{i}].output")
+    if p.field(body, "stream", bool):
+        if run["status"] != "requires_action":
+            raise bad_request(f'Runs in status "{run["status"]}" do not accept tool outputs.')
+        return _stream(engine, run, [], lambda: engine.runs.submit_tool_outputs(run, outputs))
+    engine.runs.submit_tool_outputs(run, outputs)
+    return object_response(run, _poll_headers(engine))
+
+
+def _include_content(request: Request) -> bool:
+    q = request.query_params
+    includes = q.getlist("include[]") + q.getlist("include")
+    for inc in includes:
+        if inc != RESULTS_CONTENT:
+            raise bad_request(
+                f"Invalid value: '{inc}'. Supported values are: '{RESULTS_CONTENT}'.",
+                "include",
+                "invalid_value",
+            )
+    return bool(includes)
+
+
+def _step_view(step: dict[str, Any], with_content: bool) -> dict[str, Any]:
+    step = public(step)
+    if not with_content and step["type"] == "tool_calls":
+        step = copy.deepcopy(step)
+        for call in step["step_details"]["tool_calls"]:
+            if call["type"] == "file_search":
+                for r in call["file_search"].get("results") or []:
+                    r.pop("content", None)
+    return step
+
+
+async def list_steps(request: Request) -> Response:
+    engine = engine_of(request)
+    run = _run(request)
+    with_content = _include_content(request)
+    items, more = engine.store.page("step", run["id"], **p.page_params(request))
+    return json_response(
+        p.list_body([_step_view(s, with_content) for s in items], more),
+        headers=_poll_headers(engine),
+    )
+
+
+async def retrieve_step(request: Request) -> Response:
+    engine = engine_of(request)
+    run = _run(request)
+    step_id = request.path_params["step_id"]
+    step = engine.store.get("step", step_id, parent=run["id"])
+    if step is None:
+        raise ApiError(404, f"No run step found with id '{step_id}'.")
+    return json_response(_step_view(step, _include_content(request)), headers=_poll_headers(engine))
+
+
+ROUTES = [
+    route("/threads/runs", create_and_run, ["POST"]),
+    route("/threads/{thread_id}/runs", create, ["POST"]),
+    route("/threads/{thread_id}/runs", list_runs, ["GET"]),
+    route("/threads/{thread_id}/runs/{run_id}", retrieve, ["GET"]),
+    route("/threads/{thread_id}/runs/{run_id}", update, ["POST"]),
+    route("/threads/{thread_id}/runs/{run_id}/cancel", cancel, ["POST"]),
+    route("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs, ["POST"]),
+    route("/threads/{thread_id}/runs/{run_id}/steps", list_steps, ["GET"]),
+    route("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", retrieve_step, ["GET"]),
+]

@@ -1,0 +1,287 @@
+"""``/v1/threads`` and ``/v1/threads/{id}/messages``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orch.engine import params as p
+from orch.engine.core import Engine
+from orch.engine.errors import ApiError, bad_request, not_found
+from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.routes.resources import resolve_tool_resources
+from orch.engine.store import new_id
+
+THREAD_FIELDS = frozenset({"messages", "tool_resources", "metadata"})
+MESSAGE_FIELDS = frozenset({"role", "content", "attachments", "metadata"})
+
+
+def validate_message(engine: Engine, body: Any, param: str = "") -> dict[str, Any]:
+    """Check a message-create body; return normalized ``{role, content, attachments, metadata}``."""
+    prefix = f"{param}." if param else ""
+    if not isinstance(body, dict):
+        raise bad_request(f"Invalid type for '{param}': expected an object.", param, "invalid_type")
+    p.check_keys(body, MESSAGE_FIELDS)
+    role = p.field(
+        body, "role", str, required=True, choices=("user", "assistant"), param=prefix + "role"
+    )
+    raw = body.get("content")
+    if raw is None:
+        raise bad_request(
+            f"Missing required parameter: '{prefix}content'.",
+            prefix + "content",
+            "missing_required_parameter",
+        )
+    content: list[dict[str, Any]] = []
+    if isinstance(raw, str):
+        content.append({"type": "text", "text": {"value": raw, "annotations": []}})
+    elif isinstance(raw, list) and raw:
+        for i, part in enumerate(raw):
+            where = f"{prefix}content[{i}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                text = p.field(part, "text", str, required=True, param=where + ".text")
+                content.append({"type": "text", "text": {"value": text, "annotations": []}})
+            elif kind == "image_file":
+                spec = p.field(part, "image_file", dict, required=True, param=where + ".image_file")
+                fid = p.field(
+                    spec, "file_id", str, required=True, param=where + ".image_file.file_id"
+                )
+                if engine.store.get("file", fid) is None:
+                    raise ApiError(
+                        404, f"No file found with id '{fid}'.", param=where + ".image_file.file_id"
+                    )
+                content.append(
+                    {
+                        "type": "image_file",
+                        "image_file": {"file_id": fid, "detail": spec.get("detail") or "auto"},
+                    }
+                )
+            elif kind == "image_url":
+                spec = p.field(part, "image_url", dict, required=True, param=where + ".image_url")
+                url = p.field(spec, "url", str, required=True, param=where + ".image_url.url")
+                content.append(
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": url, "detail": spec.get("detail") or "auto"},
+                    }
+                )
+            else:
+                raise bad_request(
+                    f"Invalid value: '{kind}'. Supported values are: 'text', 'image_file', and 'image_url'.",
+                    where + ".type",
+                    "invalid_value",
+                )
+    else:
+        raise bad_request(
+            f"Invalid '{prefix}content': expected a non-empty string or array of content parts.",
+            prefix + "content",
+            "invalid_value",
+        )
+    attachments = []
+    for i, att in enumerate(p.field(body, "attachments", list, param=prefix + "attachments") or []):
+        where = f"{prefix}attachments[{i}]"
+        if not isinstance(att, dict):
+            raise bad_request(
+                f"Invalid type for '{where}': expected an object.", where, "invalid_type"
+            )
+        fid = p.field(att, "file_id", str, required=True, param=where + ".file_id")
+        if engine.store.get("file", fid) is None:
+            raise ApiError(404, f"No file found with id '{fid}'.", param=where + ".file_id")
+        tools = []
+        for j, tool in enumerate(p.field(att, "tools", list, param=where + ".tools") or []):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if kind not in ("code_interpreter", "file_search"):
+                raise bad_request(
+                    f"Invalid value: '{kind}'. Supported values are: 'code_interpreter' and 'file_search'.",
+                    f"{where}.tools[{j}].type",
+                    "invalid_value",
+                )
+            tools.append({"type": kind})
+        attachments.append({"file_id": fid, "tools": tools})
+    meta = p.metadata(body, "metadata") if not prefix else _nested_metadata(body, prefix)
+    return {"role": role, "content": content, "attachments": attachments, "metadata": meta or {}}
+
+
+def _nested_metadata(body: dict[str, Any], prefix: str) -> dict[str, str] | None:
+    try:
+        return p.metadata(body, "metadata")
+    except ApiError as exc:
+        exc.param = prefix + (exc.param or "metadata")
+        raise
+
+
+def add_message(
+    engine: Engine, thread: dict[str, Any], spec: dict[str, Any], run_id: str | None = None
+) -> dict[str, Any]:
+    """Store a validated message on a thread; attachments join the thread's tool resources."""
+    now = int(time.time())
+    msg = {
+        "id": new_id("msg"),
+        "object": "thread.message",
+        "created_at": now,
+        "assistant_id": None,
+        "thread_id": thread["id"],
+        "run_id": run_id,
+        "role": spec["role"],
+        "content": spec["content"],
+        "attachments": spec["attachments"],
+        "metadata": spec["metadata"],
+        "status": "completed",
+        "completed_at": now,
+        "incomplete_at": None,
+        "incomplete_details": None,
+    }
+    if spec["attachments"]:
+        _attach(engine, thread, spec["attachments"])
+    return engine.store.insert("message", msg, parent=thread["id"])
+
+
+def _attach(engine: Engine, thread: dict[str, Any], attachments: list[dict[str, Any]]) -> None:
+    """Attachments for file_search go to the thread's vector store (created on first use)."""
+    resources = thread.setdefault("tool_resources", {}) or {}
+    thread["tool_resources"] = resources
+    changed = False
+    for att in attachments:
+        kinds = {t["type"] for t in att["tools"]}
+        if "file_search" in kinds:
+            fs = resources.setdefault("file_search", {"vector_store_ids": []})
+            if not fs.get("vector_store_ids"):
+                vs = engine.vectors.create(f"thread {thread['id']} attachments", None, None)
+                fs["vector_store_ids"] = [vs["id"]]
+                changed = True
+            engine.vectors.add_file(fs["vector_store_ids"][0], att["file_id"])
+        if "code_interpreter" in kinds:
+            ci = resources.setdefault("code_interpreter", {"file_ids": []})
+            if att["file_id"] not in ci.setdefault("file_ids", []):
+                ci["file_ids"].append(att["file_id"])
+                changed = True
+    if changed:
+        engine.store.put(thread)
+
+
+def create_thread(engine: Engine, body: dict[str, Any], param: str = "") -> dict[str, Any]:
+    """Validate and store a thread with its initial messages."""
+    prefix = f"{param}." if param else ""
+    p.check_keys(body, THREAD_FIELDS)
+    messages = p.field(body, "messages", list, param=prefix + "messages", max_length=32) or []
+    specs = [validate_message(engine, m, f"{prefix}messages[{i}]") for i, m in enumerate(messages)]
+    resources = resolve_tool_resources(engine, p.tool_resources(body), prefix + "tool_resources")
+    thread = {
+        "id": new_id("thread"),
+        "object": "thread",
+        "created_at": int(time.time()),
+        "metadata": p.metadata(body) or {},
+        "tool_resources": resources or {},
+    }
+    engine.store.insert("thread", thread)
+    for spec in specs:
+        add_message(engine, thread, spec)
+    return thread
+
+
+def get_thread(engine: Engine, thread_id: str) -> dict[str, Any]:
+    """The thread or a 404."""
+    thread = engine.store.get("thread", thread_id)
+    if thread is None:
+        raise not_found("thread", thread_id)
+    return thread
+
+
+async def create(request: Request) -> Response:
+    return object_response(create_thread(engine_of(request), await p.read_json(request)))
+
+
+async def retrieve(request: Request) -> Response:
+    return object_response(get_thread(engine_of(request), request.path_params["thread_id"]))
+
+
+async def update(request: Request) -> Response:
+    engine = engine_of(request)
+    thread = get_thread(engine, request.path_params["thread_id"])
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"metadata", "tool_resources"}))
+    if "metadata" in body:
+        thread["metadata"] = p.metadata(body) or {}
+    if "tool_resources" in body:
+        thread["tool_resources"] = resolve_tool_resources(engine, p.tool_resources(body)) or {}
+    return object_response(engine.store.put(thread))
+
+
+async def delete(request: Request) -> Response:
+    engine = engine_of(request)
+    thread = get_thread(engine, request.path_params["thread_id"])
+    active = engine.runs.active_run(thread["id"])
+    if active is not None:
+        engine.runs.cancel(engine.runs.live[active])
+    engine.store.delete_children("message", thread["id"])
+    engine.store.delete(thread["id"])
+    return deleted(thread["id"], "thread")
+
+
+async def create_message(request: Request) -> Response:
+    engine = engine_of(request)
+    thread = get_thread(engine, request.path_params["thread_id"])
+    spec = validate_message(engine, await p.read_json(request))
+    active = engine.runs.active_run(thread["id"])
+    if active is not None:
+        raise bad_request(f"Can't add messages to {thread['id']} while a run {active} is active.")
+    return object_response(add_message(engine, thread, spec))
+
+
+async def list_messages(request: Request) -> Response:
+    engine = engine_of(request)
+    thread = get_thread(engine, request.path_params["thread_id"])
+    run_id = request.query_params.get("run_id")
+    items, more = engine.store.page(
+        "message",
+        thread["id"],
+        where={"run_id": run_id} if run_id else None,
+        **p.page_params(request),
+    )
+    return json_response(p.list_body(items, more))
+
+
+def _message(request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    thread = get_thread(engine, request.path_params["thread_id"])
+    mid = request.path_params["message_id"]
+    msg = engine.store.get("message", mid, parent=thread["id"])
+    if msg is None:
+        raise not_found("message", mid)
+    return msg
+
+
+async def retrieve_message(request: Request) -> Response:
+    return object_response(_message(request))
+
+
+async def update_message(request: Request) -> Response:
+    msg = _message(request)
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"metadata"}))
+    if "metadata" in body:
+        msg["metadata"] = p.metadata(body) or {}
+    return object_response(engine_of(request).store.put(msg))
+
+
+async def delete_message(request: Request) -> Response:
+    msg = _message(request)
+    engine_of(request).store.delete(msg["id"])
+    return deleted(msg["id"], "thread.message")
+
+
+ROUTES = [
+    route("/threads", create, ["POST"]),
+    route("/threads/{thread_id}", retrieve, ["GET"]),
+    route("/threads/{thread_id}", update, ["POST"]),
+    route("/threads/{thread_id}", delete, ["DELETE"]),
+    route("/threads/{thread_id}/messages", create_message, ["POST"]),
+    route("/threads/{thread_id}/messages", list_messages, ["GET"]),
+    route("/threads/{thread_id}/messages/{message_id}", retrieve_message, ["GET"]),
+    route("/threads/{thread_id}/messages/{message_id}", update_message, ["POST"]),
+    route("/threads/{thread_id}/messages/{message_id}", delete_message, ["DELETE"]),
+]

@@ -1,0 +1,335 @@
+"""``/v1/vector_stores`` with files, file batches and search."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orch.engine import params as p
+from orch.engine.core import Engine
+from orch.engine.errors import ApiError, bad_request, not_found
+from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.store import new_id, public
+from orch.engine.vectors import file_key
+
+STATUSES = ("in_progress", "completed", "failed", "cancelled")
+
+
+def _vector_store(request: Request) -> dict[str, Any]:
+    vid = request.path_params["vector_store_id"]
+    vs = engine_of(request).store.get("vector_store", vid)
+    if vs is None:
+        raise not_found("vector store", vid)
+    return vs
+
+
+def _expires_after(body: dict[str, Any]) -> dict[str, Any] | None:
+    value = p.field(body, "expires_after", dict)
+    if value is None:
+        return None
+    p.field(
+        value,
+        "anchor",
+        str,
+        required=True,
+        choices=("last_active_at",),
+        param="expires_after.anchor",
+    )
+    days = p.field(
+        value, "days", int, required=True, minimum=1, maximum=365, param="expires_after.days"
+    )
+    return {"anchor": "last_active_at", "days": days}
+
+
+def _check_files(engine: Engine, file_ids: list[Any], param: str) -> None:
+    for fid in file_ids:
+        if not isinstance(fid, str) or engine.store.get("file", fid) is None:
+            raise ApiError(404, f"No file found with id '{fid}'.", param=param)
+
+
+async def create(request: Request) -> Response:
+    engine = engine_of(request)
+    body = await p.read_json(request)
+    p.check_keys(
+        body,
+        frozenset(
+            {"name", "file_ids", "expires_after", "chunking_strategy", "metadata", "description"}
+        ),
+    )
+    name = p.field(body, "name", str, max_length=256)
+    file_ids = p.field(body, "file_ids", list, max_length=500) or []
+    _check_files(engine, file_ids, "file_ids")
+    vs = engine.vectors.create(name, p.metadata(body), _expires_after(body))
+    strategy = p.field(body, "chunking_strategy", dict)
+    for fid in file_ids:
+        engine.vectors.add_file(vs["id"], fid, chunking_strategy=strategy)
+    return object_response(engine.vectors.view(vs))
+
+
+async def retrieve(request: Request) -> Response:
+    return object_response(engine_of(request).vectors.view(_vector_store(request)))
+
+
+async def update(request: Request) -> Response:
+    engine = engine_of(request)
+    vs = _vector_store(request)
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"name", "expires_after", "metadata"}))
+    if "name" in body:
+        vs["name"] = p.field(body, "name", str, max_length=256) or ""
+    if "metadata" in body:
+        vs["metadata"] = p.metadata(body) or {}
+    if "expires_after" in body:
+        vs["expires_after"] = _expires_after(body)
+        vs["expires_at"] = (
+            int(time.time()) + vs["expires_after"]["days"] * 86400 if vs["expires_after"] else None
+        )
+    engine.store.put(vs)
+    return object_response(engine.vectors.view(vs))
+
+
+async def delete(request: Request) -> Response:
+    vs = _vector_store(request)
+    engine_of(request).vectors.delete(vs["id"])
+    return deleted(vs["id"], "vector_store")
+
+
+async def list_stores(request: Request) -> Response:
+    engine = engine_of(request)
+    items, more = engine.store.page("vector_store", None, **p.page_params(request))
+    return json_response(p.list_body([public(engine.vectors.view(v)) for v in items], more))
+
+
+async def search(request: Request) -> Response:
+    engine = engine_of(request)
+    vs = _vector_store(request)
+    body = await p.read_json(request)
+    p.check_keys(
+        body, frozenset({"query", "max_num_results", "filters", "ranking_options", "rewrite_query"})
+    )
+    query = body.get("query")
+    if isinstance(query, list):
+        query = " ".join(str(q) for q in query)
+    if not isinstance(query, str):
+        raise bad_request(
+            "Missing required parameter: 'query'.", "query", "missing_required_parameter"
+        )
+    limit = p.field(body, "max_num_results", int, minimum=1, maximum=50, default=10)
+    hits = await engine.vectors.search([vs["id"]], query, limit)
+    data = []
+    for h in hits:
+        vsf = engine.store.get("vector_store_file", file_key(vs["id"], h.file_id)) or {}
+        data.append(
+            {
+                "file_id": h.file_id,
+                "filename": h.filename,
+                "score": h.score,
+                "attributes": vsf.get("attributes") or {},
+                "content": [{"type": "text", "text": h.text}],
+            }
+        )
+    return json_response(
+        {
+            "object": "vector_store.search_results.page",
+            "search_query": [query],
+            "data": data,
+            "has_more": False,
+            "next_page": None,
+        }
+    )
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def _cursor(vs_id: str, value: str | None) -> str | None:
+    return file_key(vs_id, value) if value else None
+
+
+def _status_filter(request: Request) -> dict[str, Any] | None:
+    status = request.query_params.get("filter")
+    if status is None:
+        return None
+    if status not in STATUSES:
+        listed = ", ".join(f"'{s}'" for s in STATUSES)
+        raise bad_request(
+            f"Invalid value: '{status}'. Supported values are: {listed}.", "filter", "invalid_value"
+        )
+    return {"status": status}
+
+
+async def create_file(request: Request) -> Response:
+    engine = engine_of(request)
+    vs = _vector_store(request)
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"file_id", "attributes", "chunking_strategy"}))
+    fid = p.field(body, "file_id", str, required=True)
+    _check_files(engine, [fid], "file_id")
+    vsf = engine.vectors.add_file(
+        vs["id"],
+        fid,
+        attributes=p.field(body, "attributes", dict),
+        chunking_strategy=p.field(body, "chunking_strategy", dict),
+    )
+    return object_response(vsf)
+
+
+def _vs_file(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    vs = _vector_store(request)
+    fid = request.path_params["file_id"]
+    vsf = engine_of(request).store.get("vector_store_file", file_key(vs["id"], fid))
+    if vsf is None:
+        raise not_found("file", fid)
+    return vs, vsf
+
+
+async def retrieve_file(request: Request) -> Response:
+    return object_response(_vs_file(request)[1])
+
+
+async def update_file(request: Request) -> Response:
+    vs, vsf = _vs_file(request)
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"attributes"}))
+    vsf["attributes"] = p.field(body, "attributes", dict, required=True, nullable=True) or {}
+    engine_of(request).store.put(vsf, key=file_key(vs["id"], vsf["id"]))
+    return object_response(vsf)
+
+
+async def delete_file(request: Request) -> Response:
+    vs, vsf = _vs_file(request)
+    engine_of(request).vectors.remove_file(vs["id"], vsf["id"])
+    return deleted(vsf["id"], "vector_store.file")
+
+
+async def file_content(request: Request) -> Response:
+    vs, vsf = _vs_file(request)
+    rows = [r for r in engine_of(request).store.chunks([vs["id"]]) if r[1] == vsf["id"]]
+    data = [{"type": "text", "text": r[3]} for r in rows]
+    return json_response(
+        {
+            "object": "vector_store.file_content.page",
+            "data": data,
+            "has_more": False,
+            "next_page": None,
+        }
+    )
+
+
+async def list_files(request: Request) -> Response:
+    engine = engine_of(request)
+    vs = _vector_store(request)
+    page = p.page_params(request)
+    page["after"] = _cursor(vs["id"], page["after"])
+    page["before"] = _cursor(vs["id"], page["before"])
+    items, more = engine.store.page(
+        "vector_store_file", vs["id"], where=_status_filter(request), **page
+    )
+    return json_response(p.list_body([public(i) for i in items], more))
+
+
+# -- file batches --------------------------------------------------------------------------------
+
+
+async def create_batch(request: Request) -> Response:
+    engine = engine_of(request)
+    vs = _vector_store(request)
+    body = await p.read_json(request)
+    p.check_keys(body, frozenset({"file_ids", "files", "attributes", "chunking_strategy"}))
+    entries: list[tuple[str, dict[str, Any] | None]] = []
+    if "file_ids" in body and "files" in body:
+        raise bad_request("Only one of 'file_ids' or 'files' may be given.", "file_ids")
+    attributes = p.field(body, "attributes", dict)
+    for fid in p.field(body, "file_ids", list, max_length=500) or []:
+        entries.append((fid, attributes))
+    for i, f in enumerate(p.field(body, "files", list, max_length=500) or []):
+        if not isinstance(f, dict):
+            raise bad_request(
+                f"Invalid type for 'files[{i}]': expected an object.", f"files[{i}]", "invalid_type"
+            )
+        entries.append(
+            (
+                p.field(f, "file_id", str, required=True, param=f"files[{i}].file_id"),
+                f.get("attributes") or attributes,
+            )
+        )
+    if not entries:
+        raise bad_request(
+            "Missing required parameter: 'file_ids'.", "file_ids", "missing_required_parameter"
+        )
+    _check_files(engine, [e[0] for e in entries], "file_ids")
+    batch = {
+        "id": new_id("vsfb"),
+        "object": "vector_store.files_batch",
+        "created_at": int(time.time()),
+        "vector_store_id": vs["id"],
+        "status": "in_progress",
+        "file_counts": {},
+        "_file_ids": [e[0] for e in entries],
+    }
+    engine.store.insert("vector_store_file_batch", batch, parent=vs["id"])
+    strategy = p.field(body, "chunking_strategy", dict)
+    for fid, attrs in entries:
+        engine.vectors.add_file(
+            vs["id"], fid, batch_id=batch["id"], attributes=attrs, chunking_strategy=strategy
+        )
+    return object_response(engine.vectors.view_batch(batch))
+
+
+def _batch(request: Request) -> dict[str, Any]:
+    vs = _vector_store(request)
+    bid = request.path_params["batch_id"]
+    batch = engine_of(request).store.get("vector_store_file_batch", bid, parent=vs["id"])
+    if batch is None:
+        raise not_found("file batch", bid)
+    return batch
+
+
+async def retrieve_batch(request: Request) -> Response:
+    return object_response(engine_of(request).vectors.view_batch(_batch(request)))
+
+
+async def cancel_batch(request: Request) -> Response:
+    engine = engine_of(request)
+    batch = _batch(request)
+    engine.vectors.cancel_batch(batch)
+    return object_response(engine.vectors.view_batch(batch))
+
+
+async def list_batch_files(request: Request) -> Response:
+    engine = engine_of(request)
+    batch = _batch(request)
+    vs_id = batch["vector_store_id"]
+    page = p.page_params(request)
+    page["after"] = _cursor(vs_id, page["after"])
+    page["before"] = _cursor(vs_id, page["before"])
+    where = {"_batch_id": batch["id"], **(_status_filter(request) or {})}
+    items, more = engine.store.page("vector_store_file", vs_id, where=where, **page)
+    return json_response(p.list_body([public(i) for i in items], more))
+
+
+ROUTES = [
+    route("/vector_stores", create, ["POST"]),
+    route("/vector_stores", list_stores, ["GET"]),
+    route("/vector_stores/{vector_store_id}", retrieve, ["GET"]),
+    route("/vector_stores/{vector_store_id}", update, ["POST"]),
+    route("/vector_stores/{vector_store_id}", delete, ["DELETE"]),
+    route("/vector_stores/{vector_store_id}/search", search, ["POST"]),
+    route("/vector_stores/{vector_store_id}/files", create_file, ["POST"]),
+    route("/vector_stores/{vector_store_id}/files", list_files, ["GET"]),
+    route("/vector_stores/{vector_store_id}/files/{file_id}", retrieve_file, ["GET"]),
+    route("/vector_stores/{vector_store_id}/files/{file_id}", update_file, ["POST"]),
+    route("/vector_stores/{vector_store_id}/files/{file_id}", delete_file, ["DELETE"]),
+    route("/vector_stores/{vector_store_id}/files/{file_id}/content", file_content, ["GET"]),
+    route("/vector_stores/{vector_store_id}/file_batches", create_batch, ["POST"]),
+    route("/vector_stores/{vector_store_id}/file_batches/{batch_id}", retrieve_batch, ["GET"]),
+    route(
+        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", cancel_batch, ["POST"]
+    ),
+    route(
+        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", list_batch_files, ["GET"]
+    ),
+]

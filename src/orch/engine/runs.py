@@ -1,0 +1,702 @@
+"""The run state machine: one asyncio task per executing run, events to SSE listeners.
+
+Statuses follow OpenAI: ``queued → in_progress → (requires_action → queued → in_progress)*
+→ completed | incomplete | failed``; ``cancel`` goes through ``cancelling`` to ``cancelled``;
+a run left in ``requires_action`` past ``expires_at`` becomes ``expired``. While a run is not
+terminal, the dict in :attr:`RunExecutor.live` is its source of truth (every transition is also
+written to the store), and its thread has it as the one active run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from orch.engine.errors import bad_request
+from orch.engine.models.base import (
+    CodeCall,
+    ModelError,
+    SearchCall,
+    Turn,
+    TurnContext,
+    message_text,
+)
+from orch.engine.retrieval import result_entry
+from orch.engine.sse import encode_event
+from orch.engine.store import new_id, public
+
+if TYPE_CHECKING:
+    from orch.engine.core import Engine
+
+log = logging.getLogger("orch.engine")
+
+TERMINAL = frozenset({"cancelled", "failed", "completed", "incomplete", "expired"})
+_STREAM_END = TERMINAL | {"requires_action"}
+_DELTA_CHARS = 24
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _pieces(text: str, size: int = _DELTA_CHARS) -> list[str]:
+    """Split text into stream deltas of about ``size`` characters, at spaces where possible."""
+    out = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = text.find(" ", end)
+            end = cut + 1 if 0 <= cut < end + size else end
+        out.append(text[start:end])
+        start = end
+    return out
+
+
+class RunExecutor:
+    """Creates, executes, cancels and expires runs; publishes their stream events."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.store = engine.store
+        self.live: dict[str, dict[str, Any]] = {}
+        self.active: dict[str, str] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.listeners: dict[str, list[asyncio.Queue[bytes | None]]] = {}
+        self.closing = False
+
+    # -- lookup --------------------------------------------------------------------------------
+    def get(self, thread_id: str, run_id: str) -> dict[str, Any] | None:
+        """The run (live version when executing), if it belongs to the thread."""
+        run = self.live.get(run_id)
+        if run is not None:
+            return run if run["thread_id"] == thread_id else None
+        return self.store.get("run", run_id, parent=thread_id)
+
+    def active_run(self, thread_id: str) -> str | None:
+        """The id of the thread's non-terminal run, if any."""
+        return self.active.get(thread_id)
+
+    def check_idle(self, thread_id: str) -> None:
+        """400 unless the thread has no active run (OpenAI's wording)."""
+        run_id = self.active.get(thread_id)
+        if run_id is not None:
+            raise bad_request(f"Thread {thread_id} already has an active run {run_id}.")
+
+    # -- events --------------------------------------------------------------------------------
+    def subscribe(self, run_id: str) -> asyncio.Queue[bytes | None]:
+        """A queue receiving the run's SSE frames until it stops (requires_action or terminal)."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.listeners.setdefault(run_id, []).append(queue)
+        return queue
+
+    def unsubscribe(self, run_id: str, queue: asyncio.Queue[bytes | None]) -> None:
+        """Stop sending frames to ``queue``."""
+        queues = self.listeners.get(run_id)
+        if queues and queue in queues:
+            queues.remove(queue)
+            if not queues:
+                del self.listeners[run_id]
+
+    def _emit(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+        queues = self.listeners.get(run_id)
+        if not queues:
+            return
+        frame = encode_event(event, public(data))
+        for q in queues:
+            q.put_nowait(frame)
+
+    def _emit_run(self, run: dict[str, Any]) -> None:
+        rid = run["id"]
+        self._emit(rid, "thread.run." + run["status"], run)
+        if run["status"] in _STREAM_END:
+            for q in self.listeners.pop(rid, []):
+                q.put_nowait(None)
+
+    def _save(self, run: dict[str, Any]) -> None:
+        self.store.put(run)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def create(
+        self, thread_id: str, assistant: dict[str, Any], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store a queued run (call :meth:`start` once listeners are attached)."""
+        self.check_idle(thread_id)
+        now = time.time()
+        instructions = params.get("instructions")
+        if instructions is None:
+            instructions = assistant.get("instructions") or ""
+        if params.get("additional_instructions"):
+            instructions = (instructions + "\n\n" if instructions else "") + params[
+                "additional_instructions"
+            ]
+        tools = params.get("tools")
+        if tools is None:
+            tools = assistant.get("tools") or []
+        run: dict[str, Any] = {
+            "id": new_id("run"),
+            "object": "thread.run",
+            "created_at": int(now),
+            "assistant_id": assistant["id"],
+            "thread_id": thread_id,
+            "status": "queued",
+            "started_at": None,
+            "expires_at": int(math.ceil(now + self.engine.run_expiry_seconds)),
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "required_action": None,
+            "last_error": None,
+            "model": params.get("model") or assistant["model"],
+            "instructions": instructions,
+            "tools": tools,
+            "metadata": params.get("metadata") or {},
+            "incomplete_details": None,
+            "usage": None,
+            "temperature": params.get("temperature", assistant.get("temperature", 1.0)),
+            "top_p": params.get("top_p", assistant.get("top_p", 1.0)),
+            "max_prompt_tokens": params.get("max_prompt_tokens"),
+            "max_completion_tokens": params.get("max_completion_tokens"),
+            "truncation_strategy": params.get("truncation_strategy")
+            or {"type": "auto", "last_messages": None},
+            "response_format": params.get(
+                "response_format", assistant.get("response_format") or "auto"
+            ),
+            "tool_choice": params.get("tool_choice") or "auto",
+            "parallel_tool_calls": params.get("parallel_tool_calls", True),
+            "_usage": [0, 0],
+            "_open": [],
+        }
+        self.store.insert("run", run, parent=thread_id)
+        self.live[run["id"]] = run
+        self.active[thread_id] = run["id"]
+        return run
+
+    def start(self, run: dict[str, Any]) -> None:
+        """Announce the queued run and schedule its execution."""
+        self._emit(run["id"], "thread.run.created", run)
+        self._emit_run(run)
+        self._spawn(run)
+
+    def _spawn(self, run: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._execute(run))
+        self.tasks[run["id"]] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self.tasks.pop(run["id"], None)
+            if t.cancelled() and not self.closing:
+                self._finalize_cancel(run)  # cancelled before it ever ran
+
+        task.add_done_callback(done)
+
+    async def _execute(self, run: dict[str, Any]) -> None:
+        try:
+            run["status"] = "in_progress"
+            if run["started_at"] is None:
+                run["started_at"] = _now()
+            self._save(run)
+            self._emit_run(run)
+            turn = await self.engine.model.respond(self._context(run))
+            if turn.delay_ms:
+                await asyncio.sleep(turn.delay_ms / 1000)
+            if turn.fail is not None:
+                self._fail(run, *turn.fail)
+                return
+            if turn.usage:
+                run["_usage"][0] += turn.usage[0]
+                run["_usage"][1] += turn.usage[1]
+            image_id = self._code_step(run, turn.code) if turn.code else None
+            if turn.search is not None:
+                self._search_step(run, turn.search)
+            if turn.tool_calls:
+                self._require_action(run, turn)
+                return
+            limit = run.get("max_completion_tokens")
+            incomplete = bool(limit) and run["_usage"][1] > limit
+            self._reply(run, turn, image_id, incomplete)
+            self._finish(run, "incomplete" if incomplete else "completed")
+        except asyncio.CancelledError:
+            if not self.closing:
+                self._finalize_cancel(run)
+        except ModelError as exc:
+            self._fail(run, exc.code, exc.message)
+        except Exception as exc:  # a bug or an upstream surprise must not leave the run hanging
+            log.exception("run %s failed", run["id"])
+            self._fail(run, "server_error", f"The engine failed while processing the run: {exc}")
+
+    def _context(self, run: dict[str, Any]) -> TurnContext:
+        engine = self.engine
+        assistant = engine.store.get("assistant", run["assistant_id"]) or {
+            "id": run["assistant_id"],
+            "model": run["model"],
+        }
+        messages = [
+            m for m in engine.store.all("message", run["thread_id"]) if m.get("run_id") != run["id"]
+        ]
+        strategy = run.get("truncation_strategy") or {}
+        if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
+            messages = messages[-strategy["last_messages"] :]
+        user_text = next((message_text(m) for m in reversed(messages) if m["role"] == "user"), "")
+        thread = engine.store.get("thread", run["thread_id"]) or {}
+        store_ids = engine.vector_store_ids(assistant, thread)
+
+        async def search(query: str, limit: int) -> list:
+            return await engine.vectors.search(store_ids, query, limit)
+
+        return TurnContext(
+            run=run,
+            assistant=assistant,
+            messages=messages,
+            user_text=user_text,
+            tool_outputs=run.get("_tool_outputs") or [],
+            state=run.get("_model_state") or {},
+            search=search,
+            load_file=lambda file_id: engine.store.get_blob(file_id),
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _new_step(self, run: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        step = {
+            "id": new_id("step"),
+            "object": "thread.run.step",
+            "created_at": _now(),
+            "run_id": run["id"],
+            "assistant_id": run["assistant_id"],
+            "thread_id": run["thread_id"],
+            "type": kind,
+            "status": "in_progress",
+            "cancelled_at": None,
+            "completed_at": None,
+            "expired_at": None,
+            "failed_at": None,
+            "last_error": None,
+            "step_details": details,
+            "usage": None,
+            "metadata": {},
+        }
+        self.store.insert("step", step, parent=run["id"])
+        run["_open"].append(["step", step["id"]])
+        self._emit(run["id"], "thread.run.step.created", step)
+        self._emit(run["id"], "thread.run.step.in_progress", step)
+        return step
+
+    def _step_delta(
+        self, run: dict[str, Any], step: dict[str, Any], tool_calls: list[dict[str, Any]]
+    ) -> None:
+        if run["id"] in self.listeners:
+            self._emit(
+                run["id"],
+                "thread.run.step.delta",
+                {
+                    "id": step["id"],
+                    "object": "thread.run.step.delta",
+                    "delta": {"step_details": {"type": "tool_calls", "tool_calls": tool_calls}},
+                },
+            )
+
+    def _close_step(
+        self, run: dict[str, Any], step: dict[str, Any], usage: tuple[int, int] | None = None
+    ) -> None:
+        step["status"] = "completed"
+        step["completed_at"] = _now()
+        if usage is not None:
+            step["usage"] = {
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "total_tokens": sum(usage),
+            }
+        self.store.put(step)
+        self._drop_open(run, step["id"])
+        self._emit(run["id"], "thread.run.step.completed", step)
+
+    @staticmethod
+    def _drop_open(run: dict[str, Any], object_id: str) -> None:
+        run["_open"] = [o for o in run["_open"] if o[1] != object_id]
+
+    def _code_step(self, run: dict[str, Any], code: CodeCall) -> str | None:
+        step = self._new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+        call_id = new_id("call")
+        outputs: list[dict[str, Any]] = []
+        image_id = None
+        if code.logs is not None:
+            outputs.append({"type": "logs", "logs": code.logs})
+        if code.image is not None:
+            image_id = self.engine.create_file(code.image, "image.png", "assistants_output")["id"]
+            outputs.append({"type": "image", "image": {"file_id": image_id}})
+        self._step_delta(
+            run,
+            step,
+            [
+                {
+                    "index": 0,
+                    "id": call_id,
+                    "type": "code_interpreter",
+                    "code_interpreter": {"input": "", "outputs": []},
+                }
+            ],
+        )
+        for piece in _pieces(code.input, 64):
+            self._step_delta(
+                run,
+                step,
+                [{"index": 0, "type": "code_interpreter", "code_interpreter": {"input": piece}}],
+            )
+        if outputs:
+            self._step_delta(
+                run,
+                step,
+                [
+                    {
+                        "index": 0,
+                        "type": "code_interpreter",
+                        "code_interpreter": {
+                            "outputs": [dict(o, index=i) for i, o in enumerate(outputs)]
+                        },
+                    }
+                ],
+            )
+        step["step_details"]["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "code_interpreter",
+                "code_interpreter": {"input": code.input, "outputs": outputs},
+            }
+        ]
+        self._close_step(run, step)
+        return image_id
+
+    def _search_step(self, run: dict[str, Any], search: SearchCall) -> None:
+        step = self._new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+        call = {
+            "id": new_id("call"),
+            "type": "file_search",
+            "file_search": {
+                "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 0.0},
+                "results": [result_entry(h, with_content=True) for h in search.hits],
+            },
+        }
+        self._step_delta(
+            run, step, [{"index": 0, "id": call["id"], "type": "file_search", "file_search": {}}]
+        )
+        step["step_details"]["tool_calls"] = [call]
+        self._close_step(run, step)
+
+    def _require_action(self, run: dict[str, Any], turn: Turn) -> None:
+        step = self._new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+        calls = []
+        for i, fc in enumerate(turn.tool_calls):
+            call = {
+                "id": new_id("call"),
+                "type": "function",
+                "function": {"name": fc.name, "arguments": fc.arguments, "output": None},
+            }
+            calls.append(call)
+            self._step_delta(
+                run,
+                step,
+                [
+                    {
+                        "index": i,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": fc.name, "arguments": "", "output": None},
+                    }
+                ],
+            )
+            self._step_delta(
+                run,
+                step,
+                [{"index": i, "type": "function", "function": {"arguments": fc.arguments}}],
+            )
+        step["step_details"]["tool_calls"] = calls
+        self.store.put(step)
+        run["status"] = "requires_action"
+        run["required_action"] = {
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {
+                            "name": c["function"]["name"],
+                            "arguments": c["function"]["arguments"],
+                        },
+                    }
+                    for c in calls
+                ]
+            },
+        }
+        run["_pending_step"] = step["id"]
+        run["_model_state"] = turn.state
+        run["_tool_outputs"] = None
+        self._save(run)
+        self._emit_run(run)
+        self._arm_expiry(run)
+
+    def _arm_expiry(self, run: dict[str, Any]) -> None:
+        delay = max(0.0, run["expires_at"] - time.time())
+        loop = asyncio.get_running_loop()
+        self.timers[run["id"]] = loop.call_later(delay, self._expire, run)
+
+    def _disarm_expiry(self, run_id: str) -> None:
+        handle = self.timers.pop(run_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def submit_tool_outputs(self, run: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
+        """Record the outputs of the pending function calls and resume the run."""
+        if run["status"] != "requires_action":
+            raise bad_request(f'Runs in status "{run["status"]}" do not accept tool outputs.')
+        expected = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
+        given = [o.get("tool_call_id") for o in outputs]
+        unknown = [g for g in given if g not in expected]
+        if unknown:
+            raise bad_request(f"No tool call found with id '{unknown[0]}'.", "tool_outputs")
+        missing = [e for e in expected if e not in given]
+        if missing:
+            raise bad_request(
+                f"Expected tool outputs for call_ids {json.dumps(expected)}, got {json.dumps(given)}",
+                "tool_outputs",
+            )
+        self._disarm_expiry(run["id"])
+        by_id = {o["tool_call_id"]: o.get("output") or "" for o in outputs}
+        step = self.store.get("step", run["_pending_step"])
+        recorded = []
+        if step is not None:
+            for call in step["step_details"]["tool_calls"]:
+                call["function"]["output"] = by_id.get(call["id"], "")
+                recorded.append(
+                    {
+                        "tool_call_id": call["id"],
+                        "name": call["function"]["name"],
+                        "arguments": call["function"]["arguments"],
+                        "output": call["function"]["output"],
+                    }
+                )
+            self._close_step(run, step)
+        run["_tool_outputs"] = recorded
+        run["status"] = "queued"
+        run["required_action"] = None
+        self._save(run)
+        self._emit_run(run)
+        self._spawn(run)
+
+    # -- messages ------------------------------------------------------------------------------
+    def _reply(
+        self, run: dict[str, Any], turn: Turn, image_id: str | None, incomplete: bool
+    ) -> None:
+        rid = run["id"]
+        msg_id = new_id("msg")
+        step = self._new_step(
+            run,
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": msg_id}},
+        )
+        msg: dict[str, Any] = {
+            "id": msg_id,
+            "object": "thread.message",
+            "created_at": _now(),
+            "assistant_id": run["assistant_id"],
+            "thread_id": run["thread_id"],
+            "run_id": rid,
+            "role": "assistant",
+            "content": [],
+            "attachments": [],
+            "metadata": {"orch_model": self.engine.model.name},
+            "status": "in_progress",
+            "completed_at": None,
+            "incomplete_at": None,
+            "incomplete_details": None,
+        }
+        self.store.insert("message", msg, parent=run["thread_id"])
+        run["_open"].append(["message", msg_id])
+        self._emit(rid, "thread.message.created", msg)
+        self._emit(rid, "thread.message.in_progress", msg)
+        streaming = rid in self.listeners
+        content: list[dict[str, Any]] = []
+        if image_id is not None:
+            block = {"type": "image_file", "image_file": {"file_id": image_id, "detail": "auto"}}
+            if streaming:
+                self._message_delta(rid, msg_id, [dict(block, index=0)])
+            content.append(block)
+        text = turn.text or ""
+        if incomplete and run.get("max_completion_tokens"):
+            text = text[: max(1, run["max_completion_tokens"]) * 4]
+        annotations = [
+            {
+                "type": "file_citation",
+                "text": c.marker,
+                "start_index": c.start,
+                "end_index": c.end,
+                "file_citation": {"file_id": c.file_id},
+            }
+            for c in turn.citations
+            if c.end <= len(text)
+        ]
+        index = len(content)
+        if streaming:
+            for i, piece in enumerate(_pieces(text) or [""]):
+                block = {"index": index, "type": "text", "text": {"value": piece}}
+                if i == 0:
+                    block["text"]["annotations"] = []
+                self._message_delta(rid, msg_id, [block])
+            if annotations:
+                self._message_delta(
+                    rid,
+                    msg_id,
+                    [
+                        {
+                            "index": index,
+                            "type": "text",
+                            "text": {
+                                "annotations": [dict(a, index=j) for j, a in enumerate(annotations)]
+                            },
+                        }
+                    ],
+                )
+        content.append({"type": "text", "text": {"value": text, "annotations": annotations}})
+        msg["content"] = content
+        if incomplete:
+            msg["status"] = "incomplete"
+            msg["incomplete_at"] = _now()
+            msg["incomplete_details"] = {"reason": "max_tokens"}
+        else:
+            msg["status"] = "completed"
+            msg["completed_at"] = _now()
+        self.store.put(msg)
+        self._drop_open(run, msg_id)
+        self._emit(
+            rid, "thread.message.incomplete" if incomplete else "thread.message.completed", msg
+        )
+        self._close_step(run, step, turn.usage)
+
+    def _message_delta(self, run_id: str, msg_id: str, content: list[dict[str, Any]]) -> None:
+        self._emit(
+            run_id,
+            "thread.message.delta",
+            {"id": msg_id, "object": "thread.message.delta", "delta": {"content": content}},
+        )
+
+    # -- endings -------------------------------------------------------------------------------
+    def _close_open(
+        self,
+        run: dict[str, Any],
+        step_status: str,
+        message_reason: str,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        now = _now()
+        for kind, object_id in run.get("_open", []):
+            obj = self.store.get(kind, object_id)
+            if obj is None:
+                continue
+            if kind == "step" and obj["status"] == "in_progress":
+                obj["status"] = step_status
+                obj[f"{step_status}_at"] = now
+                if error is not None:
+                    obj["last_error"] = error
+                self.store.put(obj)
+                self._emit(run["id"], f"thread.run.step.{step_status}", obj)
+            elif kind == "message" and obj["status"] == "in_progress":
+                obj["status"] = "incomplete"
+                obj["incomplete_at"] = now
+                obj["incomplete_details"] = {"reason": message_reason}
+                self.store.put(obj)
+                self._emit(run["id"], "thread.message.incomplete", obj)
+        run["_open"] = []
+
+    def _terminate(self, run: dict[str, Any], status: str) -> None:
+        run["status"] = status
+        run["required_action"] = None
+        p, c = run.get("_usage") or (0, 0)
+        run["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        if status != "expired":
+            run["expires_at"] = None
+        self.live.pop(run["id"], None)
+        if self.active.get(run["thread_id"]) == run["id"]:
+            del self.active[run["thread_id"]]
+        self._disarm_expiry(run["id"])
+        self._save(run)
+        self._emit_run(run)
+
+    def _finish(self, run: dict[str, Any], status: str) -> None:
+        if status == "completed":
+            run["completed_at"] = _now()
+        else:
+            run["incomplete_details"] = {"reason": "max_completion_tokens"}
+        self._terminate(run, status)
+
+    def _fail(self, run: dict[str, Any], code: str, message: str) -> None:
+        if run["status"] in TERMINAL:
+            return
+        error = {"code": code, "message": message}
+        self._close_open(run, "failed", "run_failed", error)
+        run["failed_at"] = _now()
+        run["last_error"] = error
+        self._terminate(run, "failed")
+
+    def _expire(self, run: dict[str, Any]) -> None:
+        self.timers.pop(run["id"], None)
+        if run["status"] != "requires_action":
+            return
+        self._close_open(run, "expired", "run_expired")
+        self._terminate(run, "expired")
+
+    def cancel(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Ask a run to stop; it passes through ``cancelling`` to ``cancelled``."""
+        if run["status"] not in ("queued", "in_progress", "requires_action"):
+            raise bad_request(f"Cannot cancel run with status '{run['status']}'.")
+        run["status"] = "cancelling"
+        self._disarm_expiry(run["id"])
+        self._save(run)
+        self._emit_run(run)
+        snapshot = public(run)
+        task = self.tasks.get(run["id"])
+        if task is not None:
+            task.cancel()
+        else:
+            asyncio.get_running_loop().call_soon(self._finalize_cancel, run)
+        return snapshot
+
+    def _finalize_cancel(self, run: dict[str, Any]) -> None:
+        if run["status"] in TERMINAL:
+            return
+        self._close_open(run, "cancelled", "run_cancelled")
+        run["cancelled_at"] = _now()
+        self._terminate(run, "cancelled")
+
+    # -- startup / shutdown --------------------------------------------------------------------
+    def recover(self) -> None:
+        """Resume what a restart interrupted: waiting runs wait on, executing ones fail."""
+        for run in self.store.all_where(
+            "run", "status", ("queued", "in_progress", "cancelling", "requires_action")
+        ):
+            run.setdefault("_open", [])
+            run.setdefault("_usage", [0, 0])
+            self.live[run["id"]] = run
+            self.active[run["thread_id"]] = run["id"]
+            if run["status"] == "requires_action":
+                self._arm_expiry(run)
+            elif run["status"] == "cancelling":
+                self._finalize_cancel(run)
+            else:
+                self._fail(
+                    run, "server_error", "The engine restarted while this run was in progress."
+                )
+
+    async def close(self) -> None:
+        """Stop executing runs without changing their stored state."""
+        self.closing = True
+        for handle in self.timers.values():
+            handle.cancel()
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,283 @@
+"""SQLite persistence: one JSON blob per API object, file contents, search chunks.
+
+One connection, used only from the engine's event loop (no thread pool): SQLite in WAL mode
+with ``synchronous=NORMAL``; writes are committed in small batches (every ``commit_delay``
+seconds, and on close) so hundreds of runs per second do not pay one fsync each. Keys starting
+with ``_`` in a stored object are engine-private and stripped by :func:`public`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+import string
+from pathlib import Path
+from typing import Any
+
+_ALPHABET = string.ascii_letters + string.digits
+
+# Append-only: never edit a released step, add a new one.
+MIGRATIONS = [
+    """
+    CREATE TABLE objects (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        parent TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX objects_kind_parent ON objects(kind, parent, seq);
+    CREATE TABLE blobs (id TEXT PRIMARY KEY, content BLOB NOT NULL);
+    CREATE TABLE chunks (
+        vector_store_id TEXT NOT NULL,
+        file_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (vector_store_id, file_id, idx)
+    );
+    """,
+]
+
+
+def new_id(prefix: str) -> str:
+    """An OpenAI-looking id such as ``run_3kT9...`` (24 random characters)."""
+    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without engine-private (``_``-prefixed) keys."""
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+
+class Store:
+    """Objects, blobs and chunks in one SQLite file."""
+
+    def __init__(self, path: str | Path, commit_delay: float = 0.02):
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.commit_delay = commit_delay
+        # isolation_level=None: we manage transactions ourselves (BEGIN ... COMMIT in batches).
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        self._migrate()
+        self._in_tx = False
+        self._commit_handle: asyncio.TimerHandle | None = None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._db.executescript("BEGIN;" + script + f"PRAGMA user_version={number}; COMMIT;")
+
+    # -- transactions ------------------------------------------------------------------------
+    def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+            self._schedule_commit()
+        return self._db.execute(sql, args)
+
+    def _schedule_commit(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self.commit_delay <= 0:
+            return  # committed by the caller via commit()/close(), or right after the write
+        if self._commit_handle is None:
+            self._commit_handle = loop.call_later(self.commit_delay, self.commit)
+
+    def commit(self) -> None:
+        """Make every write so far durable."""
+        self._commit_handle = None
+        if self._in_tx:
+            self._db.execute("COMMIT")
+            self._in_tx = False
+
+    def _maybe_commit_now(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.commit()
+            return
+        if self.commit_delay <= 0:
+            self.commit()
+
+    def close(self) -> None:
+        """Commit and close the connection."""
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+        self.commit()
+        self._db.close()
+
+    # -- objects -----------------------------------------------------------------------------
+    def insert(
+        self, kind: str, obj: dict[str, Any], parent: str | None = None, key: str | None = None
+    ) -> dict[str, Any]:
+        """Store a new object under ``key`` (default: its ``id``) and return it."""
+        self._write(
+            "INSERT INTO objects (id, kind, parent, data) VALUES (?, ?, ?, ?)",
+            (key or obj["id"], kind, parent, json.dumps(obj, separators=(",", ":"))),
+        )
+        self._maybe_commit_now()
+        return obj
+
+    def put(self, obj: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        """Replace a stored object (under ``key``, default its ``id``) with this version."""
+        self._write(
+            "UPDATE objects SET data = ? WHERE id = ?",
+            (json.dumps(obj, separators=(",", ":")), key or obj["id"]),
+        )
+        self._maybe_commit_now()
+        return obj
+
+    def get(self, kind: str, object_id: str, parent: str | None = None) -> dict[str, Any] | None:
+        """The object with this id and kind (and parent, when given), or None."""
+        row = self._db.execute(
+            "SELECT data, parent FROM objects WHERE id = ? AND kind = ?", (object_id, kind)
+        ).fetchone()
+        if row is None or (parent is not None and row[1] != parent):
+            return None
+        return json.loads(row[0])
+
+    def delete(self, object_id: str) -> None:
+        """Forget an object."""
+        self._write("DELETE FROM objects WHERE id = ?", (object_id,))
+        self._maybe_commit_now()
+
+    def delete_children(self, kind: str, parent: str) -> None:
+        """Forget every object of a kind under a parent."""
+        self._write("DELETE FROM objects WHERE kind = ? AND parent = ?", (kind, parent))
+        self._maybe_commit_now()
+
+    def all(self, kind: str, parent: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind (under a parent when given), oldest first."""
+        if parent is None:
+            rows = self._db.execute(
+                "SELECT data FROM objects WHERE kind = ? ORDER BY seq", (kind,)
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT data FROM objects WHERE kind = ? AND parent = ? ORDER BY seq",
+                (kind, parent),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def all_where(self, kind: str, key: str, values: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every object of a kind whose top-level ``key`` is one of ``values``, oldest first."""
+        marks = ",".join("?" * len(values))
+        rows = self._db.execute(
+            f"SELECT data FROM objects WHERE kind = ? AND json_extract(data, '$.{key}') IN ({marks}) "
+            "ORDER BY seq",
+            (kind, *values),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def page(
+        self,
+        kind: str,
+        parent: str | None,
+        *,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of a list: ``(items, has_more)`` with OpenAI's cursor semantics."""
+        sql = ["SELECT data FROM objects WHERE kind = ?"]
+        args: list[Any] = [kind]
+        if parent is not None:
+            sql.append("AND parent = ?")
+            args.append(parent)
+        for key, value in (where or {}).items():
+            sql.append(f"AND json_extract(data, '$.{key}') = ?")
+            args.append(value)
+        descending = order == "desc"
+        reverse = False
+        if after is not None:
+            sql.append(
+                "AND seq "
+                + ("<" if descending else ">")
+                + " (SELECT seq FROM objects WHERE id = ?)"
+            )
+            args.append(after)
+        if before is not None:
+            sql.append(
+                "AND seq "
+                + (">" if descending else "<")
+                + " (SELECT seq FROM objects WHERE id = ?)"
+            )
+            args.append(before)
+            # The page just before the cursor: walk backwards from it, then restore the order.
+            if after is None:
+                reverse = True
+        walk_desc = descending != reverse
+        sql.append("ORDER BY seq " + ("DESC" if walk_desc else "ASC") + " LIMIT ?")
+        args.append(limit + 1)
+        rows = self._db.execute(" ".join(sql), args).fetchall()
+        items = [json.loads(r[0]) for r in rows[:limit]]
+        if reverse:
+            items.reverse()
+        return items, len(rows) > limit
+
+    def exists(self, object_id: str) -> bool:
+        """Whether any object has this id."""
+        return (
+            self._db.execute("SELECT 1 FROM objects WHERE id = ?", (object_id,)).fetchone()
+            is not None
+        )
+
+    # -- blobs -------------------------------------------------------------------------------
+    def put_blob(self, blob_id: str, content: bytes) -> None:
+        """Store file content."""
+        self._write("INSERT OR REPLACE INTO blobs (id, content) VALUES (?, ?)", (blob_id, content))
+        self._maybe_commit_now()
+
+    def get_blob(self, blob_id: str) -> bytes | None:
+        """File content, or None."""
+        row = self._db.execute("SELECT content FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def delete_blob(self, blob_id: str) -> None:
+        """Forget file content."""
+        self._write("DELETE FROM blobs WHERE id = ?", (blob_id,))
+        self._maybe_commit_now()
+
+    # -- search chunks -----------------------------------------------------------------------
+    def put_chunks(self, vector_store_id: str, file_id: str, texts: list[str]) -> None:
+        """Replace the searchable chunks of one file in one vector store."""
+        self.delete_chunks(vector_store_id, file_id)
+        for i, text in enumerate(texts):
+            self._write(
+                "INSERT INTO chunks (vector_store_id, file_id, idx, text) VALUES (?, ?, ?, ?)",
+                (vector_store_id, file_id, i, text),
+            )
+        self._maybe_commit_now()
+
+    def delete_chunks(self, vector_store_id: str, file_id: str | None = None) -> None:
+        """Forget the chunks of a file (or of every file) in a vector store."""
+        if file_id is None:
+            self._write("DELETE FROM chunks WHERE vector_store_id = ?", (vector_store_id,))
+        else:
+            self._write(
+                "DELETE FROM chunks WHERE vector_store_id = ? AND file_id = ?",
+                (vector_store_id, file_id),
+            )
+        self._maybe_commit_now()
+
+    def chunks(self, vector_store_ids: list[str]) -> list[tuple[str, str, int, str]]:
+        """``(vector_store_id, file_id, idx, text)`` for every chunk of these stores."""
+        if not vector_store_ids:
+            return []
+        marks = ",".join("?" * len(vector_store_ids))
+        return self._db.execute(
+            f"SELECT vector_store_id, file_id, idx, text FROM chunks "
+            f"WHERE vector_store_id IN ({marks}) ORDER BY vector_store_id, file_id, idx",
+            vector_store_ids,
+        ).fetchall()
