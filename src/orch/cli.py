@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from orch import __version__
-from orch.errors import ConfigError, ExitCode, OrchError
+from orch.errors import ConfigError, OrchError
 
 
 def _handle_errors(func):
@@ -92,9 +92,92 @@ def validate(path: Path | None) -> None:
     click.secho(f"✓ {summary}", fg="green")
 
 
+def _project_options(func):
+    """--project-dir and --target, shared by every command that talks to a target."""
+    func = click.option(
+        "--target", "-t", envvar="ORCH_TARGET",
+        help="Target name from orch.yml, or an Assistants-v2 base URL (env ORCH_TARGET). "
+             "Default: orch.yml's target, else the embedded engine.",
+    )(func)
+    return click.option(
+        "--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
+        help="Project directory (default: nearest directory upwards with orch.yml).",
+    )(func)
+
+
+@main.command()
+@_project_options
+@click.option("--prune", is_flag=True,
+              help="Also plan deleting managed assistants no longer declared.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--verbose", "-v", is_flag=True, help="List unchanged objects too.")
+@_handle_errors
+def plan(project_dir, target, prune, as_json, verbose) -> None:
+    """Show what `orch sync` would change on the target, without changing anything.
+
+    Compares the declared assistants with what the target holds, using only what is on the
+    server (orch_project/orch_name/orch_hash metadata), so a fresh checkout plans correctly.
+    Shows creates, updates with a field-level diff (instructions as a unified diff), deletes
+    (with --prune), drift (objects edited outside orch) and unmanaged objects.
+
+    \b
+    Examples:
+      orch plan                     against the default target
+      orch plan --target azure      against a target from orch.yml
+      orch plan --json | jq .changes
+    """
+    from orch.tasks import plan_task
+
+    sys.exit(plan_task(project_dir, target, prune, as_json, verbose, click.echo))
+
+
+@main.command()
+@_project_options
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 when anything would change (a CI drift gate).")
+@click.option("--prune", is_flag=True, help="Delete managed assistants no longer declared.")
+@_handle_errors
+def sync(project_dir, target, check, prune) -> None:
+    """Create or update the declared assistants on the target, idempotently.
+
+    Files are uploaded once per content (sha256) and stale uploads removed; file_search files
+    go into a managed vector store, waited on until indexed. Only objects tagged with this
+    project are ever changed; unmanaged ones are listed and left alone. Running it twice in a
+    row makes no writes the second time.
+
+    \b
+    Examples:
+      orch sync                     apply to the default target
+      orch sync --check             CI: fail if the target drifted from the YAML
+      orch sync --prune             also delete assistants removed from assistants/
+    """
+    from orch.tasks import sync_task
+
+    sys.exit(sync_task(project_dir, target, prune, check, False, click.echo))
+
+
+@main.command()
+@_project_options
+@_handle_errors
+def prune(project_dir, target) -> None:
+    """Delete managed assistants (and their vector stores and files) no longer declared.
+
+    Same as the delete part of `orch sync --prune`; nothing is created or updated. Objects
+    not tagged with this project are never deleted.
+
+    \b
+    Example:
+      orch prune --target azure
+    """
+    from orch.tasks import sync_task
+
+    sys.exit(sync_task(project_dir, target, True, False, True, click.echo))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option("--port", default=8000, show_default=True, type=int,
+              help="Port (0 picks a free one).")
 @click.option(
     "--db",
     type=click.Path(path_type=Path),
@@ -129,7 +212,8 @@ def validate(path: Path | None) -> None:
 @click.option(
     "--api-key",
     envvar="ORCH_ENGINE_API_KEY",
-    help="Require 'Authorization: Bearer KEY' (env ORCH_ENGINE_API_KEY). Needed for non-loopback hosts.",
+    help="Require 'Authorization: Bearer KEY' (env ORCH_ENGINE_API_KEY). "
+    "Needed for non-loopback hosts.",
 )
 @click.option(
     "--fault-rate",
@@ -146,8 +230,9 @@ def serve(**options) -> None:
 
     \b
       orch serve --port 8000 &
-      python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='x');
-                 print(c.beta.assistants.create(model='scripted', name='demo').id)"
+      python -c "from openai import OpenAI
+      c = OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='x')
+      print(c.beta.assistants.create(model='scripted', name='demo').id)"
 
     \b
     Examples:

@@ -1,0 +1,507 @@
+"""Terraform-style sync: a pure ``plan(desired, remote)`` and a separate ``apply``.
+
+Identity lives on the server, never in a local state file:
+
+* assistants carry metadata ``orch_project``, ``orch_name``, ``orch_hash`` (the fingerprint of
+  the YAML, file contents included);
+* uploaded files are named ``orch-<project>-<sha256[:16]>-<basename>``, so content identity
+  survives a fresh checkout and stale uploads can be found;
+* each assistant with ``file_search`` files owns one vector store named
+  ``orch-<project>-<assistant>``, tagged like assistants, whose ``orch_hash`` is the hash of its
+  files' contents.
+
+A re-sync with nothing changed therefore costs three list requests and no writes. An object whose
+fields no longer match what its own ``orch_hash`` says was edited behind orch's back: that is
+*drift*, shown as such and repaired. Objects without this project's tags are listed as
+unmanaged and never touched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orch.backends.base import (
+    META_HASH,
+    META_NAME,
+    META_PROJECT,
+    Backend,
+    RemoteAssistant,
+    RemoteFile,
+    RemoteState,
+    RemoteVectorStore,
+)
+from orch.model import Assistant, LocalFile, canonical_json, sha256_text
+
+SHA_LEN = 16
+FIELDS = ("name", "model", "instructions", "description", "temperature", "top_p",
+          "response_format", "tools", "tool_resources", "metadata")
+
+
+def managed_filename(project: str, sha256: str, path: str) -> str:
+    """The name a file is uploaded under: content-addressed and tagged with the project."""
+    return f"orch-{project}-{sha256[:SHA_LEN]}-{Path(path).name}"
+
+
+def parse_managed_filename(project: str, filename: str) -> str | None:
+    """The content hash prefix in ``filename`` when it is one of ``project``'s uploads."""
+    prefix = f"orch-{project}-"
+    if not filename.startswith(prefix):
+        return None
+    rest = filename[len(prefix):]
+    if re.fullmatch(rf"[0-9a-f]{{{SHA_LEN}}}-.+", rest, flags=re.S):
+        return rest[:SHA_LEN]
+    return None
+
+
+def store_name(project: str, assistant: str) -> str:
+    """Name of the vector store holding an assistant's file_search files."""
+    return f"orch-{project}-{assistant}"
+
+
+def files_hash(files: tuple[LocalFile, ...]) -> str:
+    """Identity of a set of files by content."""
+    return sha256_text(canonical_json(sorted(f.sha256 for f in files)))
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One field that differs: remote value → declared value."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned action on one remote object."""
+
+    action: str  # create | update | delete | unchanged
+    kind: str  # assistant | vector_store | file
+    name: str
+    remote_id: str | None = None
+    diffs: tuple[FieldDiff, ...] = ()
+    drift: bool = False
+    reason: str = ""
+
+
+@dataclass
+class Plan:
+    """What sync would do. ``changes`` is empty when the target already matches the YAML."""
+
+    project: str
+    target: str
+    assistants: list[Change] = field(default_factory=list)
+    stores: list[Change] = field(default_factory=list)
+    files: list[Change] = field(default_factory=list)
+    unmanaged: list[RemoteAssistant] = field(default_factory=list)
+    desired: dict[str, Assistant] = field(default_factory=dict)
+    uploads: dict[str, LocalFile] = field(default_factory=dict)  # sha16 -> file
+    remote: RemoteState = field(default_factory=RemoteState)
+
+    @property
+    def changes(self) -> list[Change]:
+        """Every change that would write to the target."""
+        return [c for c in (*self.files, *self.stores, *self.assistants)
+                if c.action != "unchanged"]
+
+    def count(self, action: str, kind: str = "assistant") -> int:
+        """How many ``action`` changes of ``kind`` the plan holds."""
+        pool = {"assistant": self.assistants, "vector_store": self.stores, "file": self.files}
+        return sum(1 for c in pool[kind] if c.action == action)
+
+    def to_json(self) -> dict:
+        """The plan as JSON-able data (``orch plan --json``)."""
+        def change(c: Change) -> dict:
+            return {"action": c.action, "kind": c.kind, "name": c.name, "id": c.remote_id,
+                    "drift": c.drift, "reason": c.reason or None,
+                    "diff": [{"field": d.field, "remote": d.old, "local": d.new}
+                             for d in c.diffs]}
+        return {
+            "schema_version": 1,
+            "project": self.project,
+            "target": self.target,
+            "changes": len(self.changes),
+            "assistants": [change(c) for c in self.assistants],
+            "vector_stores": [change(c) for c in self.stores],
+            "files": [change(c) for c in self.files],
+            "unmanaged": [{"id": a.id, "name": a.name} for a in self.unmanaged],
+        }
+
+
+# -- desired state ---------------------------------------------------------------------------
+
+
+def _default_format(value: Any) -> Any:
+    if value in (None, "auto"):
+        return "auto"
+    if isinstance(value, str):
+        return {"type": value}
+    return value
+
+
+def _norm_tool(tool: dict, declared: dict | None = None) -> dict:
+    tool = dict(tool)
+    kind = tool.get("type")
+    if kind == "function":
+        fn = {k: v for k, v in (tool.get("function") or {}).items()
+              if v not in (None, False, "")}
+        return {"type": "function", "function": fn}
+    if kind == "file_search":
+        options = tool.get("file_search") or {}
+        wanted = (declared or {}).get("file_search") or {}
+        # servers fill in defaults; only options the YAML sets are compared
+        kept = {k: options.get(k) for k in wanted}
+        return {"type": "file_search", **({"file_search": kept} if kept else {})}
+    return {"type": kind}
+
+
+def desired_fields(assistant: Assistant, project: str) -> dict[str, Any]:
+    """The declared assistant in the comparable form :func:`remote_fields` produces."""
+    resources: dict[str, Any] = {}
+    if assistant.files_for("code_interpreter"):
+        resources["code_interpreter"] = sorted(
+            f.sha256[:SHA_LEN] for f in assistant.files_for("code_interpreter"))
+    if assistant.files_for("file_search"):
+        resources["file_search"] = files_hash(assistant.files_for("file_search"))
+    return {
+        "name": assistant.name,
+        "model": assistant.model,
+        "instructions": assistant.instructions or "",
+        "description": assistant.description or "",
+        "temperature": 1.0 if assistant.temperature is None else float(assistant.temperature),
+        "top_p": 1.0 if assistant.top_p is None else float(assistant.top_p),
+        "response_format": _default_format(assistant.response_format),
+        "tools": [_norm_tool(t.wire(), t.wire()) for t in assistant.tools],
+        "tool_resources": resources,
+        "metadata": {**dict(assistant.metadata), META_PROJECT: project,
+                     META_NAME: assistant.name, META_HASH: assistant.fingerprint()},
+    }
+
+
+def remote_fields(remote: RemoteAssistant, state: RemoteState, project: str,
+                  declared: Assistant | None = None) -> dict[str, Any]:
+    """A remote assistant in the comparable form (file ids → content hashes)."""
+    sha_by_id = {f.id: parse_managed_filename(project, f.filename) or f"id:{f.id}"
+                 for f in state.files}
+    store_hash = {s.id: s.metadata.get(META_HASH) for s in state.vector_stores}
+    resources: dict[str, Any] = {}
+    ci = (remote.tool_resources.get("code_interpreter") or {}).get("file_ids") or []
+    if ci:
+        resources["code_interpreter"] = sorted(sha_by_id.get(i, f"id:{i}") for i in ci)
+    fs = (remote.tool_resources.get("file_search") or {}).get("vector_store_ids") or []
+    if fs:
+        hashes = [store_hash.get(i) or f"id:{i}" for i in fs]
+        resources["file_search"] = hashes[0] if len(hashes) == 1 else hashes
+    declared_tools = [t.wire() for t in declared.tools] if declared else []
+    tools = []
+    for i, tool in enumerate(remote.tools):
+        match = declared_tools[i] if i < len(declared_tools) else None
+        if match and match.get("type") != tool.get("type"):
+            match = None
+        tools.append(_norm_tool(tool, match))
+    return {
+        "name": remote.name or "",
+        "model": remote.model,
+        "instructions": remote.instructions or "",
+        "description": remote.description or "",
+        "temperature": 1.0 if remote.temperature is None else float(remote.temperature),
+        "top_p": 1.0 if remote.top_p is None else float(remote.top_p),
+        "response_format": _default_format(remote.response_format),
+        "tools": tools,
+        "tool_resources": resources,
+        "metadata": dict(remote.metadata),
+    }
+
+
+def _diff(old: dict, new: dict) -> tuple[FieldDiff, ...]:
+    return tuple(FieldDiff(k, old.get(k), new.get(k)) for k in FIELDS if old.get(k) != new.get(k))
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+
+def plan(project: str, target: str, desired: list[Assistant], state: RemoteState,
+         prune: bool = False) -> Plan:
+    """Compare declared assistants with a target's state. Pure: no I/O."""
+    result = Plan(project=project, target=target, remote=state,
+                  desired={a.name: a for a in desired})
+    managed: dict[str, list[RemoteAssistant]] = {}
+    for remote in state.assistants:
+        if remote.managed_by(project):
+            managed.setdefault(remote.metadata[META_NAME], []).append(remote)
+        else:
+            result.unmanaged.append(remote)
+
+    keep_stale = not prune and any(name not in result.desired for name in managed)
+    _plan_files(result, desired, state, keep_stale)
+    _plan_stores(result, desired, state, managed, prune)
+
+    for assistant in desired:
+        found = sorted(managed.get(assistant.name, []), key=lambda r: (r.created_at, r.id))
+        want = desired_fields(assistant, project)
+        if not found:
+            result.assistants.append(Change("create", "assistant", assistant.name))
+            continue
+        keep = next((r for r in found if r.metadata.get(META_HASH) == want["metadata"][META_HASH]),
+                    found[0])
+        for dup in found:
+            if dup is not keep:
+                result.assistants.append(Change(
+                    "delete", "assistant", assistant.name, dup.id,
+                    reason=f"duplicate of {keep.id} (two managed objects claimed one name)"))
+        have = remote_fields(keep, state, project, assistant)
+        diffs = _diff(have, want)
+        if not diffs:
+            result.assistants.append(Change("unchanged", "assistant", assistant.name, keep.id))
+            continue
+        drift = keep.metadata.get(META_HASH) == want["metadata"][META_HASH]
+        result.assistants.append(Change(
+            "update", "assistant", assistant.name, keep.id, diffs, drift=drift,
+            reason="changed outside orch" if drift else ""))
+
+    declared = {a.name for a in desired}
+    for name, remotes in sorted(managed.items()):
+        if name in declared:
+            continue
+        for remote in remotes:
+            if prune:
+                result.assistants.append(Change("delete", "assistant", name, remote.id,
+                                                reason="no longer declared"))
+            else:
+                result.assistants.append(Change("unchanged", "assistant", name, remote.id,
+                                                reason="no longer declared; --prune deletes it"))
+    return result
+
+
+def _plan_files(result: Plan, desired: list[Assistant], state: RemoteState,
+                keep_stale: bool) -> None:
+    """Uploads for new content; stale uploads deleted unless undeclared assistants may use them."""
+    wanted: dict[str, LocalFile] = {}
+    for assistant in desired:
+        for _tool, files in assistant.files:
+            for f in files:
+                wanted.setdefault(f.sha256[:SHA_LEN], f)
+    have: dict[str, list[RemoteFile]] = {}
+    for remote in state.files:
+        sha = parse_managed_filename(result.project, remote.filename)
+        if sha:
+            have.setdefault(sha, []).append(remote)
+    for sha, local in sorted(wanted.items(), key=lambda kv: kv[1].path):
+        if sha not in have:
+            result.uploads[sha] = local
+            result.files.append(Change("create", "file", local.path,
+                                       reason=f"sha256 {sha}…, {local.size} bytes"))
+    for sha, remotes in sorted(have.items()):
+        remotes = sorted(remotes, key=lambda r: (r.created_at, r.id))
+        stale = remotes[1:] if sha in wanted else ([] if keep_stale else remotes)
+        for remote in stale:
+            why = "duplicate upload" if sha in wanted else "content no longer declared"
+            result.files.append(Change("delete", "file", remote.filename, remote.id, reason=why))
+
+
+def _plan_stores(result: Plan, desired: list[Assistant], state: RemoteState,
+                 managed: dict[str, list[RemoteAssistant]], prune: bool) -> None:
+    by_owner: dict[str, list[RemoteVectorStore]] = {}
+    for store in state.vector_stores:
+        by_owner.setdefault(store.metadata.get(META_NAME, ""), []).append(store)
+    declared = {a.name: a for a in desired}
+    for assistant in desired:
+        files = assistant.files_for("file_search")
+        stores = sorted(by_owner.pop(assistant.name, []), key=lambda s: (s.created_at, s.id))
+        if not files:
+            for store in stores:
+                result.stores.append(Change("delete", "vector_store", store.name or store.id,
+                                            store.id, reason="no file_search files declared"))
+            continue
+        name = store_name(result.project, assistant.name)
+        if not stores:
+            result.stores.append(Change("create", "vector_store", name,
+                                        reason=f"{len(files)} file(s)"))
+            continue
+        keep, *extra = stores
+        for store in extra:
+            result.stores.append(Change("delete", "vector_store", name, store.id,
+                                        reason=f"duplicate of {keep.id}"))
+        digest = files_hash(files)
+        healthy = keep.files_total == len(files) and keep.files_failed == 0
+        if keep.metadata.get(META_HASH) == digest and healthy:
+            result.stores.append(Change("unchanged", "vector_store", name, keep.id))
+        else:
+            drift = keep.metadata.get(META_HASH) == digest
+            result.stores.append(Change(
+                "update", "vector_store", name, keep.id, drift=drift,
+                reason="files changed outside orch" if drift else "declared files changed"))
+    for owner, stores in sorted(by_owner.items()):
+        orphan = owner not in managed or prune
+        for store in stores:
+            if owner in declared:
+                continue
+            if orphan:
+                result.stores.append(Change("delete", "vector_store", store.name or store.id,
+                                            store.id, reason="its assistant is gone"))
+
+
+# -- apply -----------------------------------------------------------------------------------
+
+
+Reporter = Callable[[Change], None]
+
+
+def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c: None) -> int:
+    """Carry out ``plan_`` on ``backend``; returns the number of writes. Deletes come last."""
+    project = plan_.project
+    writes = 0
+    file_ids: dict[str, str] = {}
+    for remote in plan_.remote.files:
+        sha = parse_managed_filename(project, remote.filename)
+        if sha and sha not in file_ids:
+            file_ids[sha] = remote.id
+    for change in plan_.files:
+        if change.action == "create":
+            sha = next(s for s, f in plan_.uploads.items() if f.path == change.name)
+            local = plan_.uploads[sha]
+            uploaded = backend.upload_file(root / local.path,
+                                           managed_filename(project, local.sha256, local.path))
+            file_ids[sha] = uploaded.id
+            writes += 1
+            report(change)
+
+    store_ids: dict[str, str] = {}
+    for store in plan_.remote.vector_stores:
+        owner = store.metadata.get(META_NAME)
+        if owner and owner not in store_ids:
+            store_ids[owner] = store.id
+    for change in plan_.stores:
+        owner = change.name.removeprefix(f"orch-{project}-")
+        assistant = plan_.desired.get(owner)
+        if change.action == "create" and assistant:
+            files = assistant.files_for("file_search")
+            store = backend.create_vector_store(
+                change.name, _store_meta(project, owner, files),
+                [file_ids[f.sha256[:SHA_LEN]] for f in files])
+            store_ids[owner] = store.id
+            writes += 1
+            report(change)
+        elif change.action == "update" and assistant:
+            files = assistant.files_for("file_search")
+            want = {file_ids[f.sha256[:SHA_LEN]] for f in files}
+            have = set(backend.vector_store_file_ids(change.remote_id))
+            remote = next(s for s in plan_.remote.vector_stores if s.id == change.remote_id)
+            backend.update_vector_store(remote, _store_meta(project, owner, files),
+                                        add=sorted(want - have), remove=sorted(have - want))
+            store_ids[owner] = remote.id
+            writes += 1
+            report(change)
+
+    for change in plan_.assistants:
+        if change.action not in ("create", "update") or change.name not in plan_.desired:
+            continue
+        spec = wire_spec(plan_.desired[change.name], project, file_ids, store_ids)
+        if change.action == "create":
+            backend.create_assistant(spec)
+        else:
+            backend.update_assistant(change.remote_id, spec)
+        writes += 1
+        report(change)
+
+    for change in [*plan_.assistants, *plan_.stores, *plan_.files]:
+        if change.action != "delete":
+            continue
+        {"assistant": backend.delete_assistant, "vector_store": backend.delete_vector_store,
+         "file": backend.delete_file}[change.kind](change.remote_id)
+        writes += 1
+        report(change)
+    return writes
+
+
+def _store_meta(project: str, owner: str, files: tuple[LocalFile, ...]) -> dict[str, str]:
+    return {META_PROJECT: project, META_NAME: owner, META_HASH: files_hash(files)}
+
+
+def wire_spec(assistant: Assistant, project: str, file_ids: dict[str, str],
+              store_ids: dict[str, str]) -> dict[str, Any]:
+    """Full Assistants-API fields for create/update (every field, so updates also reset)."""
+    resources: dict[str, Any] = {
+        "code_interpreter": {"file_ids": [file_ids[f.sha256[:SHA_LEN]]
+                                          for f in assistant.files_for("code_interpreter")]},
+        "file_search": {"vector_store_ids": [store_ids[assistant.name]]
+                        if assistant.files_for("file_search") else []},
+    }
+    response_format = assistant.response_format
+    if isinstance(response_format, str) and response_format != "auto":
+        response_format = {"type": response_format}
+    return {
+        "name": assistant.name,
+        "model": assistant.model,
+        "instructions": assistant.instructions or "",
+        "description": assistant.description or "",
+        "temperature": 1.0 if assistant.temperature is None else assistant.temperature,
+        "top_p": 1.0 if assistant.top_p is None else assistant.top_p,
+        "response_format": response_format or "auto",
+        "tools": [t.wire() for t in assistant.tools],
+        "tool_resources": resources,
+        "metadata": desired_fields(assistant, project)["metadata"],
+    }
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+SYMBOLS = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else canonical_json(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def render(plan_: Plan, verbose: bool = False) -> list[str]:
+    """Human-readable lines for ``orch plan`` / ``orch sync``."""
+    lines = [f"Plan for project {plan_.project!r} on {plan_.target}:"]
+    for change in plan_.assistants:
+        if change.action == "unchanged" and not (verbose or change.reason):
+            continue
+        note = f"  ({change.reason})" if change.reason else ""
+        lines.append(f"  {SYMBOLS[change.action]} {change.action:<9} assistant {change.name}{note}")
+        for d in change.diffs:
+            if d.field == "instructions":
+                lines.append("      instructions:")
+                for line in difflib.unified_diff(
+                        (d.old or "").splitlines(), (d.new or "").splitlines(),
+                        "remote", "local", lineterm="", n=1):
+                    lines.append(f"        {line}")
+            elif d.field == "metadata":
+                keys = sorted(set(d.old or {}) | set(d.new or {}))
+                for k in keys:
+                    old, new = (d.old or {}).get(k), (d.new or {}).get(k)
+                    if old != new:
+                        lines.append(f"      metadata.{k}: {_show(old)} → {_show(new)}")
+            else:
+                lines.append(f"      {d.field}: {_show(d.old)} → {_show(d.new)}")
+    for change in [*plan_.stores, *plan_.files]:
+        if change.action == "unchanged" and not verbose:
+            continue
+        note = f"  ({change.reason})" if change.reason else ""
+        label = "vector store" if change.kind == "vector_store" else "file"
+        lines.append(f"  {SYMBOLS[change.action]} {change.action:<9} {label} {change.name}{note}")
+    if plan_.unmanaged:
+        names = ", ".join(sorted(a.name or a.id for a in plan_.unmanaged)[:8])
+        more = "…" if len(plan_.unmanaged) > 8 else ""
+        lines.append(f"  unmanaged: {len(plan_.unmanaged)} assistant(s) not tagged with project "
+                     f"{plan_.project!r}, left alone: {names}{more}")
+    a = plan_
+    lines.append(
+        f"Plan: {a.count('create')} to create, {a.count('update')} to update, "
+        f"{a.count('delete')} to delete, {a.count('unchanged')} unchanged"
+        f" (files: {a.count('create', 'file')} to upload, {a.count('delete', 'file')} to delete;"
+        f" vector stores: {a.count('create', 'vector_store') + a.count('update', 'vector_store')}"
+        f" to write, {a.count('delete', 'vector_store')} to delete)."
+    )
+    if not plan_.changes:
+        lines.append("No changes: the target matches the YAML.")
+    return lines
