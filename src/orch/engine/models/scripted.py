@@ -40,6 +40,13 @@ _AFTER_TOOLS_REPLY = (
 )
 
 
+class ToolOutput(dict):
+    """A submitted tool output for templates: ``{{ o }}`` is the output, ``o.name`` the function."""
+
+    def __str__(self) -> str:
+        return str(self.get("output", ""))
+
+
 class ScriptedModel:
     """Deterministic rules; see the module docstring."""
 
@@ -147,7 +154,7 @@ class ScriptedModel:
         variables: dict[str, Any] = {
             "message": ctx.user_text,
             "match": found,
-            "tool_outputs": ctx.tool_outputs,
+            "tool_outputs": [ToolOutput(o) for o in ctx.tool_outputs],
             "citations": [],
             "assistant": {
                 k: ctx.assistant.get(k) for k in ("id", "name", "instructions", "metadata", "model")
@@ -222,7 +229,7 @@ class ScriptedModel:
     ) -> str:
         reply = action.get("reply")
         if isinstance(reply, (dict, list)):
-            return json.dumps(reply, ensure_ascii=False)
+            return json.dumps(self._render_value(reply, variables), ensure_ascii=False)
         if isinstance(reply, str):
             return self._render(reply, variables)
         if ctx.after_tool_outputs:
