@@ -174,6 +174,31 @@ def prune(project_dir, target) -> None:
     sys.exit(sync_task(project_dir, target, True, False, True, click.echo))
 
 
+@main.command("import")
+@_project_options
+@click.argument("names", nargs=-1)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the YAML files (default: the project's assistants/).")
+@click.option("--force", is_flag=True, help="Overwrite existing YAML files.")
+@_handle_errors
+def import_(project_dir, target, names, out, force) -> None:
+    """Write YAML for assistants that already exist on a target, and adopt them.
+
+    NAMES (assistant names or ids) limits the import; by default every assistant not yet
+    declared is imported. Long instructions go to assistants/prompts/<name>.md (via !file);
+    files attached to tools are downloaded under assistants/files/<name>/. The assistants are
+    then tagged as managed by this project, so the next `orch plan` shows no changes.
+
+    \b
+    Examples:
+      orch import --target azure                 everything not yet declared
+      orch import --target azure "Math Tutor"    one assistant
+    """
+    from orch.tasks import import_task
+
+    sys.exit(import_task(project_dir, target, out, list(names), force, click.echo))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int,

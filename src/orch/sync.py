@@ -227,14 +227,22 @@ def _diff(old: dict, new: dict) -> tuple[FieldDiff, ...]:
 
 
 def plan(project: str, target: str, desired: list[Assistant], state: RemoteState,
-         prune: bool = False) -> Plan:
-    """Compare declared assistants with a target's state. Pure: no I/O."""
+         prune: bool = False, adopt: dict[str, str] | None = None) -> Plan:
+    """Compare declared assistants with a target's state. Pure: no I/O.
+
+    ``adopt`` maps declared names to ids of unmanaged assistants to take over (``orch import``);
+    nothing else unmanaged is ever planned for.
+    """
+    adopt = adopt or {}
     result = Plan(project=project, target=target, remote=state,
                   desired={a.name: a for a in desired})
     managed: dict[str, list[RemoteAssistant]] = {}
     for remote in state.assistants:
+        adopted = next((n for n, i in adopt.items() if i == remote.id), None)
         if remote.managed_by(project):
             managed.setdefault(remote.metadata[META_NAME], []).append(remote)
+        elif adopted:
+            managed.setdefault(adopted, []).append(remote)
         else:
             result.unmanaged.append(remote)
 
@@ -261,9 +269,11 @@ def plan(project: str, target: str, desired: list[Assistant], state: RemoteState
             result.assistants.append(Change("unchanged", "assistant", assistant.name, keep.id))
             continue
         drift = keep.metadata.get(META_HASH) == want["metadata"][META_HASH]
+        reason = "changed outside orch" if drift else ""
+        if keep.id in adopt.values():
+            reason = "adopting an unmanaged assistant"
         result.assistants.append(Change(
-            "update", "assistant", assistant.name, keep.id, diffs, drift=drift,
-            reason="changed outside orch" if drift else ""))
+            "update", "assistant", assistant.name, keep.id, diffs, drift=drift, reason=reason))
 
     declared = {a.name for a in desired}
     for name, remotes in sorted(managed.items()):

@@ -113,7 +113,8 @@ def connect(project: Project, name: str | None = None, quiet: bool = False,
     client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout,
                            organization=target.option("organization"),
                            default_headers=headers)
-    yield Connection(target, client, f"target {target.name!r} ({base_url})")
+    label = base_url if target.name == base_url else f"target {target.name!r} ({base_url})"
+    yield Connection(target, client, label)
 
 
 def _is_loopback(url: str) -> bool:

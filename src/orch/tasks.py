@@ -67,3 +67,45 @@ def sync_task(path: Path | None, target: str | None, prune: bool, check: bool,
         writes = sync.apply(result, backend, project.root, report)
         echo(f"Done: {writes} change{'s' if writes != 1 else ''} applied to {conn.label}.")
     return ExitCode.OK
+
+
+def import_task(path: Path | None, target: str | None, out: Path | None, names: list[str],
+                force: bool, echo: Echo) -> int:
+    """Write YAML for remote assistants not yet declared, then adopt them (tag + files)."""
+    from orch.importer import import_assistants
+
+    project = load_project(path)
+    out = out or project.root / "assistants"
+    with connect(project, target) as conn:
+        backend = conn.backend()
+        state = backend.fetch_state(project.name)
+        declared = {name for name, _ in project.assistants}
+        imported = import_assistants(backend, state, project.name, project.root, out,
+                                     declared, names or None, force)
+        if not imported:
+            echo("Nothing to import: every assistant on the target is already declared.")
+            return ExitCode.OK
+        for item in imported:
+            echo(f"  wrote {_rel(item.path)} (from {item.remote_id})")
+            for note in item.notes:
+                echo(f"      note: {note}")
+        project = load_project(path)  # the new files must validate like any other
+        adopt = {item.name: item.remote_id for item in imported}
+        chosen = [a for name, a in project.assistants if name in adopt]
+        result = sync.plan(project.name, conn.label, chosen, state, adopt=adopt)
+        result.assistants = [c for c in result.assistants if c.name in adopt]
+        result.files = [c for c in result.files if c.action == "create"]
+        result.stores = [c for c in result.stores if c.action in ("create", "update")]
+        writes = sync.apply(result, backend, project.root)
+        echo(f"Imported {len(imported)} assistant{'s' if len(imported) != 1 else ''} and "
+             f"adopted {'them' if len(imported) != 1 else 'it'} ({writes} write"
+             f"{'s' if writes != 1 else ''}); `orch plan` now shows no changes for "
+             f"{'them' if len(imported) != 1 else 'it'}.")
+    return ExitCode.OK
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,195 @@
+"""``orch import``: write YAML for assistants that already exist on a server, then adopt them.
+
+For each remote assistant not yet declared, a file ``assistants/<name>.yml`` is written (long
+instructions go to ``assistants/prompts/<name>.md`` through ``!file``; files attached to its
+tools are downloaded under ``assistants/files/<name>/``). The assistant is then adopted: tagged
+with this project's metadata (and its files re-uploaded as managed copies) so that the next
+``orch plan`` shows no changes. The original, unmanaged files and vector stores are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orch.backends.base import META_NAME, META_PROJECT, Backend, RemoteAssistant, RemoteState
+from orch.errors import UsageError
+from orch.sync import SHA_LEN, parse_managed_filename
+
+INLINE_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class _Include:
+    path: str
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML with ``!file`` includes and literal blocks for multi-line text."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(_Include, lambda d, v: d.represent_scalar("!file", v.path))
+_Dumper.add_representer(str, _str)
+
+
+def slug(name: str | None, fallback: str) -> str:
+    """A valid assistant name (1-64 of letters, digits, '-', '_', '.') from a display name."""
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "-", (name or "").strip()).strip("-._").lower()
+    return (text or fallback)[:64]
+
+
+@dataclass
+class Imported:
+    """One imported assistant: its local name, the YAML written, the remote id adopted."""
+
+    name: str
+    path: Path
+    remote_id: str
+    notes: list[str]
+
+
+def import_assistants(
+    backend: Backend,
+    state: RemoteState,
+    project: str,
+    root: Path,
+    out: Path,
+    declared: set[str],
+    only: list[str] | None = None,
+    force: bool = False,
+) -> list[Imported]:
+    """Write YAML (and prompt/data files) for remote assistants; return what was written."""
+    chosen = []
+    for remote in state.assistants:
+        label = remote.metadata.get(META_NAME) or remote.name or remote.id
+        if only and label not in only and remote.id not in only:
+            continue
+        if remote.metadata.get(META_PROJECT) == project and label in declared:
+            continue
+        chosen.append(remote)
+    if only:
+        missing = set(only) - {r.metadata.get(META_NAME) or r.name for r in chosen} \
+            - {r.id for r in chosen}
+        if missing:
+            raise UsageError(f"no importable assistant named {', '.join(sorted(missing))}")
+    taken = set(declared)
+    results = []
+    for remote in chosen:
+        name = slug(remote.metadata.get(META_NAME) or remote.name, remote.id.lower())
+        base, n = name, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        taken.add(name)
+        target = out / f"{name}.yml"
+        if target.exists() and not force:
+            raise UsageError(f"{target} exists; pass --force to overwrite it")
+        notes: list[str] = []
+        data = _yaml_data(backend, state, project, root, out, remote, name, notes)
+        header = (f"# yaml-language-server: $schema={_schema_ref(out, root)}\n"
+                  f"# Imported by `orch import` from {remote.id}.\n")
+        for note in notes:
+            header += f"# NOTE: {note}\n"
+        out.mkdir(parents=True, exist_ok=True)
+        target.write_text(header + yaml.dump(data, Dumper=_Dumper, sort_keys=False,
+                                             allow_unicode=True, width=100), encoding="utf-8")
+        results.append(Imported(name, target, remote.id, notes))
+    return results
+
+
+def _schema_ref(out: Path, root: Path) -> str:
+    try:
+        depth = len(out.resolve().relative_to(root.resolve()).parts)
+    except ValueError:
+        return str(root / "schemas/assistant.schema.json")
+    return "../" * depth + "schemas/assistant.schema.json"
+
+
+def _yaml_data(backend, state, project, root, out, remote: RemoteAssistant, name: str,
+               notes: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": name}
+    if remote.description:
+        data["description"] = remote.description
+    data["model"] = remote.model
+    instructions = remote.instructions or ""
+    if len(instructions) > INLINE_LIMIT or "\n" in instructions.strip():
+        prompt = out / "prompts" / f"{name}.md"
+        prompt.parent.mkdir(parents=True, exist_ok=True)
+        prompt.write_text(instructions, encoding="utf-8")
+        data["instructions"] = _Include(f"prompts/{name}.md")
+    elif instructions:
+        data["instructions"] = instructions
+    if remote.temperature not in (None, 1.0):
+        data["temperature"] = remote.temperature
+    if remote.top_p not in (None, 1.0):
+        data["top_p"] = remote.top_p
+    if remote.response_format not in (None, "auto"):
+        fmt = remote.response_format
+        data["response_format"] = fmt["type"] if isinstance(fmt, dict) and len(fmt) == 1 else fmt
+    tools = []
+    for tool in remote.tools:
+        kind = tool.get("type")
+        if kind == "function":
+            fn = {k: v for k, v in tool["function"].items() if v not in (None, False)}
+            tools.append({"function": fn})
+            notes.append(f"function {fn['name']} has no handler: add `handler: module:function` "
+                         "so `orch run` can answer its calls")
+        elif kind == "file_search" and tool.get("file_search", {}).get("max_num_results"):
+            tools.append({"file_search": {
+                "max_num_results": tool["file_search"]["max_num_results"]}})
+        else:
+            tools.append(kind)
+    if tools:
+        data["tools"] = tools
+    files = _download_files(backend, state, project, root, out, remote, name, notes)
+    if files:
+        data["files"] = files
+    metadata = {k: v for k, v in remote.metadata.items() if not k.startswith("orch_")}
+    if metadata:
+        data["metadata"] = metadata
+    return data
+
+
+def _download_files(backend, state, project, root, out, remote, name, notes) -> dict:
+    by_id = {f.id: f for f in state.files}
+    wanted: dict[str, list[str]] = {}
+    ci = (remote.tool_resources.get("code_interpreter") or {}).get("file_ids") or []
+    if ci:
+        wanted["code_interpreter"] = list(ci)
+    stores = (remote.tool_resources.get("file_search") or {}).get("vector_store_ids") or []
+    for store_id in stores:
+        wanted.setdefault("file_search", []).extend(backend.vector_store_file_ids(store_id))
+    result: dict[str, list[str]] = {}
+    folder = out / "files" / name
+    for tool, ids in wanted.items():
+        for file_id in ids:
+            remote_file = by_id.get(file_id)
+            filename = remote_file.filename if remote_file else file_id
+            if parse_managed_filename(project, filename):
+                filename = filename[len(f"orch-{project}-") + SHA_LEN + 1:]
+            try:
+                content = backend.download_file(file_id)
+            except Exception as exc:  # noqa: BLE001 - any refusal is reported, not fatal
+                notes.append(f"{tool} file {file_id} ({filename}) could not be downloaded "
+                             f"({exc}); add it under files.{tool} by hand")
+                continue
+            path = folder / Path(filename).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            result.setdefault(tool, []).append(_rel(path, root))
+    return result
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
