@@ -73,6 +73,7 @@ def client(engine: EngineHandle) -> OpenAI:
 
 @pytest.fixture(scope="module")
 def assistant(client: OpenAI):
+    warnings.simplefilter("ignore", DeprecationWarning)
     return client.beta.assistants.create(
         model="gpt-4o",
         name="tester",
