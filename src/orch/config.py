@@ -54,7 +54,7 @@ _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newl
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` (default: cwd) holding orch.yml, else ``start``."""
+    """The nearest directory at or above ``start`` (default: cwd) with orch.yml, else ``start``."""
     start = (start or Path.cwd()).resolve()
     for candidate in (start, *start.parents):
         if (candidate / CONFIG_FILE).is_file():
@@ -66,7 +66,7 @@ def load_project(path: Path | None = None, environ: dict[str, str] | None = None
     """Load and validate the whole project at ``path``; raise ConfigError listing every problem."""
     root = find_root(path)
     if path is not None and not Path(path).exists():
-        raise ConfigError(f"{path}: no such directory")
+        raise ConfigError(Problem(str(path), 0, "", "no such file or directory"))
     loader = _ProjectLoader(root, environ)
     project = loader.load()
     if loader.problems:
@@ -87,8 +87,12 @@ def validate_path(file: Path, environ: dict[str, str] | None = None) -> str:
         load_script(file)
         return f"{_display(file)}: valid scripted-model script"
     root = find_root(file.parent)
+    if root == file.parent and file.parent.name in (ASSISTANTS_DIR, PIPELINES_DIR):
+        root = file.parent.parent  # a project without orch.yml
     loader = _ProjectLoader(root, environ)
-    loader.load()
+    project = loader.load()
+    if kind != "project config" and file.parent != root / _FOLDERS[kind]:
+        loader.load_extra(file, kind, project)  # not one of the files the project scans
     mine = [p for p in loader.problems if p.file in (_display(file), "")]
     if mine:
         raise ConfigError(mine)
@@ -106,6 +110,14 @@ def load_script(path: Path) -> dict[str, Any]:
     return doc.data
 
 
+_FOLDERS = {"assistant": ASSISTANTS_DIR, "pipeline": PIPELINES_DIR}
+_INTERPOLATE = {
+    "orch": lambda _p: True,
+    "assistant": lambda p: p[:1] == ("metadata",),
+    "pipeline": lambda p: p[:1] == ("vars",),
+}
+
+
 def _guess_kind(file: Path) -> str:
     if file.name == CONFIG_FILE:
         return "project config"
@@ -113,7 +125,9 @@ def _guess_kind(file: Path) -> str:
         return "assistant"
     if file.parent.name == PIPELINES_DIR:
         return "pipeline"
-    doc = load_document(file)
+    doc = load_document(file, _display(file))
+    if doc.problems and doc.data is None:
+        raise ConfigError(doc.problems)
     data = doc.data if isinstance(doc.data, dict) else {}
     if "rules" in data or "default" in data:
         return "script"
@@ -153,31 +167,46 @@ class _ProjectLoader:
                     env.setdefault(key, value)
         self.environ = env
         self.problems: list[Problem] = []
+        # Names of every assistant file that parsed, valid or not: a pipeline naming a broken
+        # assistant is not also told the assistant is unknown.
+        self.declared_assistants: set[str] = set()
+        # orch.yml exists but has problems: its vars and grader are unknown, so checks that need
+        # them are skipped rather than reported as more (wrong) problems.
+        self.config_broken = False
 
     def _load(self, path: Path, kind: str, interpolate) -> Document | None:
         doc = load_document(path, _display(path), interpolate, self.environ)
         self.problems += doc.problems
-        if doc.problems:
-            return None
+        if doc.data is None and doc.problems:
+            return None  # unreadable, or not YAML at all
         if not isinstance(doc.data, dict):
-            self.problems.append(doc.problem((), f"a {kind} file must be a YAML mapping"))
+            article = "an" if kind[0] in "aeiou" else "a"
+            self.problems.append(doc.problem((), f"{article} {kind} file must be a YAML mapping"))
             return None
-        schema_problems = jsonschemas.validate(doc, kind)
+        if kind == "assistant" and isinstance(doc.data.get("name"), str):
+            self.declared_assistants.add(doc.data["name"])
+        # A duplicate key or a missing ${VAR} must not hide the file's other mistakes, but a
+        # value already reported (e.g. a missing !file, now null) is not reported twice.
+        schema_problems = [
+            p for p in jsonschemas.validate(doc, kind)
+            if not any(_within(p, q) for q in doc.problems)
+        ]
         self.problems += schema_problems
-        return None if schema_problems else doc
+        return None if schema_problems or doc.problems else doc
 
     def load(self) -> Project | None:
         config_path = self.root / CONFIG_FILE
         settings: dict[str, Any] = {}
         config_doc = None
         if config_path.is_file():
-            config_doc = self._load(config_path, "orch", lambda _p: True)
+            config_doc = self._load(config_path, "orch", _INTERPOLATE["orch"])
             settings = config_doc.data if config_doc else {}
+            self.config_broken = config_doc is None
 
         assistants: dict[str, Assistant] = {}
         assistant_docs: dict[str, Document] = {}
         for path in _yaml_files(self.root / ASSISTANTS_DIR):
-            doc = self._load(path, "assistant", lambda p: p[:1] == ("metadata",))
+            doc = self._load(path, "assistant", _INTERPOLATE["assistant"])
             if doc is None:
                 continue
             name = doc.data["name"]
@@ -192,7 +221,7 @@ class _ProjectLoader:
 
         pipelines: dict[str, Pipeline] = {}
         for path in _yaml_files(self.root / PIPELINES_DIR):
-            doc = self._load(path, "pipeline", lambda p: p[:1] == ("vars",))
+            doc = self._load(path, "pipeline", _INTERPOLATE["pipeline"])
             if doc is None:
                 continue
             name = doc.data["name"]
@@ -208,7 +237,8 @@ class _ProjectLoader:
         target = self.environ.get("ORCH_TARGET") or settings.get("target") or "embedded"
         if config_doc and "target" in settings and target not in dict(targets) | {"embedded": 1}:
             self.problems.append(config_doc.problem(("target",), (
-                f"unknown target {target!r} (defined: {', '.join(['embedded', *dict(targets)])})")))
+                f"unknown target {target!r} "
+                f"(defined: {', '.join(dict.fromkeys(['embedded', *dict(targets)]))})")))
         if config_doc and settings.get("grader") and settings["grader"] not in assistants:
             self.problems.append(config_doc.problem(("grader",), (
                 f"unknown assistant {settings['grader']!r}")))
@@ -238,6 +268,27 @@ class _ProjectLoader:
             grader=settings.get("grader"),
             config_file=config_path if config_path.is_file() else None,
         )
+
+
+    def load_extra(self, path: Path, kind: str, project: Project) -> None:
+        """Check one assistant or pipeline file outside the project's folders against it."""
+        doc = self._load(path, kind, _INTERPOLATE[kind])
+        if doc is None:
+            return
+        checker = _Checker(self, doc)
+        if kind == "assistant":
+            checker.assistant(dict(project.vars))
+        else:
+            checker.pipeline(dict(project.assistants), {"grader": project.grader})
+
+
+def _within(problem: Problem, other: Problem) -> bool:
+    """Whether ``problem`` is about the value ``other`` reports (or a part of it)."""
+    if problem.file != other.file or not other.field:
+        return False
+    return problem.field == other.field or problem.field.startswith(
+        (f"{other.field}.", f"{other.field}[")
+    )
 
 
 def _default_project_name(root: Path) -> str:
@@ -278,17 +329,27 @@ class _Checker:
 
     # -- shared checks -------------------------------------------------------------------------
 
-    def template(self, path: tuple, text: str, context: dict | None = None) -> str:
-        """Check Jinja syntax (and render when ``context`` is given); report at the right line."""
+    def template(
+        self, path: tuple, text: str, context: dict | None = None, source: Path | None = None
+    ) -> str:
+        """Check Jinja syntax (and render when ``context`` is given); report at the right line.
+
+        ``source`` is the file the text was read from when it is not the YAML value itself.
+        """
+        source = source or self.doc.includes.get(path)
         try:
             compiled = _JINJA.from_string(text)
             return compiled.render(**context) if context is not None else text
         except jinja2.TemplateSyntaxError as exc:
-            line = self.doc.line(path) + (exc.lineno or 1) - 1
-            self.ok = False
-            self.loader.problems.append(
-                Problem(self.doc.display, line, format_path(path), f"template error: {exc.message}")
-            )
+            lineno = exc.lineno or 1
+            if source is not None:
+                self.problem(path, f"template error in {_display(source)}:{lineno}: {exc.message}")
+            else:
+                self.ok = False
+                self.loader.problems.append(Problem(
+                    self.doc.display, self.doc.text_line(path) + lineno - 1, format_path(path),
+                    f"template error: {exc.message}",
+                ))
         except jinja2.UndefinedError as exc:
             self.problem(path, f"template error: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - any template runtime error is the user's
@@ -314,9 +375,10 @@ class _Checker:
             return None
 
     def json_schema(self, path: tuple, schema: Any) -> None:
-        why = jsonschemas.check_schema(schema)
-        if why:
-            self.problem(path, why)
+        error = jsonschemas.schema_error(schema)
+        if error:
+            where, why = error
+            self.problem((*path, *where), why)
 
     # -- assistants ----------------------------------------------------------------------------
 
@@ -325,6 +387,8 @@ class _Checker:
         instructions = data.get("instructions")
         if instructions is not None:
             context = {**project_vars, **(data.get("vars") or {})}
+            if self.loader.config_broken:
+                context = None  # check the syntax only: orch.yml's vars are unknown
             instructions = self.template(("instructions",), instructions, context)
         response_format = data.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
@@ -421,7 +485,8 @@ class _Checker:
                     self.problem(("report", i, "template"), f"template not found: {template}")
                 else:
                     self.template(("report", i, "template"),
-                                  (self.root / template).read_text(encoding="utf-8"))
+                                  (self.root / template).read_text(encoding="utf-8"),
+                                  source=self.root / template)
             self.template(("report", i, "output"), spec["output"])
             reports.append(ReportOutput(template=template, output=spec["output"]))
         if not self.ok:
@@ -444,7 +509,7 @@ class _Checker:
         )
 
     def known_assistant(self, path: tuple, name: str, assistants: dict[str, Assistant]) -> None:
-        if name in assistants:
+        if name in assistants or name in self.loader.declared_assistants:
             return
         import difflib
 
@@ -518,12 +583,11 @@ class _Checker:
                 self.handler(here, value)
             elif kind == "llm_rubric":
                 grader = value.get("grader") if isinstance(value, dict) else None
-                grader = grader or settings.get("grader")
-                if not grader:
+                if grader:  # an unknown default grader is reported once, in orch.yml
+                    self.known_assistant((*here, "grader"), grader, assistants)
+                elif not settings.get("grader") and not self.loader.config_broken:
                     self.problem(here, "llm_rubric needs a grader assistant: set `grader:` here "
                                        "or in orch.yml")
-                else:
-                    self.known_assistant(here, grader, assistants)
             out.append(Assertion(
                 kind=kind, value=value, weight=spec.get("weight", 1.0),
                 threshold=spec.get("threshold"), name=spec.get("name"),

@@ -61,6 +61,7 @@ class Document:
     display: str
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
+    text_lines: dict[Path_, int] = field(default_factory=dict)
     includes: dict[Path_, Path] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -72,6 +73,15 @@ class Document:
                 return self.lines[parts]
             parts = parts[:-1]
         return self.lines.get((), 1)
+
+    def text_line(self, path: Iterable[str | int]) -> int:
+        """The line where the text of the string at ``path`` starts.
+
+        For a block scalar (``|`` or ``>``) that is the line after the key, so line N of the
+        text (a Jinja error, say) is at ``text_line(path) + N - 1`` in the file.
+        """
+        parts = tuple(path)
+        return self.text_lines.get(parts) or self.line(parts)
 
     def problem(self, path: Iterable[str | int], message: str) -> Problem:
         """A :class:`Problem` located at ``path`` in this document."""
@@ -141,13 +151,16 @@ class _Builder:
         if node.tag == "!file":
             return self._include(node, path)
         if node.tag not in _PLAIN_TAGS:
-            self._problem(path, node, f"unsupported YAML tag {node.tag!r} (only !file is allowed)")
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self._problem(path, node, f"unsupported YAML tag {tag!r} (only !file is allowed)")
             return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         value = self.loader.construct_object(node, deep=True)
+        block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
+        self.doc.text_lines[path] = node.start_mark.line + (2 if block else 1)
         if isinstance(value, str) and self.interpolate(path):
             value = self._expand(value, node, path)
         elif not isinstance(value, str | int | float | bool | type(None)):
@@ -200,7 +213,8 @@ class _Builder:
             self._problem(
                 path,
                 node,
-                f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+                f"environment variable {name} is not set "
+                f"(write ${{{name}:-default}} for a default)",
             )
             return ""
 

@@ -47,30 +47,67 @@ def _validator(name: str) -> Draft202012Validator:
 
 def validate(doc: Document, name: str) -> list[Problem]:
     """Validate ``doc.data`` against schema ``name``; one located problem per real mistake."""
-    problems = []
-    for error in _validator(name).iter_errors(doc.data):
-        for path, message in _explain(error, load_schema(name)):
-            problems.append(doc.problem(path, message))
-    return problems
+    explained = [
+        (error.validator, path, message)
+        for error in _validator(name).iter_errors(doc.data)
+        for path, message in _explain(error, load_schema(name))
+    ]
+    # A misspelt key also breaks "exactly one of ..." (or "missing 'regex'") on its object: the
+    # unknown key, with its did-you-mean, is the one problem to report there.
+    unknown = [(path, message) for _v, path, message in explained if message.startswith(_UNKNOWN)]
+    return [
+        doc.problem(path, message)
+        for validator, path, message in explained
+        if not any(_explained_by(validator, path, message, u_path, hint)
+                   for u_path, hint in unknown)
+    ]
+
+
+_UNKNOWN = "unknown field"
+
+
+def _explained_by(validator: str, path: tuple, message: str, unknown_path: tuple,
+                  unknown_message: str) -> bool:
+    if path != unknown_path[:-1]:
+        return False
+    if validator in ("oneOf", "anyOf", "minProperties", "maxProperties"):
+        return True
+    if validator == "required":  # "missing 'model'" explained by "modl: ... did you mean 'model'?"
+        missing = message.removeprefix("missing required field ")
+        return f"did you mean {missing}?" in unknown_message
+    return False
+
+
+def schema_error(schema: Any) -> tuple[tuple, str] | None:
+    """Where (a path inside ``schema``) and why it is not a valid draft 2020-12 JSON Schema."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return tuple(exc.absolute_path), f"invalid JSON Schema: {exc.message}"
+    return None
 
 
 def check_schema(schema: Any) -> str | None:
     """Return why ``schema`` is not a valid draft 2020-12 JSON Schema, or None when it is."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"invalid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
-    return None
-
-
-_UNEXPECTED = re.compile(r"'([^']+)' (?:was|were) unexpected|\('([^']+)'(?:, '[^']+')* (?:was|were)")
+    error = schema_error(schema)
+    if error is None:
+        return None
+    where, why = error
+    return f"{why} (at {'/'.join(map(str, where))})" if where else why
 
 
 def _explain(error: ValidationError, root: dict) -> list[tuple[tuple, str]]:
     """Turn one jsonschema error into (path, message) pairs a person can act on."""
     path = tuple(error.absolute_path)
     custom = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
+    if "propertyNames" in error.relative_schema_path and isinstance(error.instance, str):
+        # jsonschema locates a bad key at its object; point at the key itself.
+        path = (*path, error.instance)
+    if error.validator == "pattern":
+        rule = custom or f"must match {error.validator_value}"
+        return [(path, f"{_show(error.instance)} is not valid: {rule}")]
+    if custom and error.validator == "type" and "pattern" in error.schema:
+        custom = None  # the message describes the pattern; "42 is not of type string" is clearer
     if custom and error.validator not in ("additionalProperties", "unevaluatedProperties"):
         return [(path, custom)]
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
@@ -95,10 +132,11 @@ def _explain(error: ValidationError, root: dict) -> list[tuple[tuple, str]]:
         return [(path, f"{_show(error.instance)} is not one of: {options}")]
     if error.validator == "const":
         return [(path, f"must be {json.dumps(error.validator_value)}")]
-    if error.validator == "pattern":
-        desc = error.schema.get("description")
-        detail = f" ({desc})" if desc else f" (must match {error.validator_value})"
-        return [(path, f"{_show(error.instance)} is not valid{detail}")]
+    if error.validator == "maxLength":
+        return [(path, f"{_show(error.instance)} is too long: {len(error.instance)} characters, "
+                       f"at most {error.validator_value} allowed")]
+    if error.validator == "minLength" and error.validator_value == 1:
+        return [(path, "must not be empty")]
     if error.validator == "format" and error.validator_value == "regex":
         try:
             re.compile(error.instance)

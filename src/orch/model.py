@@ -190,7 +190,7 @@ class Step:
 
 @dataclass(frozen=True)
 class ItemSource:
-    """Where a pipeline's items come from: ``files`` globs, ``csv``, ``jsonl``, ``inline``, or one."""
+    """Where a pipeline's items come from: ``files``, ``csv``, ``jsonl``, ``inline``, or one."""
 
     kind: str  # files | csv | jsonl | inline | default
     value: Any = None
