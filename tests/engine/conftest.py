@@ -23,7 +23,9 @@ SCRIPT = textwrap.dedent(
         tool_calls:
           - {function: get_weather, arguments: {city: "{{ match[1] }}"}}
           - {function: get_time, arguments: {city: "{{ match[1] }}"}}
-        reply: "Report: {% for o in tool_outputs %}{{ o.name }}={{ o }}{% if not loop.last %}, {% endif %}{% endfor %}"
+        reply: >-
+          Report: {% for o in tool_outputs %}{{ o.name }}={{ o }}{% if not loop.last %},
+          {% endif %}{% endfor %}
       - when: {icontains: "plot"}
         code_interpreter:
           input: "import matplotlib.pyplot as plt\\nplt.bar([1, 2, 3], [3, 1, 2])"
@@ -32,7 +34,9 @@ SCRIPT = textwrap.dedent(
         reply: "Here is your chart."
       - when: {icontains: "pedro"}
         file_search: true
-        reply: "According to the paper {{ citations[0].marker if citations else '' }} the score is 7."
+        reply: >-
+          According to the paper {{ citations[0].marker if citations else '' }}
+          the score is 7.
       - when: {icontains: "search"}
         file_search: {max_results: 2}
       - when: {contains: "explode"}
@@ -81,8 +85,14 @@ def assistant(client: OpenAI):
         tools=[
             {"type": "code_interpreter"},
             {"type": "file_search"},
-            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
-            {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}},
+            {
+                "type": "function",
+                "function": {"name": "get_weather", "parameters": {"type": "object"}},
+            },
+            {
+                "type": "function",
+                "function": {"name": "get_time", "parameters": {"type": "object"}},
+            },
         ],
     )
 

@@ -32,7 +32,10 @@ def test_unknown_ids_are_404(client: OpenAI, assistant):
         client.beta.threads.messages.retrieve(message_id="msg_nope", thread_id=thread.id)
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.messages.create(
-            thread_id=thread.id, role="user", content="x", attachments=[{"file_id": "file-nope", "tools": []}]
+            thread_id=thread.id,
+            role="user",
+            content="x",
+            attachments=[{"file_id": "file-nope", "tools": []}],
         )
 
 
@@ -48,7 +51,9 @@ def test_bad_params_are_400(client: OpenAI, assistant):
         client.beta.assistants.create(model="m", tools=[{"type": "browser"}])
     assert err.value.body["param"] == "tools[0].type"
     with pytest.raises(openai.BadRequestError):
-        client.beta.assistants.create(model="m", tools=[{"type": "function", "function": {"name": "bad name!"}}])
+        client.beta.assistants.create(
+            model="m", tools=[{"type": "function", "function": {"name": "bad name!"}}]
+        )
     with pytest.raises(openai.BadRequestError):
         client.beta.assistants.list(limit=101)
     with pytest.raises(openai.BadRequestError):
@@ -57,7 +62,9 @@ def test_bad_params_are_400(client: OpenAI, assistant):
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.messages.create(thread_id=thread.id, role="system", content="x")
     with pytest.raises(openai.BadRequestError) as err:
-        client.beta.threads.messages.create(thread_id=thread.id, role="user", content=[{"type": "audio"}])
+        client.beta.threads.messages.create(
+            thread_id=thread.id, role="user", content=[{"type": "audio"}]
+        )
     assert err.value.body["param"] == "content[0].type"
 
 
@@ -66,10 +73,17 @@ def test_missing_required_and_bad_json(engine):
         res = http.post(engine.base_url + "/assistants", json={})
         assert res.status_code == 400
         assert res.json()["error"]["param"] == "model"
-        res = http.post(engine.base_url + "/assistants", content=b"{not json", headers={"content-type": "application/json"})
+        res = http.post(
+            engine.base_url + "/assistants",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
         assert res.status_code == 400 and res.json()["error"]["type"] == "invalid_request_error"
         res = http.get(engine.base_url + "/nowhere")
-        assert res.status_code == 404 and res.json()["error"]["message"] == "Invalid URL (GET /v1/nowhere)"
+        assert (
+            res.status_code == 404
+            and res.json()["error"]["message"] == "Invalid URL (GET /v1/nowhere)"
+        )
 
 
 def test_metadata_limits(client: OpenAI):
@@ -98,20 +112,28 @@ def test_second_active_run_is_rejected(client: OpenAI, assistant):
     assert "while a run" in err.value.body["message"]
     client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
     with pytest.raises(openai.BadRequestError):
-        client.beta.threads.runs.submit_tool_outputs(run_id=run.id, thread_id=thread.id, tool_outputs=[])
+        client.beta.threads.runs.submit_tool_outputs(
+            run_id=run.id, thread_id=thread.id, tool_outputs=[]
+        )
 
 
 def test_submit_tool_outputs_checks_call_ids(client: OpenAI, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "weather in Rome"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
     calls = run.required_action.submit_tool_outputs.tool_calls
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.submit_tool_outputs(
-            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": calls[0].id, "output": "x"}]
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": calls[0].id, "output": "x"}],
         )
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.submit_tool_outputs(
-            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "call_other", "output": "x"}]
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": "call_other", "output": "x"}],
         )
     run = client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
     assert run.status == "cancelling"

@@ -23,7 +23,11 @@ def upload(client: OpenAI, name: str, content: bytes):
 
 
 def test_file_search_cites_pdf_and_txt(client: OpenAI, assistant):
-    pdf = upload(client, "trial.pdf", make_pdf("PEDro trial report. Random allocation was used. Blinding of assessors."))
+    pdf = upload(
+        client,
+        "trial.pdf",
+        make_pdf("PEDro trial report. Random allocation was used. Blinding of assessors."),
+    )
     txt = upload(client, "notes.txt", b"Unrelated notes about gardening and tomatoes.")
     store = client.vector_stores.create(name="papers", file_ids=[pdf.id, txt.id])
     VectorStore.model_validate(store.model_dump())
@@ -36,8 +40,12 @@ def test_file_search_cites_pdf_and_txt(client: OpenAI, assistant):
         tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_store_ids": [store.id]}},
     )
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Rate this PEDro paper: random allocation?"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=helper.id, poll_interval_ms=20)
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Rate this PEDro paper: random allocation?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=helper.id, poll_interval_ms=20
+    )
     assert run.status == "completed"
     reply = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     text = reply.content[0].text
@@ -56,12 +64,16 @@ def test_file_search_cites_pdf_and_txt(client: OpenAI, assistant):
     assert call.type == "file_search"
     assert call.file_search.results[0].file_name == "trial.pdf"
     assert "Random allocation" in call.file_search.results[0].content[0].text
-    plain = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc").data
+    plain = client.beta.threads.runs.steps.list(
+        thread_id=thread.id, run_id=run.id, order="asc"
+    ).data
     assert plain[0].step_details.tool_calls[0].file_search.results[0].content is None
 
 
 def test_attachment_file_search_appends_citations(client: OpenAI, assistant):
-    doc = upload(client, "manual.md", b"# Manual\nTo search the archive, press the blue button twice.")
+    doc = upload(
+        client, "manual.md", b"# Manual\nTo search the archive, press the blue button twice."
+    )
     thread = client.beta.threads.create(
         messages=[
             {
@@ -71,7 +83,9 @@ def test_attachment_file_search_appends_citations(client: OpenAI, assistant):
             }
         ]
     )
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
     assert run.status == "completed"
     text = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text
     assert text.value.startswith("[scripted] Found 1 result(s).")
@@ -79,7 +93,9 @@ def test_attachment_file_search_appends_citations(client: OpenAI, assistant):
 
 
 def test_vector_store_search_endpoint(client: OpenAI):
-    doc = upload(client, "facts.txt", b"Otters hold hands while sleeping so they do not drift apart.")
+    doc = upload(
+        client, "facts.txt", b"Otters hold hands while sleeping so they do not drift apart."
+    )
     store = client.vector_stores.create(name="facts", file_ids=[doc.id])
     page = client.vector_stores.search(store.id, query="why do otters hold hands")
     assert page.data[0].file_id == doc.id and page.data[0].filename == "facts.txt"
@@ -96,20 +112,28 @@ def test_file_batches_with_counts_and_statuses(client: OpenAI):
     assert batch.status == "completed"
     counts = batch.file_counts
     assert (counts.total, counts.completed, counts.failed, counts.in_progress) == (4, 3, 1, 0)
-    files = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=store.id)
+    files = client.vector_stores.file_batches.list_files(
+        batch_id=batch.id, vector_store_id=store.id
+    )
     for f in files.data:
         VectorStoreFile.model_validate(f.model_dump())
-    failed = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=store.id, filter="failed")
+    failed = client.vector_stores.file_batches.list_files(
+        batch_id=batch.id, vector_store_id=store.id, filter="failed"
+    )
     assert [f.id for f in failed.data] == [bad.id]
     assert failed.data[0].last_error.code == "unsupported_file"
     store = client.vector_stores.retrieve(store.id)
-    assert store.file_counts.completed == 3 and store.status == "completed" and store.usage_bytes > 0
+    assert (
+        store.file_counts.completed == 3 and store.status == "completed" and store.usage_bytes > 0
+    )
 
 
 def test_vector_store_crud_and_files(client: OpenAI):
     doc = upload(client, "a.txt", b"alpha beta gamma")
     store = client.vector_stores.create(name="crud", metadata={"team": "a"})
-    vsf = client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=doc.id, poll_interval_ms=20)
+    vsf = client.vector_stores.files.create_and_poll(
+        vector_store_id=store.id, file_id=doc.id, poll_interval_ms=20
+    )
     assert vsf.status == "completed" and vsf.vector_store_id == store.id and vsf.id == doc.id
     listed = client.vector_stores.files.list(vector_store_id=store.id)
     assert [f.id for f in listed.data] == [doc.id]

@@ -36,12 +36,22 @@ class FakeChat:
             message["content"] = "tools said: " + ", ".join(outputs)
         elif body.get("tools") and "weather" in str(last["content"]):
             message["tool_calls"] = [
-                {"id": "up_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
-                {"id": "up_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+                {
+                    "id": "up_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                },
+                {
+                    "id": "up_2",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                },
             ]
             finish = "tool_calls"
         else:
-            text = last["content"] if isinstance(last["content"], str) else json.dumps(last["content"])
+            text = (
+                last["content"] if isinstance(last["content"], str) else json.dumps(last["content"])
+            )
             message["content"] = f"echo: {text}"
         return JSONResponse(
             {
@@ -75,15 +85,21 @@ def upstream():
 def chat_client(upstream, tmp_path_factory: pytest.TempPathFactory):
     _, url = upstream
     db = tmp_path_factory.mktemp("chat") / "e.db"
-    with start_engine(db, model="openai-chat", upstream_base_url=url, upstream_api_key_env="ORCH_TEST_NO_KEY") as engine:
+    with start_engine(
+        db, model="openai-chat", upstream_base_url=url, upstream_api_key_env="ORCH_TEST_NO_KEY"
+    ) as engine:
         yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
 
 
 def test_thread_becomes_chat_messages(upstream, chat_client: OpenAI):
     fake, _ = upstream
-    asst = chat_client.beta.assistants.create(model="llama3", instructions="Be brief.", temperature=0.3)
+    asst = chat_client.beta.assistants.create(
+        model="llama3", instructions="Be brief.", temperature=0.3
+    )
     thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
-    run = chat_client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20)
+    run = chat_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20
+    )
     assert run.status == "completed"
     assert (run.usage.prompt_tokens, run.usage.completion_tokens) == (11, 5)
     reply = chat_client.beta.threads.messages.list(thread_id=thread.id).data[0]
@@ -91,17 +107,29 @@ def test_thread_becomes_chat_messages(upstream, chat_client: OpenAI):
     assert reply.metadata == {"orch_model": "openai-chat"}
     sent = fake.requests[-1]
     assert sent["model"] == "llama3" and sent["temperature"] == 0.3
-    assert sent["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}]
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hello"},
+    ]
 
 
 def test_function_tools_round_trip(upstream, chat_client: OpenAI):
     fake, _ = upstream
     asst = chat_client.beta.assistants.create(
         model="llama3",
-        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+        tools=[
+            {
+                "type": "function",
+                "function": {"name": "get_weather", "parameters": {"type": "object"}},
+            }
+        ],
     )
-    thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "weather in two cities?"}])
-    run = chat_client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20)
+    thread = chat_client.beta.threads.create(
+        messages=[{"role": "user", "content": "weather in two cities?"}]
+    )
+    run = chat_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20
+    )
     assert run.status == "requires_action"
     assert fake.requests[-1]["tools"][0]["function"]["name"] == "get_weather"
     calls = run.required_action.submit_tool_outputs.tool_calls
@@ -125,10 +153,14 @@ def test_unreachable_upstream_fails_the_run(tmp_path: Path):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    with start_engine(tmp_path / "e.db", model="openai-chat", upstream_base_url=f"http://127.0.0.1:{port}/v1") as engine:
+    with start_engine(
+        tmp_path / "e.db", model="openai-chat", upstream_base_url=f"http://127.0.0.1:{port}/v1"
+    ) as engine:
         client = OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
         asst = client.beta.assistants.create(model="m")
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
-        run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=50)
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=50
+        )
         assert run.status == "failed"
         assert run.last_error.code == "server_error" and "upstream" in run.last_error.message

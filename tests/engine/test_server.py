@@ -24,19 +24,36 @@ def test_state_survives_restart(tmp_path: Path):
     db = tmp_path / "engine.db"
     with start_engine(db) as engine:
         client = OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
-        asst = client.beta.assistants.create(model="m", name="keeper", metadata={"orch_project": "p"})
+        asst = client.beta.assistants.create(
+            model="m", name="keeper", metadata={"orch_project": "p"}
+        )
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "remember me"}])
-        run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20)
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20
+        )
         data = client.files.create(file=("k.txt", b"kept"), purpose="assistants")
         weather = client.beta.assistants.create(
             model="m", tools=[{"type": "function", "function": {"name": "get_weather"}}]
         )
-        waiting = client.beta.threads.create(messages=[{"role": "user", "content": "weather in Lima"}])
-    script = {"rules": [{"when": {"contains": "weather"}, "tool_calls": [{"function": "get_weather"}], "reply": "done"}]}
+        waiting = client.beta.threads.create(
+            messages=[{"role": "user", "content": "weather in Lima"}]
+        )
+    script = {
+        "rules": [
+            {
+                "when": {"contains": "weather"},
+                "tool_calls": [{"function": "get_weather"}],
+                "reply": "done",
+            }
+        ]
+    }
     with start_engine(db, script=script) as engine:
         client = OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
         assert client.beta.assistants.retrieve(asst.id).metadata == {"orch_project": "p"}
-        assert client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id).status == "completed"
+        assert (
+            client.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id).status
+            == "completed"
+        )
         assert len(client.beta.threads.messages.list(thread_id=thread.id).data) == 2
         assert client.files.content(data.id).read() == b"kept"
         pending = client.beta.threads.runs.create_and_poll(
@@ -50,7 +67,9 @@ def test_state_survives_restart(tmp_path: Path):
         assert again.status == "requires_action"
         call = again.required_action.submit_tool_outputs.tool_calls[0]
         done = client.beta.threads.runs.submit_tool_outputs_and_poll(
-            run_id=again.id, thread_id=waiting.id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}],
+            run_id=again.id,
+            thread_id=waiting.id,
+            tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}],
             poll_interval_ms=20,
         )
         assert done.status == "completed"
@@ -59,7 +78,9 @@ def test_state_survives_restart(tmp_path: Path):
 def test_api_key_is_required_when_set(tmp_path: Path):
     with start_engine(tmp_path / "e.db", api_key="s3cret") as engine:
         with pytest.raises(openai.AuthenticationError) as err:
-            OpenAI(base_url=engine.base_url, api_key="wrong-key-123", max_retries=0).beta.assistants.list()
+            OpenAI(
+                base_url=engine.base_url, api_key="wrong-key-123", max_retries=0
+            ).beta.assistants.list()
         assert err.value.status_code == 401 and err.value.body["code"] == "invalid_api_key"
         good = OpenAI(base_url=engine.base_url, api_key="s3cret", max_retries=0)
         assert good.beta.assistants.list().data == []
@@ -103,8 +124,12 @@ def test_run_left_in_requires_action_expires(tmp_path: Path, script_path: Path):
                 {"type": "function", "function": {"name": "get_time"}},
             ],
         )
-        thread = client.beta.threads.create(messages=[{"role": "user", "content": "weather in Bern"}])
-        run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20)
+        thread = client.beta.threads.create(
+            messages=[{"role": "user", "content": "weather in Bern"}]
+        )
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20
+        )
         assert run.status == "requires_action"
         deadline = time.monotonic() + 10
         while run.status == "requires_action" and time.monotonic() < deadline:
@@ -114,7 +139,9 @@ def test_run_left_in_requires_action_expires(tmp_path: Path, script_path: Path):
         step = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data[0]
         assert step.status == "expired" and step.expired_at is not None
         with pytest.raises(openai.BadRequestError):
-            client.beta.threads.runs.submit_tool_outputs(run_id=run.id, thread_id=thread.id, tool_outputs=[])
+            client.beta.threads.runs.submit_tool_outputs(
+                run_id=run.id, thread_id=thread.id, tool_outputs=[]
+            )
 
 
 def test_request_stats(engine, client: OpenAI):
@@ -129,7 +156,9 @@ def test_request_stats(engine, client: OpenAI):
     assert engine.write_count() == 1
     import httpx2
 
-    assert httpx2.get(engine.base_url + "/_orch/stats").json()["requests"]["GET /v1/assistants"] == 2
+    assert (
+        httpx2.get(engine.base_url + "/_orch/stats").json()["requests"]["GET /v1/assistants"] == 2
+    )
 
 
 def test_many_concurrent_streamed_runs(engine, assistant):
@@ -165,7 +194,9 @@ def test_orch_serve_subprocess(tmp_path: Path):
         client = OpenAI(base_url=match.group(1), api_key="x", max_retries=2)
         asst = client.beta.assistants.create(model="m")
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "ping"}])
-        run = wait_on_run(client, client.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst.id))
+        run = wait_on_run(
+            client, client.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst.id)
+        )
         assert run.status == "completed"
     finally:
         proc.terminate()
@@ -175,7 +206,18 @@ def test_orch_serve_subprocess(tmp_path: Path):
 def test_orch_serve_refuses_public_bind_without_key(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k != "ORCH_ENGINE_API_KEY"}
     res = subprocess.run(
-        [sys.executable, "-m", "orch", "serve", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "e.db")],
+        [
+            sys.executable,
+            "-m",
+            "orch",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "e.db"),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -18,7 +18,9 @@ from .conftest import wait_on_run
 
 def test_seed_workflow_with_attachment_and_polling(client: OpenAI, assistant, engine):
     Assistant.model_validate(assistant.model_dump())
-    upload = client.files.create(file=("notes.txt", b"The USA was founded in 1776."), purpose="assistants")
+    upload = client.files.create(
+        file=("notes.txt", b"The USA was founded in 1776."), purpose="assistants"
+    )
     FileObject.model_validate(upload.model_dump())
     assert upload.bytes == 28 and upload.purpose == "assistants" and upload.filename == "notes.txt"
 
@@ -62,7 +64,9 @@ def test_seed_workflow_with_attachment_and_polling(client: OpenAI, assistant, en
 
 def test_create_and_poll_uses_poll_header(client: OpenAI, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
-    raw = client.beta.threads.runs.with_raw_response.create(thread_id=thread.id, assistant_id=assistant.id)
+    raw = client.beta.threads.runs.with_raw_response.create(
+        thread_id=thread.id, assistant_id=assistant.id
+    )
     assert raw.headers["openai-poll-after-ms"] == "20"
     run = client.beta.threads.runs.poll(raw.parse().id, thread_id=thread.id)
     assert run.status == "completed"
@@ -92,14 +96,20 @@ class Recorder(AssistantEventHandler):
 def test_streaming_event_handler(client: OpenAI, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Tell me a story"}])
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
         final = stream.get_final_run()
         messages = stream.get_final_messages()
     assert handler.text == '[scripted] You said: "Tell me a story"'
     assert messages[0].content[0].text.value == handler.text
     assert final.status == "completed"
-    assert handler.events[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
+    assert handler.events[:3] == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+    ]
     for name in (
         "thread.run.step.created",
         "thread.run.step.in_progress",
@@ -114,7 +124,11 @@ def test_streaming_event_handler(client: OpenAI, assistant):
 
 
 def test_raw_sse_lines_and_create_and_run_stream(engine, assistant):
-    body = {"assistant_id": assistant.id, "stream": True, "thread": {"messages": [{"role": "user", "content": "yo"}]}}
+    body = {
+        "assistant_id": assistant.id,
+        "stream": True,
+        "thread": {"messages": [{"role": "user", "content": "yo"}]},
+    }
     with httpx2.Client() as http:
         res = http.post(engine.base_url + "/threads/runs", json=body)
     assert res.headers["content-type"].startswith("text/event-stream")
@@ -128,36 +142,50 @@ def test_raw_sse_lines_and_create_and_run_stream(engine, assistant):
 
 
 def test_function_calling_polling_two_parallel_calls(client: OpenAI, assistant):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is the weather in Paris?"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
     assert run.status == "requires_action"
     assert run.required_action.type == "submit_tool_outputs"
     calls = run.required_action.submit_tool_outputs.tool_calls
     assert [c.function.name for c in calls] == ["get_weather", "get_time"]
     assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
     outputs = [{"tool_call_id": c.id, "output": f"{c.function.name} ok"} for c in calls]
-    run = client.beta.threads.runs.submit_tool_outputs(thread_id=thread.id, run_id=run.id, tool_outputs=outputs)
+    run = client.beta.threads.runs.submit_tool_outputs(
+        thread_id=thread.id, run_id=run.id, tool_outputs=outputs
+    )
     assert run.status == "queued"
     run = wait_on_run(client, run)
     assert run.status == "completed"
     reply = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert reply.content[0].text.value == "Report: get_weather=get_weather ok, get_time=get_time ok"
 
-    steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc").data
+    steps = client.beta.threads.runs.steps.list(
+        thread_id=thread.id, run_id=run.id, order="asc"
+    ).data
     for step in steps:
         RunStep.model_validate(step.model_dump())
     assert [s.type for s in steps] == ["tool_calls", "message_creation"]
     tool_calls = steps[0].step_details.tool_calls
     assert [c.function.output for c in tool_calls] == ["get_weather ok", "get_time ok"]
     assert steps[1].step_details.message_creation.message_id == reply.id
-    one = client.beta.threads.runs.steps.retrieve(thread_id=thread.id, run_id=run.id, step_id=steps[0].id)
+    one = client.beta.threads.runs.steps.retrieve(
+        thread_id=thread.id, run_id=run.id, step_id=steps[0].id
+    )
     assert one.id == steps[0].id and one.status == "completed"
 
 
 def test_function_calling_streaming(client: OpenAI, assistant):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "weather in Oslo please"}])
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "weather in Oslo please"}]
+    )
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
         run = stream.current_run
     assert run.status == "requires_action"
@@ -178,8 +206,12 @@ def test_function_calling_streaming(client: OpenAI, assistant):
 
 
 def test_code_interpreter_image_downloaded(client: OpenAI, assistant):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Please plot the sales"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Please plot the sales"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
     assert run.status == "completed"
     reply = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert reply.content[0].type == "image_file"
@@ -190,7 +222,9 @@ def test_code_interpreter_image_downloaded(client: OpenAI, assistant):
     content = client.files.content(file_id).read()
     assert content.startswith(PNG_MAGIC) and meta.bytes == len(content)
 
-    steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc").data
+    steps = client.beta.threads.runs.steps.list(
+        thread_id=thread.id, run_id=run.id, order="asc"
+    ).data
     call = steps[0].step_details.tool_calls[0]
     assert call.type == "code_interpreter"
     assert call.code_interpreter.input.startswith("import matplotlib")
@@ -202,11 +236,15 @@ def test_code_interpreter_image_downloaded(client: OpenAI, assistant):
 def test_code_interpreter_streaming_deltas(client: OpenAI, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "plot it"}])
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
         messages = stream.get_final_messages()
     assert handler.tool_calls[0].type == "code_interpreter"
-    code = "".join(d.code_interpreter.input or "" for d in handler.tool_deltas if d.code_interpreter)
+    code = "".join(
+        d.code_interpreter.input or "" for d in handler.tool_deltas if d.code_interpreter
+    )
     assert code.startswith("import matplotlib")
     assert messages[0].content[0].type == "image_file"
 
@@ -225,13 +263,21 @@ def test_cancel_a_slow_run(client: OpenAI, assistant):
 
 def test_failed_and_incomplete_runs(client: OpenAI, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "explode now"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
     assert run.status == "failed" and run.failed_at is not None
-    assert run.last_error.code == "rate_limit_exceeded" and run.last_error.message == "scripted failure"
+    assert (
+        run.last_error.code == "rate_limit_exceeded"
+        and run.last_error.message == "scripted failure"
+    )
 
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "write an essay"}])
     run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=20, poll_interval_ms=20
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        max_completion_tokens=20,
+        poll_interval_ms=20,
     )
     assert run.status == "incomplete"
     assert run.incomplete_details.reason == "max_completion_tokens"
@@ -242,7 +288,9 @@ def test_failed_and_incomplete_runs(client: OpenAI, assistant):
 def test_failed_run_streams_failed_event(client: OpenAI, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "explode"}])
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
     assert handler.events[-1] == "thread.run.failed"
 
@@ -288,19 +336,29 @@ def test_image_parts_and_message_update_delete(client: OpenAI):
         content=[
             {"type": "text", "text": "What is in these images?"},
             {"type": "image_file", "image_file": {"file_id": image.id}},
-            {"type": "image_url", "image_url": {"url": "https://example.invalid/x.png", "detail": "low"}},
+            {
+                "type": "image_url",
+                "image_url": {"url": "https://example.invalid/x.png", "detail": "low"},
+            },
         ],
     )
     assert [c.type for c in msg.content] == ["text", "image_file", "image_url"]
-    msg = client.beta.threads.messages.update(message_id=msg.id, thread_id=thread.id, metadata={"k": "v"})
+    msg = client.beta.threads.messages.update(
+        message_id=msg.id, thread_id=thread.id, metadata={"k": "v"}
+    )
     assert msg.metadata == {"k": "v"}
-    assert client.beta.threads.messages.retrieve(message_id=msg.id, thread_id=thread.id).metadata == {"k": "v"}
+    assert client.beta.threads.messages.retrieve(
+        message_id=msg.id, thread_id=thread.id
+    ).metadata == {"k": "v"}
     assert client.beta.threads.messages.delete(message_id=msg.id, thread_id=thread.id).deleted
     assert client.beta.threads.messages.list(thread_id=thread.id).data == []
 
 
 def test_assistant_crud_and_pagination(client: OpenAI):
-    made = [client.beta.assistants.create(model="m", name=f"page-{i}", metadata={"suite": "pages"}) for i in range(5)]
+    made = [
+        client.beta.assistants.create(model="m", name=f"page-{i}", metadata={"suite": "pages"})
+        for i in range(5)
+    ]
     updated = client.beta.assistants.update(made[0].id, name="renamed", temperature=0.5)
     assert updated.name == "renamed" and updated.temperature == 0.5 and updated.model == "m"
     first = client.beta.assistants.list(limit=2, order="asc", after=made[0].id)
@@ -315,10 +373,14 @@ def test_assistant_crud_and_pagination(client: OpenAI):
 
 
 def test_threads_update_delete_and_runs_list_update(client: OpenAI, assistant):
-    thread = client.beta.threads.create(metadata={"a": "1"}, messages=[{"role": "user", "content": "x"}])
+    thread = client.beta.threads.create(
+        metadata={"a": "1"}, messages=[{"role": "user", "content": "x"}]
+    )
     thread = client.beta.threads.update(thread.id, metadata={"a": "2"})
     assert thread.metadata == {"a": "2"}
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
     runs = client.beta.threads.runs.list(thread_id=thread.id)
     assert [r.id for r in runs.data] == [run.id]
     run = client.beta.threads.runs.update(run_id=run.id, thread_id=thread.id, metadata={"tag": "x"})

@@ -44,6 +44,7 @@ class GuardMiddleware:
         self._lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Guard one request, then hand it to the app."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -70,8 +71,8 @@ class GuardMiddleware:
         if not header.startswith("Bearer "):
             return ApiError(
                 401,
-                "You didn't provide an API key. You need to provide your API key in an Authorization header "
-                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
         given = header[len("Bearer ") :].strip()
         assert self.api_key is not None

@@ -44,7 +44,7 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 
 def not_found(kind: str, object_id: str, param: str | None = None) -> ApiError:
-    """A 404 worded as OpenAI words it: ``No assistant found with id 'asst_x'.``"""
+    """A 404 worded as OpenAI words it, e.g. "No assistant found with id 'asst_x'."."""
     return ApiError(404, f"No {kind} found with id '{object_id}'.", param=param)
 
 

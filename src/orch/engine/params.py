@@ -95,20 +95,23 @@ def field(
         )
     if minimum is not None and value < minimum:
         raise bad_request(
-            f"Invalid '{param}': {_word(typ).split()[-1]} below minimum value. Expected a value >= {minimum:g}, but got {value} instead.",
+            f"Invalid '{param}': {_word(typ).split()[-1]} below minimum value. Expected a value "
+            f">= {minimum:g}, but got {value} instead.",
             param,
             "integer_below_min_value" if isinstance(value, int) else "decimal_below_min_value",
         )
     if maximum is not None and value > maximum:
         raise bad_request(
-            f"Invalid '{param}': {_word(typ).split()[-1]} above maximum value. Expected a value <= {maximum:g}, but got {value} instead.",
+            f"Invalid '{param}': {_word(typ).split()[-1]} above maximum value. Expected a value "
+            f"<= {maximum:g}, but got {value} instead.",
             param,
             "integer_above_max_value" if isinstance(value, int) else "decimal_above_max_value",
         )
     if max_length is not None and isinstance(value, (str, list)) and len(value) > max_length:
         what = "string" if isinstance(value, str) else "array"
         raise bad_request(
-            f"Invalid '{param}': {what} too long. Expected a {what} with maximum length {max_length}, but got a {what} with length {len(value)} instead.",
+            f"Invalid '{param}': {what} too long. Expected a {what} with maximum length "
+            f"{max_length}, but got a {what} with length {len(value)} instead.",
             param,
             f"{what}_above_max_length",
         )
@@ -132,14 +135,16 @@ def metadata(body: dict[str, Any], key: str = "metadata") -> dict[str, str] | No
         return None
     if len(value) > 16:
         raise bad_request(
-            f"Invalid '{key}': too many properties. Expected an object with at most 16 properties, but got an object with {len(value)} properties instead.",
+            f"Invalid '{key}': too many properties. Expected an object with at most 16 "
+            f"properties, but got an object with {len(value)} properties instead.",
             key,
             "object_above_max_properties",
         )
     for k, v in value.items():
         if len(k) > 64:
             raise bad_request(
-                f"Invalid '{key}': metadata key is too long. Expected a string with maximum length 64, but got a string with length {len(k)} instead.",
+                f"Invalid '{key}': metadata key is too long. Expected a string with maximum "
+                f"length 64, but got a string with length {len(k)} instead.",
                 f"{key}.{k}",
                 "string_above_max_length",
             )
@@ -151,7 +156,8 @@ def metadata(body: dict[str, Any], key: str = "metadata") -> dict[str, str] | No
             )
         if len(v) > 512:
             raise bad_request(
-                f"Invalid '{key}.{k}': string too long. Expected a string with maximum length 512, but got a string with length {len(v)} instead.",
+                f"Invalid '{key}.{k}': string too long. Expected a string with maximum length "
+                f"512, but got a string with length {len(v)} instead.",
                 f"{key}.{k}",
                 "string_above_max_length",
             )
@@ -170,7 +176,8 @@ def page_params(request: Request, max_limit: int = 100) -> dict[str, Any]:
         ) from None
     if not 1 <= limit <= max_limit:
         raise bad_request(
-            f"Invalid 'limit': integer out of range. Expected a value between 1 and {max_limit}, but got {limit} instead.",
+            f"Invalid 'limit': integer out of range. Expected a value between 1 and {max_limit}, "
+            f"but got {limit} instead.",
             "limit",
             "integer_out_of_range",
         )
@@ -225,7 +232,8 @@ def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | No
             name = field(fn, "name", str, required=True, param=f"{p}.function.name", max_length=64)
             if not name or not set(name) <= _FUNCTION_NAME_OK:
                 raise bad_request(
-                    f"Invalid '{p}.function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                    f"Invalid '{p}.function.name': string does not match pattern. Expected a "
+                    "string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
                     f"{p}.function.name",
                     "invalid_value",
                 )
@@ -242,7 +250,8 @@ def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | No
             out.append(entry)
         else:
             raise bad_request(
-                f"Invalid value: '{kind}'. Supported values are: 'code_interpreter', 'function', and 'file_search'.",
+                f"Invalid value: '{kind}'. Supported values are: 'code_interpreter', 'function', "
+                "and 'file_search'.",
                 f"{p}.type",
                 "invalid_value",
             )
@@ -266,7 +275,8 @@ def response_format(body: dict[str, Any]) -> Any:
             )
         return value
     raise bad_request(
-        "Invalid 'response_format': expected 'auto' or an object with type 'text', 'json_object' or 'json_schema'.",
+        "Invalid 'response_format': expected 'auto' or an object with type 'text', 'json_object' "
+        "or 'json_schema'.",
         "response_format",
         "invalid_value",
     )
@@ -316,7 +326,7 @@ def truncation_strategy(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def tool_resources(body: dict[str, Any], key: str = "tool_resources") -> dict[str, Any] | None:
-    """Validate ``tool_resources`` ({code_interpreter: {file_ids}, file_search: {vector_store_ids}})."""
+    """Validate ``tool_resources``: code_interpreter.file_ids, file_search.vector_store_ids."""
     value = field(body, key, dict)
     if value is None:
         return None

@@ -461,7 +461,8 @@ class RunExecutor:
         missing = [e for e in expected if e not in given]
         if missing:
             raise bad_request(
-                f"Expected tool outputs for call_ids {json.dumps(expected)}, got {json.dumps(given)}",
+                f"Expected tool outputs for call_ids {json.dumps(expected)}, "
+                f"got {json.dumps(given)}",
                 "tool_outputs",
             )
         self._disarm_expiry(run["id"])

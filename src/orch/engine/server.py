@@ -40,8 +40,8 @@ def check_bind(host: str, api_key: str | None) -> None:
     """Refuse to expose the engine beyond loopback without an API key."""
     if not is_loopback(host) and not api_key:
         raise UsageError(
-            f"refusing to listen on {host}: the engine only binds non-loopback addresses when an API "
-            "key is required (--api-key or ORCH_ENGINE_API_KEY)"
+            f"refusing to listen on {host}: the engine only binds non-loopback addresses when "
+            "an API key is required (--api-key or ORCH_ENGINE_API_KEY)"
         )
 
 

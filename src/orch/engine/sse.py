@@ -1,4 +1,4 @@
-"""Server-sent events as the Assistants API sends them: ``event:`` + ``data:`` lines, then ``done``."""
+"""Server-sent events as the Assistants API sends them: event/data lines, then ``done``."""
 
 from __future__ import annotations
 

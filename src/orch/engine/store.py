@@ -172,8 +172,8 @@ class Store:
         """Every object of a kind whose top-level ``key`` is one of ``values``, oldest first."""
         marks = ",".join("?" * len(values))
         rows = self._db.execute(
-            f"SELECT data FROM objects WHERE kind = ? AND json_extract(data, '$.{key}') IN ({marks}) "
-            "ORDER BY seq",
+            "SELECT data FROM objects WHERE kind = ? "
+            f"AND json_extract(data, '$.{key}') IN ({marks}) ORDER BY seq",
             (kind, *values),
         ).fetchall()
         return [json.loads(r[0]) for r in rows]

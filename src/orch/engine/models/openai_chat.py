@@ -30,13 +30,17 @@ class OpenAIChatModel:
 
     name = "openai-chat"
 
-    def __init__(self, base_url: str | None, api_key_env: str = "OPENAI_API_KEY", timeout: float = 600.0):
+    def __init__(
+        self, base_url: str | None, api_key_env: str = "OPENAI_API_KEY", timeout: float = 600.0
+    ):
         if not base_url:
             raise ValueError("the openai-chat model needs an upstream base URL")
         self.base_url = base_url
         # Local servers (Ollama, llama.cpp, vLLM) accept any key; the SDK insists on one.
         key = os.environ.get(api_key_env) or "unused"
-        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=2, timeout=timeout)
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=key, max_retries=2, timeout=timeout
+        )
 
     async def aclose(self) -> None:
         """Close the upstream HTTP client."""
@@ -56,7 +60,11 @@ class OpenAIChatModel:
             elif kind == "image_file":
                 data = ctx.load_file(block["image_file"]["file_id"])
                 if data is not None:
-                    mime = "image/png" if data[:4] == b"\x89PNG" else (mimetypes.guess_type("x.jpg")[0] or "image/jpeg")
+                    mime = (
+                        "image/png"
+                        if data[:4] == b"\x89PNG"
+                        else (mimetypes.guess_type("x.jpg")[0] or "image/jpeg")
+                    )
                     url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
                     parts.append({"type": "image_url", "image_url": {"url": url}})
         return parts
@@ -73,7 +81,12 @@ class OpenAIChatModel:
             if hits:
                 search = SearchCall(ctx.user_text, hits)
                 excerpts = "\n\n".join(f"[{h.filename}]\n{h.text}" for h in hits)
-                chat.append({"role": "system", "content": "Relevant excerpts from the user's files:\n\n" + excerpts})
+                chat.append(
+                    {
+                        "role": "system",
+                        "content": "Relevant excerpts from the user's files:\n\n" + excerpts,
+                    }
+                )
         for m in ctx.messages:
             chat.append({"role": m["role"], "content": self._content(m, ctx)})
         for past in ctx.state.get("rounds", []):
@@ -91,7 +104,9 @@ class OpenAIChatModel:
         if run.get("max_completion_tokens"):
             kwargs["max_tokens"] = run["max_completion_tokens"]
         functions = [
-            {"type": "function", "function": t["function"]} for t in run.get("tools", []) if t.get("type") == "function"
+            {"type": "function", "function": t["function"]}
+            for t in run.get("tools", [])
+            if t.get("type") == "function"
         ]
         choice = run.get("tool_choice")
         if functions and choice != "none":
@@ -121,7 +136,11 @@ class OpenAIChatModel:
         if not response.choices:
             raise ModelError("upstream returned no choices")
         message = response.choices[0].message
-        usage = (response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else None
+        usage = (
+            (response.usage.prompt_tokens, response.usage.completion_tokens)
+            if response.usage
+            else None
+        )
         turn = Turn(search=search, usage=usage)
         if message.tool_calls:
             turn.tool_calls = [
@@ -141,9 +160,15 @@ class OpenAIChatModel:
 def _tool_round(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The assistant tool-call message and the tool messages answering it."""
     calls = [
-        {"id": o["tool_call_id"], "type": "function", "function": {"name": o["name"], "arguments": o["arguments"]}}
+        {
+            "id": o["tool_call_id"],
+            "type": "function",
+            "function": {"name": o["name"], "arguments": o["arguments"]},
+        }
         for o in outputs
     ]
     round_ = [{"role": "assistant", "content": None, "tool_calls": calls}]
-    round_.extend({"role": "tool", "tool_call_id": o["tool_call_id"], "content": o["output"]} for o in outputs)
+    round_.extend(
+        {"role": "tool", "tool_call_id": o["tool_call_id"], "content": o["output"]} for o in outputs
+    )
     return round_

@@ -36,7 +36,8 @@ BUILTIN_SCRIPT: dict[str, Any] = {
 
 _AFTER_TOOLS_REPLY = (
     "[scripted] Tool outputs: "
-    "{% for t in tool_outputs %}{{ t.name }} -> {{ t.output }}{% if not loop.last %}; {% endif %}{% endfor %}"
+    "{% for t in tool_outputs %}{{ t.name }} -> {{ t.output }}"
+    "{% if not loop.last %}; {% endif %}{% endfor %}"
 )
 
 

@@ -61,6 +61,7 @@ def _fields(request: Request, body: dict[str, Any], creating: bool) -> dict[str,
 
 
 async def create(request: Request) -> Response:
+    """POST /v1/assistants."""
     body = await p.read_json(request)
     fields = _fields(request, body, creating=True)
     assistant = {
@@ -91,10 +92,12 @@ def _assistant(request: Request) -> dict[str, Any]:
 
 
 async def retrieve(request: Request) -> Response:
+    """GET /v1/assistants/{assistant_id}."""
     return object_response(_assistant(request))
 
 
 async def update(request: Request) -> Response:
+    """POST /v1/assistants/{assistant_id}."""
     assistant = _assistant(request)
     body = await p.read_json(request)
     fields = _fields(request, body, creating=False)
@@ -103,12 +106,14 @@ async def update(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
+    """DELETE /v1/assistants/{assistant_id}."""
     assistant = _assistant(request)
     engine_of(request).store.delete(assistant["id"])
     return deleted(assistant["id"], "assistant")
 
 
 async def list_assistants(request: Request) -> Response:
+    """GET /v1/assistants."""
     items, more = engine_of(request).store.page("assistant", None, **p.page_params(request))
     return json_response(p.list_body(items, more))
 

@@ -39,6 +39,7 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | Non
 
 
 async def upload(request: Request) -> Response:
+    """POST /v1/files."""
     engine = engine_of(request)
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
@@ -74,10 +75,12 @@ def _file(request: Request) -> dict:
 
 
 async def retrieve(request: Request) -> Response:
+    """GET /v1/files/{file_id}."""
     return object_response(_file(request))
 
 
 async def delete(request: Request) -> Response:
+    """DELETE /v1/files/{file_id}."""
     file = _file(request)
     store = engine_of(request).store
     store.delete(file["id"])
@@ -86,6 +89,7 @@ async def delete(request: Request) -> Response:
 
 
 async def content(request: Request) -> Response:
+    """GET /v1/files/{file_id}/content."""
     file = _file(request)
     data = engine_of(request).store.get_blob(file["id"]) or b""
     media = mimetypes.guess_type(file["filename"])[0] or "application/octet-stream"
@@ -97,6 +101,7 @@ async def content(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
+    """GET /v1/files."""
     q = request.query_params
     try:
         limit = int(q.get("limit", "10000"))
@@ -104,7 +109,8 @@ async def list_files(request: Request) -> Response:
         raise bad_request("Invalid 'limit': expected an integer.", "limit") from None
     if not 1 <= limit <= 10000:
         raise bad_request(
-            f"Invalid 'limit': integer out of range. Expected a value between 1 and 10000, but got {limit} instead.",
+            "Invalid 'limit': integer out of range. Expected a value between 1 and 10000, but "
+            f"got {limit} instead.",
             "limit",
         )
     order = q.get("order", "desc")

@@ -85,6 +85,7 @@ def _stream(engine: Engine, run: dict[str, Any], prelude: list[bytes], start: An
 
 
 async def create(request: Request) -> Response:
+    """POST /v1/threads/{thread_id}/runs."""
     engine = engine_of(request)
     thread = get_thread(engine, request.path_params["thread_id"])
     body = await p.read_json(request)
@@ -103,6 +104,7 @@ async def create(request: Request) -> Response:
 
 
 async def create_and_run(request: Request) -> Response:
+    """POST /v1/threads/runs."""
     engine = engine_of(request)
     body = await p.read_json(request)
     p.check_keys(body, CREATE_AND_RUN_FIELDS)
@@ -136,10 +138,12 @@ def _run(request: Request) -> dict[str, Any]:
 
 
 async def retrieve(request: Request) -> Response:
+    """GET /v1/threads/{thread_id}/runs/{run_id}."""
     return object_response(_run(request), _poll_headers(engine_of(request)))
 
 
 async def update(request: Request) -> Response:
+    """POST /v1/threads/{thread_id}/runs/{run_id}."""
     engine = engine_of(request)
     run = _run(request)
     body = await p.read_json(request)
@@ -151,6 +155,7 @@ async def update(request: Request) -> Response:
 
 
 async def list_runs(request: Request) -> Response:
+    """GET /v1/threads/{thread_id}/runs."""
     engine = engine_of(request)
     thread = get_thread(engine, request.path_params["thread_id"])
     items, more = engine.store.page("run", thread["id"], **p.page_params(request))
@@ -161,12 +166,14 @@ async def list_runs(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
+    """POST /v1/threads/{thread_id}/runs/{run_id}/cancel."""
     engine = engine_of(request)
     run = _run(request)
     return json_response(engine.runs.cancel(run), headers=_poll_headers(engine))
 
 
 async def submit_tool_outputs(request: Request) -> Response:
+    """POST /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs."""
     engine = engine_of(request)
     run = _run(request)
     body = await p.read_json(request)
@@ -214,6 +221,7 @@ def _step_view(step: dict[str, Any], with_content: bool) -> dict[str, Any]:
 
 
 async def list_steps(request: Request) -> Response:
+    """GET /v1/threads/{thread_id}/runs/{run_id}/steps."""
     engine = engine_of(request)
     run = _run(request)
     with_content = _include_content(request)
@@ -225,6 +233,7 @@ async def list_steps(request: Request) -> Response:
 
 
 async def retrieve_step(request: Request) -> Response:
+    """GET /v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}."""
     engine = engine_of(request)
     run = _run(request)
     step_id = request.path_params["step_id"]

@@ -71,7 +71,8 @@ def validate_message(engine: Engine, body: Any, param: str = "") -> dict[str, An
                 )
             else:
                 raise bad_request(
-                    f"Invalid value: '{kind}'. Supported values are: 'text', 'image_file', and 'image_url'.",
+                    f"Invalid value: '{kind}'. Supported values are: 'text', 'image_file', and "
+                    "'image_url'.",
                     where + ".type",
                     "invalid_value",
                 )
@@ -96,7 +97,8 @@ def validate_message(engine: Engine, body: Any, param: str = "") -> dict[str, An
             kind = tool.get("type") if isinstance(tool, dict) else None
             if kind not in ("code_interpreter", "file_search"):
                 raise bad_request(
-                    f"Invalid value: '{kind}'. Supported values are: 'code_interpreter' and 'file_search'.",
+                    f"Invalid value: '{kind}'. Supported values are: 'code_interpreter' and "
+                    "'file_search'.",
                     f"{where}.tools[{j}].type",
                     "invalid_value",
                 )
@@ -192,14 +194,17 @@ def get_thread(engine: Engine, thread_id: str) -> dict[str, Any]:
 
 
 async def create(request: Request) -> Response:
+    """POST /v1/threads."""
     return object_response(create_thread(engine_of(request), await p.read_json(request)))
 
 
 async def retrieve(request: Request) -> Response:
+    """GET /v1/threads/{thread_id}."""
     return object_response(get_thread(engine_of(request), request.path_params["thread_id"]))
 
 
 async def update(request: Request) -> Response:
+    """POST /v1/threads/{thread_id}."""
     engine = engine_of(request)
     thread = get_thread(engine, request.path_params["thread_id"])
     body = await p.read_json(request)
@@ -212,6 +217,7 @@ async def update(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
+    """DELETE /v1/threads/{thread_id}."""
     engine = engine_of(request)
     thread = get_thread(engine, request.path_params["thread_id"])
     active = engine.runs.active_run(thread["id"])
@@ -223,6 +229,7 @@ async def delete(request: Request) -> Response:
 
 
 async def create_message(request: Request) -> Response:
+    """POST /v1/threads/{thread_id}/messages."""
     engine = engine_of(request)
     thread = get_thread(engine, request.path_params["thread_id"])
     spec = validate_message(engine, await p.read_json(request))
@@ -233,6 +240,7 @@ async def create_message(request: Request) -> Response:
 
 
 async def list_messages(request: Request) -> Response:
+    """GET /v1/threads/{thread_id}/messages."""
     engine = engine_of(request)
     thread = get_thread(engine, request.path_params["thread_id"])
     run_id = request.query_params.get("run_id")
@@ -256,10 +264,12 @@ def _message(request: Request) -> dict[str, Any]:
 
 
 async def retrieve_message(request: Request) -> Response:
+    """GET /v1/threads/{thread_id}/messages/{message_id}."""
     return object_response(_message(request))
 
 
 async def update_message(request: Request) -> Response:
+    """POST /v1/threads/{thread_id}/messages/{message_id}."""
     msg = _message(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"metadata"}))
@@ -269,6 +279,7 @@ async def update_message(request: Request) -> Response:
 
 
 async def delete_message(request: Request) -> Response:
+    """DELETE /v1/threads/{thread_id}/messages/{message_id}."""
     msg = _message(request)
     engine_of(request).store.delete(msg["id"])
     return deleted(msg["id"], "thread.message")

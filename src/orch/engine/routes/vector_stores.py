@@ -51,6 +51,7 @@ def _check_files(engine: Engine, file_ids: list[Any], param: str) -> None:
 
 
 async def create(request: Request) -> Response:
+    """POST /v1/vector_stores."""
     engine = engine_of(request)
     body = await p.read_json(request)
     p.check_keys(
@@ -70,10 +71,12 @@ async def create(request: Request) -> Response:
 
 
 async def retrieve(request: Request) -> Response:
+    """GET /v1/vector_stores/{vector_store_id}."""
     return object_response(engine_of(request).vectors.view(_vector_store(request)))
 
 
 async def update(request: Request) -> Response:
+    """POST /v1/vector_stores/{vector_store_id}."""
     engine = engine_of(request)
     vs = _vector_store(request)
     body = await p.read_json(request)
@@ -92,18 +95,21 @@ async def update(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
+    """DELETE /v1/vector_stores/{vector_store_id}."""
     vs = _vector_store(request)
     engine_of(request).vectors.delete(vs["id"])
     return deleted(vs["id"], "vector_store")
 
 
 async def list_stores(request: Request) -> Response:
+    """GET /v1/vector_stores."""
     engine = engine_of(request)
     items, more = engine.store.page("vector_store", None, **p.page_params(request))
     return json_response(p.list_body([public(engine.vectors.view(v)) for v in items], more))
 
 
 async def search(request: Request) -> Response:
+    """POST /v1/vector_stores/{vector_store_id}/search."""
     engine = engine_of(request)
     vs = _vector_store(request)
     body = await p.read_json(request)
@@ -162,6 +168,7 @@ def _status_filter(request: Request) -> dict[str, Any] | None:
 
 
 async def create_file(request: Request) -> Response:
+    """POST /v1/vector_stores/{vector_store_id}/files."""
     engine = engine_of(request)
     vs = _vector_store(request)
     body = await p.read_json(request)
@@ -187,10 +194,12 @@ def _vs_file(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 async def retrieve_file(request: Request) -> Response:
+    """GET /v1/vector_stores/{vector_store_id}/files/{file_id}."""
     return object_response(_vs_file(request)[1])
 
 
 async def update_file(request: Request) -> Response:
+    """POST /v1/vector_stores/{vector_store_id}/files/{file_id}."""
     vs, vsf = _vs_file(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"attributes"}))
@@ -200,12 +209,14 @@ async def update_file(request: Request) -> Response:
 
 
 async def delete_file(request: Request) -> Response:
+    """DELETE /v1/vector_stores/{vector_store_id}/files/{file_id}."""
     vs, vsf = _vs_file(request)
     engine_of(request).vectors.remove_file(vs["id"], vsf["id"])
     return deleted(vsf["id"], "vector_store.file")
 
 
 async def file_content(request: Request) -> Response:
+    """GET /v1/vector_stores/{vector_store_id}/files/{file_id}/content."""
     vs, vsf = _vs_file(request)
     rows = [r for r in engine_of(request).store.chunks([vs["id"]]) if r[1] == vsf["id"]]
     data = [{"type": "text", "text": r[3]} for r in rows]
@@ -220,6 +231,7 @@ async def file_content(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
+    """GET /v1/vector_stores/{vector_store_id}/files."""
     engine = engine_of(request)
     vs = _vector_store(request)
     page = p.page_params(request)
@@ -235,6 +247,7 @@ async def list_files(request: Request) -> Response:
 
 
 async def create_batch(request: Request) -> Response:
+    """POST /v1/vector_stores/{vector_store_id}/file_batches."""
     engine = engine_of(request)
     vs = _vector_store(request)
     body = await p.read_json(request)
@@ -289,10 +302,12 @@ def _batch(request: Request) -> dict[str, Any]:
 
 
 async def retrieve_batch(request: Request) -> Response:
+    """GET /v1/vector_stores/{vector_store_id}/file_batches/{batch_id}."""
     return object_response(engine_of(request).vectors.view_batch(_batch(request)))
 
 
 async def cancel_batch(request: Request) -> Response:
+    """POST /v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel."""
     engine = engine_of(request)
     batch = _batch(request)
     engine.vectors.cancel_batch(batch)
@@ -300,6 +315,7 @@ async def cancel_batch(request: Request) -> Response:
 
 
 async def list_batch_files(request: Request) -> Response:
+    """GET /v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files."""
     engine = engine_of(request)
     batch = _batch(request)
     vs_id = batch["vector_store_id"]
