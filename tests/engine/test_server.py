@@ -142,6 +142,13 @@ def test_run_left_in_requires_action_expires(tmp_path: Path, script_path: Path):
             client.beta.threads.runs.submit_tool_outputs(
                 run_id=run.id, thread_id=thread.id, tool_outputs=[]
             )
+        # A run still working at expires_at expires too.
+        slow = client.beta.threads.create(messages=[{"role": "user", "content": "be slow"}])
+        run = client.beta.threads.runs.create(thread_id=slow.id, assistant_id=asst.id)
+        run = wait_on_run(client, run)
+        assert run.status == "expired"
+        reply = client.beta.threads.messages.list(thread_id=slow.id).data[0]
+        assert reply.role == "user"
 
 
 def test_request_stats(engine, client: OpenAI):

@@ -284,6 +284,22 @@ def test_failed_and_incomplete_runs(client: OpenAI, assistant):
     reply = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert reply.status == "incomplete" and reply.incomplete_details.reason == "max_tokens"
 
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "long question " * 200}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=50, poll_interval_ms=20
+    )
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"
+
+
+def test_tool_choice_none_skips_function_calls(client: OpenAI, assistant):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "weather in Kyiv"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice="none", poll_interval_ms=20
+    )
+    assert run.status == "completed"
+
 
 def test_failed_run_streams_failed_event(client: OpenAI, assistant):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "explode"}])

@@ -196,30 +196,12 @@ class RunExecutor:
 
     async def _execute(self, run: dict[str, Any]) -> None:
         try:
-            run["status"] = "in_progress"
-            if run["started_at"] is None:
-                run["started_at"] = _now()
-            self._save(run)
-            self._emit_run(run)
-            turn = await self.engine.model.respond(self._context(run))
-            if turn.delay_ms:
-                await asyncio.sleep(turn.delay_ms / 1000)
-            if turn.fail is not None:
-                self._fail(run, *turn.fail)
-                return
-            if turn.usage:
-                run["_usage"][0] += turn.usage[0]
-                run["_usage"][1] += turn.usage[1]
-            image_id = self._code_step(run, turn.code) if turn.code else None
-            if turn.search is not None:
-                self._search_step(run, turn.search)
-            if turn.tool_calls:
-                self._require_action(run, turn)
-                return
-            limit = run.get("max_completion_tokens")
-            incomplete = bool(limit) and run["_usage"][1] > limit
-            self._reply(run, turn, image_id, incomplete)
-            self._finish(run, "incomplete" if incomplete else "completed")
+            # A run still working at expires_at expires, like one left in requires_action.
+            async with asyncio.timeout(max(0.0, run["expires_at"] - time.time())):
+                await self._turn(run)
+        except TimeoutError:
+            self._close_open(run, "expired", "run_expired")
+            self._terminate(run, "expired")
         except asyncio.CancelledError:
             if not self.closing:
                 self._finalize_cancel(run)
@@ -228,6 +210,36 @@ class RunExecutor:
         except Exception as exc:  # a bug or an upstream surprise must not leave the run hanging
             log.exception("run %s failed", run["id"])
             self._fail(run, "server_error", f"The engine failed while processing the run: {exc}")
+
+    async def _turn(self, run: dict[str, Any]) -> None:
+        run["status"] = "in_progress"
+        if run["started_at"] is None:
+            run["started_at"] = _now()
+        self._save(run)
+        self._emit_run(run)
+        turn = await self.engine.model.respond(self._context(run))
+        if turn.delay_ms:
+            await asyncio.sleep(turn.delay_ms / 1000)
+        if turn.fail is not None:
+            self._fail(run, *turn.fail)
+            return
+        if turn.usage:
+            run["_usage"][0] += turn.usage[0]
+            run["_usage"][1] += turn.usage[1]
+        prompt_limit = run.get("max_prompt_tokens")
+        if prompt_limit and run["_usage"][0] > prompt_limit:
+            self._finish(run, "incomplete", "max_prompt_tokens")
+            return
+        image_id = self._code_step(run, turn.code) if turn.code else None
+        if turn.search is not None:
+            self._search_step(run, turn.search)
+        if turn.tool_calls:
+            self._require_action(run, turn)
+            return
+        limit = run.get("max_completion_tokens")
+        incomplete = bool(limit) and run["_usage"][1] > limit
+        self._reply(run, turn, image_id, incomplete)
+        self._finish(run, "incomplete" if incomplete else "completed")
 
     def _context(self, run: dict[str, Any]) -> TurnContext:
         engine = self.engine
@@ -626,11 +638,13 @@ class RunExecutor:
         self._save(run)
         self._emit_run(run)
 
-    def _finish(self, run: dict[str, Any], status: str) -> None:
+    def _finish(
+        self, run: dict[str, Any], status: str, reason: str = "max_completion_tokens"
+    ) -> None:
         if status == "completed":
             run["completed_at"] = _now()
         else:
-            run["incomplete_details"] = {"reason": "max_completion_tokens"}
+            run["incomplete_details"] = {"reason": reason}
         self._terminate(run, status)
 
     def _fail(self, run: dict[str, Any], code: str, message: str) -> None:

@@ -191,7 +191,7 @@ class ScriptedModel:
                 }
                 for i, h in enumerate(hits)
             ]
-        if action.get("tool_calls") and may_call_tools:
+        if action.get("tool_calls") and may_call_tools and ctx.run.get("tool_choice") != "none":
             offered = set(ctx.function_names())
             for call in action["tool_calls"]:
                 if call["function"] not in offered:
