@@ -199,6 +199,119 @@ def import_(project_dir, target, names, out, force) -> None:
     sys.exit(import_task(project_dir, target, out, list(names), force, click.echo))
 
 
+def _run_options(func):
+    """Options shared by `orch run` and `orch retry`."""
+    func = click.option("--json", "as_json", is_flag=True,
+                        help="Print the summary as JSON on stdout (no progress).")(func)
+    func = click.option("--quiet", "-q", is_flag=True, help="No progress, no summary.")(func)
+    func = click.option("--no-sync", is_flag=True,
+                        help="Do not sync the assistants first; fail if they differ.")(func)
+    func = click.option("--poll", is_flag=True,
+                        help="Poll runs instead of streaming them (SSE is the default).")(func)
+    return click.option("--concurrency", "-c", type=click.IntRange(1, 256),
+                        help="Items in flight at once (default: the pipeline's).")(func)
+
+
+@main.command()
+@_project_options
+@click.argument("pipeline", required=False)
+@click.option("--var", "vars_", multiple=True, metavar="KEY=VALUE",
+              help="Override a template variable (repeatable).")
+@click.option("--items-limit", type=click.IntRange(1), help="Run only the first N items.")
+@click.option("--resume", metavar="RUN_ID", help="Finish an interrupted run: only missing items.")
+@_run_options
+@_handle_errors
+def run(project_dir, target, pipeline, vars_, items_limit, resume, concurrency, poll, no_sync,
+        quiet, as_json) -> None:
+    """Run a pipeline: every item × steps, each item on its own thread.
+
+    PIPELINE is a pipeline name or file (pipelines/x.yml). The assistants it needs are synced
+    first (--no-sync makes that a check). Runs stream over SSE; function calls are answered by
+    the handlers declared in the assistants' YAML; code-interpreter files are downloaded. Every
+    finished item is saved to .orch/runs/<run_id>/results.jsonl and the history before it is
+    reported, so an interrupted run resumes with --resume RUN_ID.
+
+    Exit codes: 0 all passed, 1 assertions failed (below pass_rate), 2 errors.
+
+    \b
+    Examples:
+      orch run pipelines/quickstart.yml
+      orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
+      orch run --resume 20261121-220512-3fa2c1
+    """
+    from orch.runner import RunOptions
+    from orch.tasks import parse_vars, run_task
+
+    if pipeline is None and not resume:
+        raise click.UsageError("name a pipeline (or --resume RUN_ID)")
+    options = RunOptions(target=target, vars=parse_vars(list(vars_)), items_limit=items_limit,
+                         concurrency=concurrency, resume=resume,
+                         stream=False if poll else None, sync=not no_sync)
+    sys.exit(run_task(project_dir, pipeline, options, quiet, as_json, click.echo))
+
+
+@main.command()
+@_project_options
+@click.argument("run_id")
+@_run_options
+@_handle_errors
+def retry(project_dir, target, run_id, concurrency, poll, no_sync, quiet, as_json) -> None:
+    """Run again only the failed and errored items of a past run (same run id).
+
+    Finished items stay as they are; each retried item's new result supersedes the old one.
+
+    \b
+    Example:
+      orch retry 20261121-220512-3fa2c1
+    """
+    from orch.runner import RunOptions
+    from orch.tasks import run_task
+
+    options = RunOptions(target=target, concurrency=concurrency, resume=run_id,
+                         retry_failed=True, stream=False if poll else None, sync=not no_sync)
+    sys.exit(run_task(project_dir, None, options, quiet, as_json, click.echo))
+
+
+@main.command()
+@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
+              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.option("--limit", "-n", default=20, show_default=True, help="How many runs to list.")
+@click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_handle_errors
+def history(project_dir, limit, pipeline, as_json) -> None:
+    """List past runs, newest first.
+
+    \b
+    Examples:
+      orch history
+      orch history --pipeline quickstart --json
+    """
+    from orch.tasks import history_task
+
+    sys.exit(history_task(project_dir, limit, pipeline, as_json, click.echo))
+
+
+@main.command()
+@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
+              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run and its items as JSON.")
+@_handle_errors
+def show(project_dir, run_id, as_json) -> None:
+    """Show one run: counts, each item's replies, failed assertions and errors.
+
+    RUN_ID may be a unique prefix.
+
+    \b
+    Example:
+      orch show 20261121-2205
+    """
+    from orch.tasks import show_task
+
+    sys.exit(show_task(project_dir, run_id, as_json, click.echo))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int,

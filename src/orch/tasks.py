@@ -109,3 +109,134 @@ def _rel(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def find_pipeline(project, spec: str):
+    """A pipeline by name or by its file path."""
+    by_name = project.pipeline(spec)
+    if by_name:
+        return by_name
+    path = Path(spec)
+    if path.exists():
+        target = path.resolve()
+        for _, pipeline in project.pipelines:
+            if (project.root / pipeline.source).resolve() == target or \
+                    Path(pipeline.source).resolve() == target:
+                return pipeline
+    from orch.errors import UsageError
+
+    known = ", ".join(name for name, _ in project.pipelines) or "none"
+    raise UsageError(f"no pipeline {spec!r} (pipelines: {known})")
+
+
+def parse_vars(pairs: list[str]) -> dict:
+    """``k=v`` pairs from --var; values are read as YAML scalars (numbers, booleans)."""
+    import yaml
+
+    from orch.errors import UsageError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--var {pair!r}: expected key=value")
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = parsed if isinstance(parsed, str | int | float | bool) else value
+    return out
+
+
+def run_task(path: Path | None, pipeline_spec: str | None, options, quiet: bool, as_json: bool,
+             echo: Echo) -> int:
+    """Run (or resume/retry) a pipeline; print the summary; return its exit code."""
+    from orch import progress
+    from orch.history import History
+    from orch.runner import PipelineRunner, dumps, summary_lines
+
+    project = load_project(path)
+    options.quiet = quiet
+    if pipeline_spec is None:
+        history = History(project.root)
+        record = history.get(options.resume)
+        history.close()
+        pipeline_spec = record.pipeline
+    pipeline = find_pipeline(project, pipeline_spec)
+    reporter = progress.choose(quiet or as_json)
+    say = (lambda _line: None) if (quiet or as_json) else echo
+    runner = PipelineRunner(project, pipeline, options, reporter, echo=say)
+    summary = runner.run()
+    try:
+        from orch.reports import render_declared
+    except ImportError:  # reports arrive with the evaluations issue
+        render_declared = None
+    if render_declared is not None and summary.status != "interrupted":
+        summary.reports = render_declared(project, pipeline, summary.run_id)
+    if as_json:
+        echo(dumps(summary.to_json()))
+    elif not quiet:
+        for line in summary_lines(summary):
+            echo(line)
+    return summary.exit_code
+
+
+def history_task(path: Path | None, limit: int, pipeline: str | None, as_json: bool,
+                 echo: Echo) -> int:
+    """List runs, newest first."""
+    from orch.history import History
+    from orch.runner import dumps
+
+    project = load_project(path)
+    history = History(project.root)
+    runs = history.runs(limit=limit, pipeline=pipeline)
+    history.close()
+    if as_json:
+        echo(dumps([r.to_json() for r in runs]))
+        return ExitCode.OK
+    if not runs:
+        echo("No runs yet: start one with `orch run pipelines/<name>.yml`.")
+        return ExitCode.OK
+    echo(f"{'RUN ID':<24} {'PIPELINE':<18} {'STATUS':<12} {'ITEMS':>5} {'PASS':>5} "
+         f"{'FAIL':>5} {'ERR':>5} {'TOKENS':>8}  STARTED")
+    for r in runs:
+        echo(f"{r.run_id:<24} {r.pipeline[:18]:<18} {r.status:<12} {r.total:>5} {r.passed:>5} "
+             f"{r.failed:>5} {r.errors:>5} {r.prompt_tokens + r.completion_tokens:>8}  "
+             f"{r.started_at[:19].replace('T', ' ')}")
+    return ExitCode.OK
+
+
+def show_task(path: Path | None, run_id: str, as_json: bool, echo: Echo) -> int:
+    """Show one run: its summary and every item's outcome."""
+    from orch.history import History
+    from orch.runner import dumps
+
+    project = load_project(path)
+    history = History(project.root)
+    record = history.get(run_id)
+    items = list(history.items(record.run_id))
+    history.close()
+    if as_json:
+        echo(dumps({**record.to_json(), "items": items}))
+        return ExitCode.OK
+    meta = record.meta
+    echo(f"Run {record.run_id} — pipeline {record.pipeline} on {record.target}: {record.status}")
+    echo(f"  started {record.started_at}, finished {record.finished_at or '-'}; "
+         f"{record.total} items: {record.passed} passed, {record.failed} failed, "
+         f"{record.errors} errors; tokens {record.prompt_tokens + record.completion_tokens}")
+    if meta.get("scripted"):
+        echo("  model: scripted (rehearsal replies, not an AI)")
+    for item in items:
+        mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}[item["status"]]
+        echo(f"  {mark:<5} item {item['key']}  thread {item.get('thread_id') or '-'}")
+        for step in item.get("steps", []):
+            reply = (step.get("output") or "").replace("\n", " ")
+            echo(f"        {step['id']}: {reply[:100]}{'…' if len(reply) > 100 else ''}")
+            for verdict in step.get("assertions", []):
+                if not verdict["passed"]:
+                    echo(f"          ✗ {verdict['name']}: {verdict['reason']}")
+        if item.get("error"):
+            err = item["error"]
+            echo(f"        error ({err.get('type')}): {err.get('message')} "
+                 f"[thread {err.get('thread_id')}, run {err.get('run_id')}]")
+    return ExitCode.OK

@@ -1,0 +1,69 @@
+"""A pipeline's items, produced lazily so memory stays flat however many there are.
+
+Each item is a dict the templates see as ``item``:
+
+* ``files`` globs: ``{"path", "name", "stem", "suffix", "index"}`` (path relative to the root);
+* ``csv``: the row as a dict (header names as keys) plus ``index``;
+* ``jsonl``: the object on the line plus ``index``;
+* inline list: a dict entry as is, any other value as ``{"value": v}``, plus ``index``;
+* default: ``{"index": 0}``.
+
+Every item also has a stable key, ``"<index>"`` (with ``".r<n>"`` appended for ``repeat``), so an
+interrupted run can be resumed item by item.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orch.errors import ConfigError
+from orch.model import ItemSource
+
+
+def iter_items(source: ItemSource, root: Path) -> Iterator[dict[str, Any]]:
+    """Yield the items of ``source`` (paths relative to ``root``), one dict at a time."""
+    if source.kind == "default":
+        yield {"index": 0}
+    elif source.kind == "inline":
+        for index, value in enumerate(source.value):
+            item = dict(value) if isinstance(value, dict) else {"value": value}
+            yield {**item, "index": index}
+    elif source.kind == "files":
+        paths: list[str] = []
+        for pattern in source.value:
+            for match in sorted(glob.glob(str(root / pattern), recursive=True)):
+                rel = Path(match).resolve().relative_to(root.resolve()).as_posix()
+                if Path(match).is_file() and rel not in paths:
+                    paths.append(rel)
+        for index, rel in enumerate(paths):
+            p = Path(rel)
+            yield {"path": rel, "name": p.name, "stem": p.stem, "suffix": p.suffix,
+                   "index": index}
+    elif source.kind == "csv":
+        with (root / source.value).open(newline="", encoding="utf-8") as fh:
+            for index, row in enumerate(csv.DictReader(fh)):
+                yield {**row, "index": index}
+    elif source.kind == "jsonl":
+        with (root / source.value).open(encoding="utf-8") as fh:
+            index = 0
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise ConfigError(f"{source.value}:{n}: not JSON: {exc}") from exc
+                yield {**(row if isinstance(row, dict) else {"value": row}), "index": index}
+                index += 1
+    else:  # pragma: no cover - the schema allows nothing else
+        raise ConfigError(f"unknown items source {source.kind!r}")
+
+
+def item_key(index: int, repeat: int, repeats: int) -> str:
+    """The resume key of an item run: ``"3"``, or ``"3.r1"`` when the pipeline repeats."""
+    return f"{index}.r{repeat}" if repeats > 1 else str(index)

@@ -1,0 +1,138 @@
+"""Progress for ``orch run``: a live bar on a terminal, plain lines in CI, nothing with --quiet.
+
+A reporter hears about each finished item after it has been persisted, so what it shows is
+never ahead of what a resume would find.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Protocol, TextIO
+
+
+class Reporter(Protocol):
+    """Receives run events; implementations decide how (and whether) to show them."""
+
+    def start(self, run_id: str, pipeline: str, total: int, skipped: int) -> None:
+        """The run begins: ``total`` item runs to do, ``skipped`` already done (resume)."""
+
+    def item(self, record: dict[str, Any]) -> None:
+        """An item finished (and is already persisted)."""
+
+    def finish(self) -> None:
+        """The run ended (normally or not)."""
+
+
+class Counter:
+    """Shared tallies for the live display."""
+
+    def __init__(self) -> None:
+        self.done = self.passed = self.failed = self.errors = self.tokens = 0
+        self.started = time.monotonic()
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count one finished item."""
+        self.done += 1
+        status = record["status"]
+        self.passed += status == "passed"
+        self.failed += status == "failed"
+        self.errors += status == "error"
+        self.tokens += (record.get("usage") or {}).get("total_tokens", 0)
+
+
+class QuietReporter:
+    """Shows nothing."""
+
+    def start(self, run_id, pipeline, total, skipped) -> None:  # noqa: D102
+        pass
+
+    def item(self, record) -> None:  # noqa: D102
+        pass
+
+    def finish(self) -> None:  # noqa: D102
+        pass
+
+
+class LineReporter:
+    """One line per finished item: for CI logs and pipes (no TTY)."""
+
+    def __init__(self, stream: TextIO = sys.stderr):
+        self.stream = stream
+        self.counter = Counter()
+        self.total = 0
+
+    def start(self, run_id, pipeline, total, skipped) -> None:  # noqa: D102
+        self.total = total
+        extra = f" ({skipped} already done)" if skipped else ""
+        print(f"run {run_id}: pipeline {pipeline}, {total} item run(s){extra}",
+              file=self.stream, flush=True)
+
+    def item(self, record) -> None:  # noqa: D102
+        self.counter.add(record)
+        c = self.counter
+        mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}[record["status"]]
+        detail = ""
+        if record["status"] == "error" and record.get("error"):
+            detail = f": {record['error'].get('message', '')}"
+        elif record["status"] == "failed":
+            reasons = [v["reason"] for s in record.get("steps", [])
+                       for v in s.get("assertions", []) if not v["passed"]]
+            detail = f": {reasons[0]}" if reasons else ""
+        print(f"[{c.done}/{self.total}] {mark:<5} item {record['key']}{detail}",
+              file=self.stream, flush=True)
+
+    def finish(self) -> None:  # noqa: D102
+        pass
+
+
+class BarReporter:
+    """A rich live progress bar: items done/failed, tokens, elapsed, ETA."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.counter = Counter()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[passed]} ok[/] [red]{task.fields[failed]} failed[/]"
+                       " [magenta]{task.fields[errors]} errors[/]  {task.fields[tokens]} tok"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task = None
+
+    def start(self, run_id, pipeline, total, skipped) -> None:  # noqa: D102
+        self.progress.start()
+        self.task = self.progress.add_task(pipeline, total=total, passed=0, failed=0, errors=0,
+                                           tokens=0)
+
+    def item(self, record) -> None:  # noqa: D102
+        self.counter.add(record)
+        c = self.counter
+        self.progress.update(self.task, advance=1, passed=c.passed, failed=c.failed,
+                             errors=c.errors, tokens=c.tokens)
+
+    def finish(self) -> None:  # noqa: D102
+        self.progress.stop()
+
+
+def choose(quiet: bool, stream: TextIO = sys.stderr) -> Reporter:
+    """The reporter for this environment: bar on a terminal, lines otherwise."""
+    if quiet:
+        return QuietReporter()
+    if stream.isatty():
+        return BarReporter()
+    return LineReporter(stream)
