@@ -77,7 +77,11 @@ def _run_params(engine: Engine, body: dict[str, Any]) -> tuple[dict[str, Any], d
 
 def _stream(engine: Engine, run: dict[str, Any], prelude: list[bytes], start: Any) -> Response:
     queue = engine.runs.subscribe(run["id"])
-    start()
+    try:
+        start()
+    except Exception:
+        engine.runs.unsubscribe(run["id"], queue)
+        raise
     body = relay(queue, prelude=prelude, on_close=lambda: engine.runs.unsubscribe(run["id"], queue))
     return StreamingResponse(
         body, media_type="text/event-stream", headers={"cache-control": "no-cache"}
