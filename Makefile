@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/orch validate
+	$(BIN)/orch sync
+	$(BIN)/orch run pipelines/quickstart.yml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -257,8 +257,10 @@ class Conversation:
             self._check()
             if time.monotonic() > self.deadline:
                 raise ItemTimeout()
-            raw = retry.call("retrieve run", lambda: self.beta.threads.runs.with_raw_response
-                             .retrieve(run_id, thread_id=self.thread_id))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                raw = retry.call("retrieve run", lambda: self.beta.threads.runs
+                                 .with_raw_response.retrieve(run_id, thread_id=self.thread_id))
             run = raw.parse()
             if run.status in TERMINAL | {"requires_action"}:
                 return run
