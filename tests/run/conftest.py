@@ -19,7 +19,7 @@ rules:
   - when: {contains: "remember"}
     reply: "I will remember that."
   - when: {assistant: tools-bot, after_tool_outputs: true}
-    reply: "outputs: {% for o in tool_outputs %}{{ o }}{% if not loop.last %} | {% endif %}{% endfor %}"
+    reply: "outputs: {{ tool_outputs | join(' | ') }}"
   - when: {assistant: tools-bot, contains: "weather"}
     tool_calls:
       - {function: get_weather, arguments: {city: Paris}}
