@@ -28,8 +28,8 @@ import openai
 from orch import __version__, retry, sync
 from orch.backends.base import META_NAME
 from orch.conversation import Conversation, ItemTimeout, Stopped, Turn
-from orch.errors import ExitCode, OrchError, UsageError
-from orch.evals import evaluate, parse_json, step_score
+from orch.errors import BackendError, ExitCode, OrchError, UsageError
+from orch.evals import judge, parse_json
 from orch.history import SCHEMA_VERSION, History
 from orch.items import item_key, iter_items
 from orch.model import Pipeline, Project, canonical_json, sha256_file, sha256_text
@@ -115,7 +115,7 @@ class Uploads:
         self._listed = False
 
     def _name(self, sha: str, path: Path) -> str:
-        return f"orch-{self.project}-run-{sha[:16]}-{path.name}"
+        return f"orchrun-{self.project}-{sha[:16]}-{path.name}"
 
     def file_id(self, rel: str, purpose: str = "assistants") -> str:
         """Upload ``rel`` (relative to the project root) once; return its file id."""
@@ -127,7 +127,7 @@ class Uploads:
             if not self._listed:
                 page = retry.call("list files", lambda: self.client.files.list(limit=10000))
                 for f in page.data:
-                    match = re.match(rf"orch-{re.escape(self.project)}-run-([0-9a-f]{{16}})-",
+                    match = re.match(rf"orchrun-{re.escape(self.project)}-([0-9a-f]{{16}})-",
                                      f.filename)
                     if match:
                         self._ids.setdefault((match.group(1), f.purpose), f.id)
@@ -236,6 +236,7 @@ class PipelineRunner:
                 "pipeline_hash": self._pipeline_hash(), "project": self.project.name,
                 "target": conn.label, "target_name": conn.target.name,
                 "assistants": {n: self.ids.get(n) for n in self.needed_names},
+                "models": {n: self.project.assistant(n).model for n in self.needed_names},
                 "scripted": conn.target.kind == "engine" and
                 conn.target.option("model", "scripted") == "scripted",
                 "vars": self.vars, "items_limit": self.options.items_limit,
@@ -415,11 +416,7 @@ class PipelineRunner:
                                "thread_id": conv.thread_id, "run_id": outcome.run_id}
             record["passed"], record["score"], record["assertions"] = False, 0.0, []
             return record
-        verdicts = [evaluate(a, record, context, self._grade, self.root) for a in step.expect]
-        score = step_score(verdicts)
-        record["assertions"] = [v.to_json() for v in verdicts]
-        record["score"] = round(score, 4)
-        record["passed"] = score + 1e-9 >= step.threshold
+        record.update(judge(step, record, context, self._grade, self.root))
         return record
 
     def _message(self, prompt: str, step, context) -> tuple[list[dict], list[dict]]:
@@ -440,22 +437,20 @@ class PipelineRunner:
                     "file_id": self.uploads.file_id(image, purpose="vision"), **detail}})
         return content, attachments
 
-    def _grade(self, rubric: str, output: str, grader: str | None) -> dict:
-        """Ask the grader assistant to judge ``output``; returns {pass, score, reason}."""
+    def _grade(self, prompt: str, grader: str | None) -> str:
+        """Send ``prompt`` to the grader assistant on a new thread; returns its answer text."""
         name = grader or self.project.grader
         assistant = self.project.assistant(name)
         conv = Conversation(self.client, stream=False, deadline=time.monotonic() + 120,
                             handler_pool=self.handler_pool, files_dir=self.run_dir / "grader",
                             root=self.root, stop=self.stop)
-        prompt = ("Grade the reply below against the rubric. Answer only with JSON: "
-                  '{"pass": true|false, "score": 0..1, "reason": "..."}.\n\n'
-                  f"Rubric:\n{rubric}\n\nReply:\n{output}")
         outcome = conv.step(Turn(assistant, self.ids[name],
                                  [{"type": "text", "text": prompt}], []))
-        verdict = parse_json(outcome.output)
-        if not isinstance(verdict, dict):
-            raise ValueError(f"grader {name} did not answer JSON: {outcome.output[:120]!r}")
-        return verdict
+        if outcome.status != "completed":
+            message = (outcome.last_error or {}).get("message") or ""
+            raise BackendError(f"grader {name}: run {outcome.run_id} ended {outcome.status}"
+                               f"{': ' + message if message else ''}")
+        return outcome.output
 
 
 def _relative(path: str, base: Path) -> str:

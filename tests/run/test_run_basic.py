@@ -119,7 +119,7 @@ steps:
     with start_engine(root / ".orch/engine.db") as engine:
         client = openai.OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
         names = [f.filename for f in client.files.list().data]
-    uploads = [n for n in names if n.startswith("orch-runtest-run-")]
+    uploads = [n for n in names if n.startswith("orchrun-runtest-")]
     assert len(uploads) == 2, uploads
 
 
