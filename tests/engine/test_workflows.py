@@ -402,3 +402,29 @@ def test_threads_update_delete_and_runs_list_update(client: OpenAI, assistant):
     run = client.beta.threads.runs.update(run_id=run.id, thread_id=thread.id, metadata={"tag": "x"})
     assert run.metadata == {"tag": "x"}
     assert client.beta.threads.delete(thread.id).deleted
+
+
+def test_every_stream_event_validates(engine, assistant):
+    from openai.types.beta import AssistantStreamEvent
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(AssistantStreamEvent)
+    seen = set()
+    with httpx2.Client() as http:
+        for text in ("plot it", "weather in Riga", "hello"):
+            body = {
+                "assistant_id": assistant.id,
+                "stream": True,
+                "thread": {"messages": [{"role": "user", "content": text}]},
+            }
+            res = http.post(engine.base_url + "/threads/runs", json=body)
+            for frame in res.text.split("\n\n"):
+                if not frame or frame.startswith("event: done"):
+                    continue
+                event_line, data_line = frame.split("\n", 1)
+                event = event_line[len("event: ") :]
+                adapter.validate_python(
+                    {"event": event, "data": json.loads(data_line[len("data: ") :])}
+                )
+                seen.add(event)
+    assert {"thread.run.step.delta", "thread.message.delta", "thread.run.requires_action"} <= seen
