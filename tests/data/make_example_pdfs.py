@@ -33,7 +33,7 @@ outcome.
 Criteria 2-11 score one point each; the total score ranges from 0 to 10."""
 
 PAPERS = {
-    "knee-exercise-trial": """Home exercise versus usual care for knee osteoarthritis: a randomised trial  # noqa: E501
+    "knee-exercise-trial": """Home exercise versus usual care for knee osteoarthritis: a randomised trial
 Methods: 120 adults aged 50-80 with knee osteoarthritis (eligibility criteria listed in Table 1)
 were randomly allocated by computer-generated sequence; allocation was concealed in sealed opaque
 envelopes. Groups were similar at baseline. Assessors measuring pain were blinded; participants
