@@ -150,9 +150,14 @@ class Conversation:
         return max(remaining, 0.05)
 
     def _start(self, turn: Turn, message: dict | None, outcome: StepOutcome):
-        """Create the run (and the thread on the first step); returns a stream or a Run."""
+        """Create the run (and the thread on the first step); returns a stream or a Run.
+
+        A stream is read up to its run's creation before it is returned: a stream that breaks
+        earlier is a create whose outcome is unknown, handled like any failed create.
+        """
         nonce = uuid.uuid4().hex
         options = self._options(turn, nonce)
+        self.run_id = None  # the previous step's run is over; the new one is not known yet
         for attempt in range(self.attempts):
             self._check()
             try:
@@ -165,15 +170,17 @@ class Conversation:
                             base = turn.instructions if turn.instructions is not None else \
                                 turn.assistant.instructions or ""
                             options["instructions"] = f"{base}\n\n{turn.additional_instructions}"
-                        return self.beta.threads.create_and_run(
+                        started = self.beta.threads.create_and_run(
                             thread=thread, stream=self.stream, timeout=self._timeout(),
                             **options)
-                    extra = {"additional_messages": [message]} if message else {}
-                    if turn.additional_instructions:
-                        extra["additional_instructions"] = turn.additional_instructions
-                    return self.beta.threads.runs.create(
-                        self.thread_id, stream=self.stream, timeout=self._timeout(),
-                        **options, **extra)
+                    else:
+                        extra = {"additional_messages": [message]} if message else {}
+                        if turn.additional_instructions:
+                            extra["additional_instructions"] = turn.additional_instructions
+                        started = self.beta.threads.runs.create(
+                            self.thread_id, stream=self.stream, timeout=self._timeout(),
+                            **options, **extra)
+                    return _Primed.read(started) if self.stream else started
             except openai.OpenAIError as exc:
                 if not retry.is_transient(exc) or attempt + 1 == self.attempts:
                     raise retry.to_backend_error("start run", exc) from exc
@@ -190,7 +197,7 @@ class Conversation:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             page = retry.call("list runs", lambda: self.beta.threads.runs.list(
-                self.thread_id, limit=10, order="desc"))
+                self.thread_id, limit=10, order="desc"), attempts=self.attempts)
         for run in page.data:
             if (run.metadata or {}).get("orch_nonce") == nonce:
                 return run
@@ -203,7 +210,7 @@ class Conversation:
         run = None
         source = started
         while True:
-            if isinstance(source, openai.Stream):
+            if isinstance(source, openai.Stream | _Primed):
                 run = self._consume(source, outcome) or run
                 if run is None or run.status not in TERMINAL | {"requires_action"}:
                     run = self._poll(run)  # the stream ended early: carry on by polling
@@ -260,7 +267,8 @@ class Conversation:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 raw = retry.call("retrieve run", lambda: self.beta.threads.runs
-                                 .with_raw_response.retrieve(run_id, thread_id=self.thread_id))
+                                 .with_raw_response.retrieve(run_id, thread_id=self.thread_id),
+                                 attempts=self.attempts)
             run = raw.parse()
             if run.status in TERMINAL | {"requires_action"}:
                 return run
@@ -271,8 +279,10 @@ class Conversation:
 
     def _answer(self, run, turn: Turn, outcome: StepOutcome):
         """Call the handlers for a requires_action run and submit their outputs."""
-        calls = run.required_action.submit_tool_outputs.tool_calls
-        outputs = call_handlers(calls, turn.assistant, self.pool, self.root, outcome)
+        calls = [ToolRequest(c.id, c.function.name, c.function.arguments)
+                 for c in run.required_action.submit_tool_outputs.tool_calls]
+        outputs = [{"tool_call_id": call_id, "output": output} for call_id, output in
+                   call_handlers(calls, turn.assistant, self.pool, self.root, outcome)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             try:
@@ -299,10 +309,12 @@ class Conversation:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 page = retry.call("list messages", lambda: self.beta.threads.messages.list(
-                    self.thread_id, run_id=outcome.run_id, order="asc", limit=100))
+                    self.thread_id, run_id=outcome.run_id, order="asc", limit=100),
+                    attempts=self.attempts)
                 messages = list(page.data)
                 listed = retry.call("list run steps", lambda: self.beta.threads.runs.steps.list(
-                    outcome.run_id, thread_id=self.thread_id, order="asc", limit=100))
+                    outcome.run_id, thread_id=self.thread_id, order="asc", limit=100),
+                    attempts=self.attempts)
                 steps = list(listed.data)
         texts = []
         for message in messages:
@@ -345,20 +357,65 @@ class Conversation:
         target = self.files_dir / f"{file_id}{suffix}"
         if not target.exists():
             response = retry.call(f"download {file_id}",
-                                  lambda: self.client.files.content(file_id))
+                                  lambda: self.client.files.content(file_id),
+                                  attempts=self.attempts)
             target.write_bytes(response.read())
         return str(target)
 
 
-def call_handlers(calls, assistant: Assistant, pool: ThreadPoolExecutor, root: Path,
-                  outcome: StepOutcome) -> list[dict[str, str]]:
-    """Run every requested function (in parallel), each bounded by its tool's timeout."""
+class _Primed:
+    """A run's event stream whose first events, up to the run's creation, are already read."""
+
+    def __init__(self, head: list, stream: openai.Stream):
+        self.head = head
+        self.stream = stream
+
+    @classmethod
+    def read(cls, stream: openai.Stream) -> _Primed:
+        """Read ``stream`` until it names its run (or errs); transport errors propagate."""
+        head = []
+        try:
+            for event in stream:
+                head.append(event)
+                kind = event.event
+                if kind == "error" or (kind.startswith("thread.run.")
+                                       and not kind.startswith("thread.run.step.")):
+                    break
+        except BaseException:
+            stream.close()
+            raise
+        return cls(head, stream)
+
+    def __iter__(self):
+        yield from self.head
+        yield from self.stream
+
+    def close(self) -> None:
+        """Release the connection."""
+        self.stream.close()
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    """A function call the model asked for, whatever the API that carried it."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+def call_handlers(calls: list[ToolRequest], assistant: Assistant, pool: ThreadPoolExecutor,
+                  root: Path, outcome: StepOutcome) -> list[tuple[str, str]]:
+    """Run every requested function (in parallel), each bounded by its tool's timeout.
+
+    Returns ``(call_id, output)`` pairs in request order and records each call on ``outcome``.
+    """
     futures = []
     for call in calls:
         futures.append((call, pool.submit(_invoke, call, assistant, root)))
     outputs = []
     for call, future in futures:
-        spec = assistant.function(call.function.name)
+        spec = assistant.function(call.name)
         timeout = spec.timeout if spec else 60.0
         try:
             output, error = future.result(timeout=timeout)
@@ -366,24 +423,24 @@ def call_handlers(calls, assistant: Assistant, pool: ThreadPoolExecutor, root: P
             output, error = json.dumps({"error": f"handler timed out after {timeout:g}s"}), \
                 f"timed out after {timeout:g}s"
         try:
-            arguments = json.loads(call.function.arguments or "{}")
+            arguments = json.loads(call.arguments or "{}")
         except ValueError:
-            arguments = call.function.arguments
-        outcome.tool_calls.append({"id": call.id, "type": "function", "name": call.function.name,
+            arguments = call.arguments
+        outcome.tool_calls.append({"id": call.call_id, "type": "function", "name": call.name,
                                    "arguments": arguments, "output": output, "error": error})
-        outputs.append({"tool_call_id": call.id, "output": output})
+        outputs.append((call.call_id, output))
     return outputs
 
 
-def _invoke(call, assistant: Assistant, root: Path) -> tuple[str, str | None]:
+def _invoke(call: ToolRequest, assistant: Assistant, root: Path) -> tuple[str, str | None]:
     """(output for the model, error text or None). Never raises."""
-    name = call.function.name
+    name = call.name
     spec = assistant.function(name)
     if spec is None or not spec.handler:
         error = f"no handler for function {name!r} in assistant {assistant.name!r}"
         return json.dumps({"error": error}), error
     try:
-        arguments = json.loads(call.function.arguments or "{}")
+        arguments = json.loads(call.arguments or "{}")
         if not isinstance(arguments, dict):
             raise ValueError("arguments must be a JSON object")
     except ValueError as exc:

@@ -68,6 +68,30 @@ def files_hash(files: tuple[LocalFile, ...]) -> str:
     return sha256_text(canonical_json(sorted(f.sha256 for f in files)))
 
 
+def kept_files(project: str, files: list[RemoteFile]) -> dict[str, RemoteFile]:
+    """The upload kept per content hash: the oldest (ties by id); the others are duplicates.
+
+    Plan and apply must agree on it, or apply could point an assistant at a copy that the same
+    sync deletes.
+    """
+    kept: dict[str, RemoteFile] = {}
+    for remote in sorted(files, key=lambda r: (r.created_at, r.id)):
+        sha = parse_managed_filename(project, remote.filename)
+        if sha:
+            kept.setdefault(sha, remote)
+    return kept
+
+
+def kept_stores(stores: list[RemoteVectorStore]) -> dict[str, RemoteVectorStore]:
+    """The vector store kept per owning assistant: the oldest (ties by id)."""
+    kept: dict[str, RemoteVectorStore] = {}
+    for store in sorted(stores, key=lambda s: (s.created_at, s.id)):
+        owner = store.metadata.get(META_NAME)
+        if owner:
+            kept.setdefault(owner, store)
+    return kept
+
+
 @dataclass(frozen=True)
 class FieldDiff:
     """One field that differs: remote value → declared value."""
@@ -187,9 +211,10 @@ def desired_fields(assistant: Assistant, project: str) -> dict[str, Any]:
 def remote_fields(remote: RemoteAssistant, state: RemoteState, project: str,
                   declared: Assistant | None = None) -> dict[str, Any]:
     """A remote assistant in the comparable form (file ids → content hashes)."""
-    sha_by_id = {f.id: parse_managed_filename(project, f.filename) or f"id:{f.id}"
-                 for f in state.files}
-    store_hash = {s.id: s.metadata.get(META_HASH) for s in state.vector_stores}
+    # only kept copies count: a reference to a duplicate (deleted by this sync) is a diff
+    sha_by_id = {f.id: sha for sha, f in kept_files(project, state.files).items()}
+    store_hash = {s.id: s.metadata.get(META_HASH)
+                  for s in kept_stores(state.vector_stores).values()}
     resources: dict[str, Any] = {}
     ci = (remote.tool_resources.get("code_interpreter") or {}).get("file_ids") or []
     if ci:
@@ -227,11 +252,14 @@ def _diff(old: dict, new: dict) -> tuple[FieldDiff, ...]:
 
 
 def plan(project: str, target: str, desired: list[Assistant], state: RemoteState,
-         prune: bool = False, adopt: dict[str, str] | None = None) -> Plan:
+         prune: bool = False, adopt: dict[str, str] | None = None,
+         local_assistants: bool = False) -> Plan:
     """Compare declared assistants with a target's state. Pure: no I/O.
 
     ``adopt`` maps declared names to ids of unmanaged assistants to take over (``orch import``);
-    nothing else unmanaged is ever planned for.
+    nothing else unmanaged is ever planned for. With ``local_assistants`` (Responses API
+    targets) assistants exist only in the YAML and are sent with each request: only their files
+    and vector stores are planned, and stores of undeclared assistants go only with ``prune``.
     """
     adopt = adopt or {}
     result = Plan(project=project, target=target, remote=state,
@@ -246,11 +274,17 @@ def plan(project: str, target: str, desired: list[Assistant], state: RemoteState
         else:
             result.unmanaged.append(remote)
 
-    keep_stale = not prune and any(name not in result.desired for name in managed)
+    owners = set(managed) if not local_assistants else \
+        {s.metadata.get(META_NAME, "") for s in state.vector_stores}
+    keep_stale = not prune and any(name not in result.desired for name in owners)
     _plan_files(result, desired, state, keep_stale)
-    _plan_stores(result, desired, state, managed, prune)
+    _plan_stores(result, desired, state, managed, prune, local_assistants)
 
     for assistant in desired:
+        if local_assistants:
+            result.assistants.append(Change("unchanged", "assistant", assistant.name,
+                                            reason="local definition, sent with each request"))
+            continue
         found = sorted(managed.get(assistant.name, []), key=lambda r: (r.created_at, r.id))
         want = desired_fields(assistant, project)
         if not found:
@@ -316,7 +350,8 @@ def _plan_files(result: Plan, desired: list[Assistant], state: RemoteState,
 
 
 def _plan_stores(result: Plan, desired: list[Assistant], state: RemoteState,
-                 managed: dict[str, list[RemoteAssistant]], prune: bool) -> None:
+                 managed: dict[str, list[RemoteAssistant]], prune: bool,
+                 local_assistants: bool = False) -> None:
     by_owner: dict[str, list[RemoteVectorStore]] = {}
     for store in state.vector_stores:
         by_owner.setdefault(store.metadata.get(META_NAME, ""), []).append(store)
@@ -339,7 +374,8 @@ def _plan_stores(result: Plan, desired: list[Assistant], state: RemoteState,
             result.stores.append(Change("delete", "vector_store", name, store.id,
                                         reason=f"duplicate of {keep.id}"))
         digest = files_hash(files)
-        healthy = keep.files_total == len(files) and keep.files_failed == 0
+        # a store holds one file per content, however many declared paths share it
+        healthy = keep.files_total == len({f.sha256 for f in files}) and keep.files_failed == 0
         if keep.metadata.get(META_HASH) == digest and healthy:
             result.stores.append(Change("unchanged", "vector_store", name, keep.id))
         else:
@@ -348,7 +384,7 @@ def _plan_stores(result: Plan, desired: list[Assistant], state: RemoteState,
                 "update", "vector_store", name, keep.id, drift=drift,
                 reason="files changed outside orch" if drift else "declared files changed"))
     for owner, stores in sorted(by_owner.items()):
-        orphan = owner not in managed or prune
+        orphan = prune or (owner not in managed and not local_assistants)
         for store in stores:
             if owner in declared:
                 continue
@@ -367,11 +403,7 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
     """Carry out ``plan_`` on ``backend``; returns the number of writes. Deletes come last."""
     project = plan_.project
     writes = 0
-    file_ids: dict[str, str] = {}
-    for remote in plan_.remote.files:
-        sha = parse_managed_filename(project, remote.filename)
-        if sha and sha not in file_ids:
-            file_ids[sha] = remote.id
+    file_ids = {sha: f.id for sha, f in kept_files(project, plan_.remote.files).items()}
     for change in plan_.files:
         if change.action == "create":
             sha = next(s for s, f in plan_.uploads.items() if f.path == change.name)
@@ -382,11 +414,7 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
             writes += 1
             report(change)
 
-    store_ids: dict[str, str] = {}
-    for store in plan_.remote.vector_stores:
-        owner = store.metadata.get(META_NAME)
-        if owner and owner not in store_ids:
-            store_ids[owner] = store.id
+    store_ids = {owner: s.id for owner, s in kept_stores(plan_.remote.vector_stores).items()}
     for change in plan_.stores:
         owner = change.name.removeprefix(f"orch-{project}-")
         assistant = plan_.desired.get(owner)
@@ -394,7 +422,7 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
             files = assistant.files_for("file_search")
             store = backend.create_vector_store(
                 change.name, _store_meta(project, owner, files),
-                [file_ids[f.sha256[:SHA_LEN]] for f in files])
+                list(dict.fromkeys(file_ids[f.sha256[:SHA_LEN]] for f in files)))
             store_ids[owner] = store.id
             writes += 1
             report(change)
@@ -515,3 +543,23 @@ def render(plan_: Plan, verbose: bool = False) -> list[str]:
     if not plan_.changes:
         lines.append("No changes: the target matches the YAML.")
     return lines
+
+
+def assistant_resources(assistant: Assistant, project: str, state: RemoteState) -> dict:
+    """Remote ids of an assistant's synced files: its vector store and code-interpreter files.
+
+    Used where assistants are local definitions (Responses API): every request names them.
+    """
+    file_ids: dict[str, str] = {}
+    for remote in sorted(state.files, key=lambda f: (f.created_at, f.id)):
+        sha = parse_managed_filename(project, remote.filename)
+        if sha:
+            file_ids.setdefault(sha, remote.id)
+    stores = [s.id for s in sorted(state.vector_stores, key=lambda s: (s.created_at, s.id))
+              if s.metadata.get(META_NAME) == assistant.name]
+    return {
+        "vector_store_ids": stores[:1] if assistant.files_for("file_search") else [],
+        "code_interpreter_file_ids": [file_ids[f.sha256[:SHA_LEN]]
+                                      for f in assistant.files_for("code_interpreter")
+                                      if f.sha256[:SHA_LEN] in file_ids],
+    }

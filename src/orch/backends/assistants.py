@@ -57,6 +57,8 @@ def remote_assistant(obj: Any) -> RemoteAssistant:
 class AssistantsBackend:
     """Assistants v2 over the official SDK. See :class:`orch.backends.base.Backend`."""
 
+    local_assistants = False
+
     def __init__(self, client: openai.OpenAI, label: str | None = None, poll_interval: float = 0.2):
         self.client = client
         self.label = label or f"assistants @ {client.base_url}"
@@ -77,20 +79,7 @@ class AssistantsBackend:
 
     def fetch_state(self, project: str) -> RemoteState:
         """All assistants, purpose=assistants files, and the project's vector stores."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                assistants = self._pages(
-                    "list assistants",
-                    lambda after: self.beta.assistants.list(limit=PAGE, order="asc",
-                                                            **_after(after)),
-                )
-        except NotFoundError as exc:
-            raise NotFoundError(
-                f"{self.label} answered 404 for /assistants: it does not serve the Assistants "
-                "API (OpenAI closed it on 2026-08-26). Use a target of kind: responses for "
-                "OpenAI, or an Assistants-v2 server such as `orch serve`."
-            ) from exc
+        assistants = self._list_assistants()
         files = self._pages(
             "list files",
             lambda after: self.client.files.list(purpose="assistants", limit=10000,
@@ -102,7 +91,7 @@ class AssistantsBackend:
                                                          **_after(after)),
         )
         return RemoteState(
-            assistants=[remote_assistant(a) for a in assistants],
+            assistants=assistants,
             files=[RemoteFile(f.id, f.filename, f.bytes, f.purpose, f.created_at) for f in files],
             vector_stores=[
                 RemoteVectorStore(
@@ -114,6 +103,23 @@ class AssistantsBackend:
                 if (s.metadata or {}).get(META_PROJECT) == project
             ],
         )
+
+    def _list_assistants(self) -> list[RemoteAssistant]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                found = self._pages(
+                    "list assistants",
+                    lambda after: self.beta.assistants.list(limit=PAGE, order="asc",
+                                                            **_after(after)),
+                )
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"{self.label} answered 404 for /assistants: it does not serve the Assistants "
+                "API (OpenAI closed it on 2026-08-26). Use a target of kind: responses for "
+                "OpenAI, or an Assistants-v2 server such as `orch serve`."
+            ) from exc
+        return [remote_assistant(a) for a in found]
 
     def vector_store_file_ids(self, store_id: str) -> list[str]:
         """Ids of the files in a vector store (all pages)."""
@@ -196,12 +202,25 @@ class AssistantsBackend:
     def create_vector_store(
         self, name: str, metadata: dict[str, str], file_ids: list[str]
     ) -> RemoteVectorStore:
-        """Create an empty store, add the files as one batch, wait until indexed."""
-        store = retry.call(
-            f"create vector store {name}",
-            lambda: self.client.vector_stores.create(name=name, metadata=metadata),
-            idempotent=False,
-        )
+        """Create an empty store, add the files as one batch, wait until indexed.
+
+        Like assistants, a create that failed ambiguously is looked up (same name and tags)
+        before it is tried again.
+        """
+        for attempt in range(4):
+            try:
+                store = self.client.vector_stores.create(name=name, metadata=metadata)
+                break
+            except openai.OpenAIError as exc:
+                if not retry.is_transient(exc) or attempt == 3:
+                    raise retry.to_backend_error(f"create vector store {name}", exc) from exc
+                time.sleep(retry.retry_delay(exc, attempt))
+                found = [s for s in self._pages("list vector stores", lambda after: (
+                    self.client.vector_stores.list(limit=PAGE, order="asc", **_after(after))))
+                    if s.name == name and dict(s.metadata or {}) == metadata]
+                if found:
+                    store = found[0]
+                    break
         if file_ids:
             self._add_files(store.id, name, file_ids)
         return self._store(store.id)
@@ -243,10 +262,13 @@ class AssistantsBackend:
         )
         deadline = time.monotonic() + timeout
         batch_id = batch.id
+        polls = 0
         while batch.status == "in_progress":
             if time.monotonic() > deadline:
                 raise BackendError(f"indexing files into vector store {name} timed out")
-            time.sleep(self.poll_interval)
+            # small batches finish fast: start polling quickly, back off to poll_interval
+            time.sleep(min(self.poll_interval, 0.01 * 2**polls))
+            polls += 1
             batch = retry.call("poll file batch", lambda: self.client.vector_stores.file_batches
                                .retrieve(batch_id, vector_store_id=store_id))
         if batch.status != "completed" or batch.file_counts.failed:

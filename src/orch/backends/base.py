@@ -77,10 +77,12 @@ class RemoteState:
 
 
 class Backend(Protocol):
-    """A server orch can sync assistants to. Implementations: ``AssistantsBackend``."""
+    """A server orch can sync assistants to: ``AssistantsBackend``, ``ResponsesBackend``."""
 
     #: a short label for messages, e.g. ``assistants @ http://127.0.0.1:8000/v1``
     label: str
+    #: True when assistants exist only in the YAML and are sent with each request (Responses)
+    local_assistants: bool
 
     def fetch_state(self, project: str) -> RemoteState:
         """Return all assistants, the project's managed files and vector stores.
