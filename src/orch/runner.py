@@ -177,7 +177,8 @@ class PipelineRunner:
         backend = conn.backend()
         state = backend.fetch_state(self.project.name)
         needed = [self.project.assistant(n) for n in self._needed()]
-        result = sync.plan(self.project.name, conn.label, needed, state)
+        result = sync.plan(self.project.name, conn.label, needed, state,
+                           local_assistants=backend.local_assistants)
         result.assistants = [c for c in result.assistants if c.name in self.needed_names]
         result.files = [c for c in result.files if c.action == "create"]
         result.stores = [c for c in result.stores if c.action in ("create", "update")]
@@ -195,6 +196,9 @@ class PipelineRunner:
         for remote in state.assistants:
             if remote.managed_by(self.project.name):
                 ids.setdefault(remote.metadata[META_NAME], remote.id)
+        self.resources = {n: sync.assistant_resources(self.project.assistant(n),
+                                                      self.project.name, state)
+                          for n in self.needed_names}
         return ids
 
     # -- the run -------------------------------------------------------------------------------
@@ -228,6 +232,8 @@ class PipelineRunner:
         t0 = time.monotonic()
         with connect(self.project, self.options.target, quiet=self.options.quiet) as conn:
             self.client = conn.client
+            self.kind = conn.target.kind
+            self.capabilities = conn.target.option("capabilities") or {}
             self.ids = self._ensure_synced(conn)
             self.uploads = Uploads(conn.client, self.project.name, self.root)
             meta = {
@@ -334,11 +340,9 @@ class PipelineRunner:
     def _run_item(self, key: str, item: dict, rep: int) -> dict[str, Any] | None:
         started_at, t0 = now(), time.monotonic()
         timeout = self.pipeline.timeout
-        conv = Conversation(
-            self.client, stream=self.pipeline.stream if self.options.stream is None
-            else self.options.stream, deadline=t0 + timeout, handler_pool=self.handler_pool,
-            files_dir=self.run_dir / "files" / key.replace("/", "_"), root=self.root,
-            stop=self.stop, retries=self.pipeline.retries, attempts=self.pipeline.retries + 2)
+        conv = self._session(
+            stream=self.pipeline.stream if self.options.stream is None else self.options.stream,
+            deadline=t0 + timeout, files_dir=self.run_dir / "files" / key.replace("/", "_"))
         steps_ctx: dict[str, Any] = {}
         records: list[dict] = []
         status, error = "passed", None
@@ -381,6 +385,19 @@ class PipelineRunner:
             "finished_at": now(), "duration_s": round(time.monotonic() - t0, 3),
         }
 
+    def _session(self, stream: bool, deadline: float, files_dir: Path):
+        """A Conversation (Assistants wire) or ResponsesSession for one item's thread."""
+        common = {"stream": stream, "deadline": deadline, "handler_pool": self.handler_pool,
+                  "files_dir": files_dir, "root": self.root, "stop": self.stop,
+                  "retries": self.pipeline.retries, "attempts": self.pipeline.retries + 2}
+        if self.kind == "responses":
+            from orch.backends.responses import ResponsesSession
+
+            return ResponsesSession(self.client, resources=self.resources,
+                                    capabilities=self.capabilities,
+                                    label=f"orchrun-{self.project.name}-{self.run_id}", **common)
+        return Conversation(self.client, **common)
+
     def _run_step(self, conv: Conversation, step, item, rep, steps_ctx) -> dict[str, Any]:
         context = {"item": item, "vars": self.vars, "steps": steps_ctx, "repeat": rep,
                    "run": {"id": self.run_id}}
@@ -389,7 +406,7 @@ class PipelineRunner:
         assistant = self.project.assistant(name)
         content, attachments = self._message(prompt, step, context)
         turn = Turn(
-            assistant=assistant, assistant_id=self.ids[name], content=content,
+            assistant=assistant, assistant_id=self.ids.get(name), content=content,
             attachments=attachments,
             instructions=render(step.instructions, context) if step.instructions else None,
             additional_instructions=render(step.additional_instructions, context)
@@ -441,10 +458,9 @@ class PipelineRunner:
         """Send ``prompt`` to the grader assistant on a new thread; returns its answer text."""
         name = grader or self.project.grader
         assistant = self.project.assistant(name)
-        conv = Conversation(self.client, stream=False, deadline=time.monotonic() + 120,
-                            handler_pool=self.handler_pool, files_dir=self.run_dir / "grader",
-                            root=self.root, stop=self.stop)
-        outcome = conv.step(Turn(assistant, self.ids[name],
+        conv = self._session(stream=False, deadline=time.monotonic() + 120,
+                             files_dir=self.run_dir / "grader")
+        outcome = conv.step(Turn(assistant, self.ids.get(name),
                                  [{"type": "text", "text": prompt}], []))
         if outcome.status != "completed":
             message = (outcome.last_error or {}).get("message") or ""

@@ -39,10 +39,9 @@ class Connection:
     def backend(self):
         """The sync backend for this target's kind."""
         if self.target.kind == "responses":
-            raise UsageError(
-                f"target {self.target.name!r} is a Responses API target; orch cannot sync or run "
-                "against the Responses API yet (use an engine or assistants target)"
-            )
+            from orch.backends.responses import ResponsesBackend
+
+            return ResponsesBackend(self.client, label=self.label)
         from orch.backends.assistants import AssistantsBackend
 
         return AssistantsBackend(self.client, label=self.label)
@@ -96,7 +95,11 @@ def connect(project: Project, name: str | None = None, quiet: bool = False,
                       f"state: {_rel(db)})", file=sys.stderr)
             client = openai.OpenAI(base_url=handle.base_url, api_key=ENGINE_API_KEY,
                                    max_retries=0, timeout=timeout)
-            yield Connection(target, client, f"the embedded engine ({handle.base_url})", handle)
+            try:
+                yield Connection(target, client, f"the embedded engine ({handle.base_url})",
+                                 handle)
+            finally:
+                client.close()  # idle keep-alive connections would hold up the engine's stop
         finally:
             handle.stop()
         return
@@ -114,7 +117,10 @@ def connect(project: Project, name: str | None = None, quiet: bool = False,
                            organization=target.option("organization"),
                            default_headers=headers)
     label = base_url if target.name == base_url else f"target {target.name!r} ({base_url})"
-    yield Connection(target, client, label)
+    try:
+        yield Connection(target, client, label)
+    finally:
+        client.close()
 
 
 def _is_loopback(url: str) -> bool:

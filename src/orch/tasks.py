@@ -22,7 +22,8 @@ def _plan(project, conn, prune: bool) -> tuple[sync.Plan, object]:
     backend = conn.backend()
     state = backend.fetch_state(project.name)
     desired = [a for _, a in project.assistants]
-    return sync.plan(project.name, conn.label, desired, state, prune=prune), backend
+    return sync.plan(project.name, conn.label, desired, state, prune=prune,
+                     local_assistants=backend.local_assistants), backend
 
 
 def plan_task(path: Path | None, target: str | None, prune: bool, as_json: bool,
