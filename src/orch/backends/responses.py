@@ -185,8 +185,10 @@ class ResponsesSession:
         return {"role": "user", "content": parts}
 
     def _attach(self, attachments: list[dict]) -> None:
-        """Message attachments: file_search files into the item's vector store, code files
-        into the container (the Responses API has no message attachments).
+        """Put attachments where the Responses API can use them.
+
+        It has no message attachments: file_search files go into the item's vector store,
+        code-interpreter files into the container.
         """
         search = [a["file_id"] for a in attachments
                   if any(t["type"] == "file_search" for t in a["tools"])]
