@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orch.engine.containers import Containers
+from orch.engine.conversations import Conversations
 from orch.engine.models import create_model
 from orch.engine.models.base import Model
+from orch.engine.responding import ResponseExecutor
 from orch.engine.runs import RunExecutor
 from orch.engine.store import Store, new_id
 from orch.engine.vectors import VectorStores
@@ -74,14 +77,19 @@ class Engine:
         self.run_expiry_seconds = config.run_expiry_seconds
         self.runs = RunExecutor(self)
         self.vectors = VectorStores(self)
+        self.responses = ResponseExecutor(self)
+        self.conversations = Conversations(self)
+        self.containers = Containers(self)
 
     def start(self) -> None:
-        """Pick up runs a previous process left behind (call on the event loop)."""
+        """Pick up runs and responses a previous process left behind (call on the event loop)."""
         self.runs.recover()
+        self.responses.recover()
 
     async def close(self) -> None:
-        """Stop runs, release the model, commit and close the database."""
+        """Stop runs and responses, release the model, commit and close the database."""
         await self.runs.close()
+        await self.responses.close()
         await self.model.aclose()
         self.store.close()
 

@@ -207,9 +207,42 @@ def list_body(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     }
 
 
+def page_list(
+    items: list[dict[str, Any]],
+    *,
+    limit: int = 20,
+    order: str = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> dict[str, Any]:
+    """A cursor page (``list_body``) over items held in memory, oldest first."""
+    ordered = items if order == "asc" else items[::-1]
+    if after is not None:
+        ids = [i["id"] for i in ordered]
+        ordered = ordered[ids.index(after) + 1 :] if after in ids else []
+    if before is not None:
+        ids = [i["id"] for i in ordered]
+        ordered = ordered[: ids.index(before)] if before in ids else []
+        return list_body(ordered[-limit:], len(ordered) > limit)
+    return list_body(ordered[:limit], len(ordered) > limit)
+
+
 # -- shared object fields ------------------------------------------------------------------
 
 _FUNCTION_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def function_name(spec: dict[str, Any], param: str) -> str:
+    """A function tool's ``name``: 1-64 characters of ``[a-zA-Z0-9_-]``."""
+    name = field(spec, "name", str, required=True, param=param, max_length=64)
+    if not name or not set(name) <= _FUNCTION_NAME_OK:
+        raise bad_request(
+            f"Invalid '{param}': string does not match pattern. Expected a "
+            "string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            param,
+            "invalid_value",
+        )
+    return name
 
 
 def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | None:
@@ -229,14 +262,7 @@ def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | No
         kind = field(tool, "type", str, required=True, param=f"{p}.type")
         if kind == "function":
             fn = field(tool, "function", dict, required=True, param=f"{p}.function")
-            name = field(fn, "name", str, required=True, param=f"{p}.function.name", max_length=64)
-            if not name or not set(name) <= _FUNCTION_NAME_OK:
-                raise bad_request(
-                    f"Invalid '{p}.function.name': string does not match pattern. Expected a "
-                    "string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
-                    f"{p}.function.name",
-                    "invalid_value",
-                )
+            function_name(fn, f"{p}.function.name")
             field(fn, "description", str, param=f"{p}.function.description")
             field(fn, "parameters", dict, param=f"{p}.function.parameters")
             field(fn, "strict", bool, param=f"{p}.function.strict")

@@ -23,7 +23,7 @@ from orch.engine.models.base import (
     TurnContext,
     message_text,
 )
-from orch.engine.sse import encode_event
+from orch.engine.sse import Channels, encode_event
 from orch.engine.steps import StepWriter
 from orch.engine.store import new_id, public
 
@@ -50,7 +50,8 @@ class RunExecutor(StepWriter):
         self.active: dict[str, str] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.listeners: dict[str, list[asyncio.Queue[bytes | None]]] = {}
+        self.channels = Channels()
+        self.listeners = self.channels.listeners
         self.closing = False
 
     # -- lookup --------------------------------------------------------------------------------
@@ -74,32 +75,21 @@ class RunExecutor(StepWriter):
     # -- events --------------------------------------------------------------------------------
     def subscribe(self, run_id: str) -> asyncio.Queue[bytes | None]:
         """A queue receiving the run's SSE frames until it stops (requires_action or terminal)."""
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.listeners.setdefault(run_id, []).append(queue)
-        return queue
+        return self.channels.subscribe(run_id)
 
     def unsubscribe(self, run_id: str, queue: asyncio.Queue[bytes | None]) -> None:
         """Stop sending frames to ``queue``."""
-        queues = self.listeners.get(run_id)
-        if queues and queue in queues:
-            queues.remove(queue)
-            if not queues:
-                del self.listeners[run_id]
+        self.channels.unsubscribe(run_id, queue)
 
     def _emit(self, run_id: str, event: str, data: dict[str, Any]) -> None:
-        queues = self.listeners.get(run_id)
-        if not queues:
-            return
-        frame = encode_event(event, public(data))
-        for q in queues:
-            q.put_nowait(frame)
+        if run_id in self.listeners:
+            self.channels.send(run_id, encode_event(event, public(data)))
 
     def _emit_run(self, run: dict[str, Any]) -> None:
         rid = run["id"]
         self._emit(rid, "thread.run." + run["status"], run)
         if run["status"] in _STREAM_END:
-            for q in self.listeners.pop(rid, []):
-                q.put_nowait(None)
+            self.channels.close(rid)
 
     def _save(self, run: dict[str, Any]) -> None:
         self.store.put(run)

@@ -28,13 +28,45 @@ def error_event(message: str, code: str = "server_error") -> bytes:
     )
 
 
+class Channels:
+    """Queues of SSE frames per object id (a run, a response), one queue per listener."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[str, list[asyncio.Queue[bytes | None]]] = {}
+
+    def subscribe(self, key: str) -> asyncio.Queue[bytes | None]:
+        """A queue receiving ``key``'s frames until :meth:`close`."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.listeners.setdefault(key, []).append(queue)
+        return queue
+
+    def unsubscribe(self, key: str, queue: asyncio.Queue[bytes | None]) -> None:
+        """Stop sending frames to ``queue``."""
+        queues = self.listeners.get(key)
+        if queues and queue in queues:
+            queues.remove(queue)
+            if not queues:
+                del self.listeners[key]
+
+    def send(self, key: str, frame: bytes) -> None:
+        """Queue one frame for every listener of ``key``."""
+        for queue in self.listeners.get(key, ()):
+            queue.put_nowait(frame)
+
+    def close(self, key: str) -> None:
+        """End every listener's stream of ``key``."""
+        for queue in self.listeners.pop(key, []):
+            queue.put_nowait(None)
+
+
 async def relay(
     queue: asyncio.Queue[bytes | None],
     *,
     prelude: list[bytes] | None = None,
     on_close: Callable[[], None] | None = None,
+    done: bytes = DONE,
 ) -> AsyncIterator[bytes]:
-    """Yield frames from ``queue`` until the ``None`` end marker, then ``done``.
+    """Yield frames from ``queue`` until the ``None`` end marker, then ``done`` (if any).
 
     Frames already queued are sent in one write, so a burst of deltas costs one syscall.
     """
@@ -53,8 +85,8 @@ async def relay(
                 if queue.empty():
                     break
                 item = queue.get_nowait()
-            if finished:
-                batch.append(DONE)
+            if finished and done:
+                batch.append(done)
             yield b"".join(batch)
             if finished:
                 return

@@ -87,6 +87,9 @@ class TurnContext:
     state: dict[str, Any]
     search: Callable[[str, int], Awaitable[list[SearchHit]]]
     load_file: Callable[[str], bytes | None]
+    # Responses keep earlier function-call rounds as items: they are already in ``messages``
+    # (``_round`` entries), so a model must not replay its own rounds from ``state``.
+    rounds_in_messages: bool = False
 
     @property
     def after_tool_outputs(self) -> bool:

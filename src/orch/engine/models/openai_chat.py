@@ -55,6 +55,8 @@ class OpenAIChatModel:
             kind = block.get("type")
             if kind == "text":
                 parts.append({"type": "text", "text": block["text"]["value"]})
+            elif kind == "file_text":
+                parts.append({"type": "text", "text": block["text"]})
             elif kind == "image_url":
                 parts.append({"type": "image_url", "image_url": {"url": block["image_url"]["url"]}})
             elif kind == "image_file":
@@ -88,9 +90,13 @@ class OpenAIChatModel:
                     }
                 )
         for m in ctx.messages:
-            chat.append({"role": m["role"], "content": self._content(m, ctx)})
-        for past in ctx.state.get("rounds", []):
-            chat.extend(past)
+            if m.get("_round"):
+                chat.extend(_tool_round(m["_round"]))
+            else:
+                chat.append({"role": m["role"], "content": self._content(m, ctx)})
+        if not ctx.rounds_in_messages:
+            for past in ctx.state.get("rounds", []):
+                chat.extend(past)
         if ctx.tool_outputs:
             chat.extend(_tool_round(ctx.tool_outputs))
         return chat, search

@@ -7,7 +7,16 @@ from starlette.routing import Route
 
 def all_routes() -> list[Route]:
     """Every ``/v1`` route of the engine."""
-    from orch.engine.routes import assistants, files, runs, threads, vector_stores
+    from orch.engine.routes import (
+        assistants,
+        containers,
+        conversations,
+        files,
+        responses,
+        runs,
+        threads,
+        vector_stores,
+    )
 
     return [
         *files.ROUTES,
@@ -15,4 +24,7 @@ def all_routes() -> list[Route]:
         *runs.ROUTES,  # before threads: "/threads/runs" must win over "/threads/{thread_id}"
         *threads.ROUTES,
         *vector_stores.ROUTES,
+        *responses.ROUTES,
+        *conversations.ROUTES,
+        *containers.ROUTES,
     ]

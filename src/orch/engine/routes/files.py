@@ -91,12 +91,16 @@ async def delete(request: Request) -> Response:
 async def content(request: Request) -> Response:
     """GET /v1/files/{file_id}/content."""
     file = _file(request)
-    data = engine_of(request).store.get_blob(file["id"]) or b""
-    media = mimetypes.guess_type(file["filename"])[0] or "application/octet-stream"
+    return download(engine_of(request).store.get_blob(file["id"]) or b"", file["filename"])
+
+
+def download(data: bytes, filename: str) -> Response:
+    """File content as an attachment, typed by the file name."""
+    media = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     return Response(
         data,
         media_type=media,
-        headers={"content-disposition": f'attachment; filename="{file["filename"]}"'},
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
     )
 
 
