@@ -313,6 +313,66 @@ def show(project_dir, run_id, as_json) -> None:
 
 
 @main.command()
+@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
+              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.argument("run_id")
+@click.option("--template", "-T", metavar="TEMPLATE",
+              help="builtin:markdown|html|junit|json or a Jinja template file. Default: the "
+                   "pipeline's `report:` entries (builtin:markdown when it has none).")
+@click.option("--output", "-o", metavar="PATH",
+              help="Write here (a Jinja template over the run, relative to the project root); "
+                   "'-' or omitted with --template: print to stdout.")
+@_handle_errors
+def report(project_dir, run_id, template, output) -> None:
+    """Render reports for a past run from the history, without calling any model.
+
+    RUN_ID may be a unique prefix. Without --template, the pipeline's `report:` entries are
+    written again (handy after fixing a template). Templates see the context described in the
+    README (run, pipeline, assistant, steps, items, assertions, usage).
+
+    \b
+    Examples:
+      orch report 20261121-2205                          re-render the declared reports
+      orch report 20261121-2205 -T builtin:html -o out/run.html
+      orch report 20261121-2205 -T reports/summary.md.j2 print a user template
+    """
+    from orch.reports import report_task
+
+    sys.exit(report_task(project_dir, run_id, template, output, click.echo))
+
+
+@main.command()
+@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
+              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--markdown", "--md", "markdown", is_flag=True,
+              help="Markdown (for a pull-request comment) instead of text.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of stdout.")
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when a case that passed in RUN_A fails or errors in RUN_B.")
+@_handle_errors
+def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression) -> None:
+    """Show what changed between two runs: pass→fail, fail→pass, score deltas.
+
+    Cases (item × step) are matched by item key and step id; RUN_A is the baseline, RUN_B the
+    new run. Both may be unique prefixes. Reads the history only.
+
+    \b
+    Examples:
+      orch compare 20261120-0900 20261121-2205
+      orch compare main-run pr-run --markdown -o out/compare.md   a PR comment
+      orch compare A B --fail-on-regression                       CI gate
+    """
+    from orch.compare import compare_task
+
+    sys.exit(compare_task(project_dir, run_a, run_b, markdown, as_json, output,
+                          fail_on_regression, click.echo))
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int,
               help="Port (0 picks a free one).")

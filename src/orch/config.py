@@ -483,10 +483,12 @@ class _Checker:
             if not template.startswith("builtin:"):
                 if not (self.root / template).is_file():
                     self.problem(("report", i, "template"), f"template not found: {template}")
-                else:
-                    self.template(("report", i, "template"),
-                                  (self.root / template).read_text(encoding="utf-8"),
-                                  source=self.root / template)
+                else:  # with the report filters (percent, usd, md, ...) it will render with
+                    from orch.reports import check_template
+
+                    message = check_template(self.root, template)
+                    if message:
+                        self.problem(("report", i, "template"), message)
             self.template(("report", i, "output"), spec["output"])
             reports.append(ReportOutput(template=template, output=spec["output"]))
         if not self.ok:

@@ -1,9 +1,15 @@
 """Assertions: judging a step's result against its ``expect`` list.
 
-Every assertion yields ``passed`` and a ``score`` in [0, 1] (1/0 for yes/no checks; ``python``
-and ``llm_rubric`` may return fractions, passing at their ``threshold``, default 0.5). A step's
-score is the weighted mean where a passed assertion counts 1; the step passes when that score
-reaches the step's ``threshold`` (default 1.0: everything must pass).
+Every assertion yields a :class:`Verdict`: ``passed`` and a ``score`` in [0, 1] (1/0 for yes/no
+checks; ``python`` and ``llm_rubric`` may return fractions, passing at their ``threshold``,
+default 0.5). A step's score is the weighted mean of its verdicts, where a passed assertion
+counts 1 and a failed one its (partial) score; ``weight: 0`` makes an assertion informational.
+The step passes when that score reaches the step's ``threshold`` (default 1.0: everything with a
+weight must pass).
+
+A verdict with ``error`` set is not a judgement on the reply: the check could not run (the
+grader's server failed, a template in the assertion has a typo). :func:`judge` turns those into
+the step's ``error``, so the item counts as an error (exit 2), not as a failure (exit 1).
 
 String arguments are Jinja templates over the step context (``item``, ``vars``, ``steps``), so
 ``contains: "{{ item.expected }}"`` works.
@@ -11,25 +17,36 @@ String arguments are Jinja templates over the step context (``item``, ``vars``, 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import jinja2
 import jsonschema
 
-from orch.model import Assertion, parse_duration
+from orch.conversation import ItemTimeout, Stopped
+from orch.errors import OrchError
+from orch.model import Assertion, Step, parse_duration
 from orch.tools import resolve_handler
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined)
 _MISSING = object()
 
+#: ``grader(prompt, grader_name) -> the grader's answer text``; raises OrchError when it fails.
+Grader = Callable[[str, "str | None"], str]
+
+
+class CheckError(OrchError):
+    """An assertion could not be evaluated (bad template or JSONPath, grader gave no verdict)."""
+
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one assertion on one step."""
+    """The outcome of one assertion on one step (``error``: the check itself could not run)."""
 
     kind: str
     name: str
@@ -37,19 +54,19 @@ class Verdict:
     score: float
     weight: float
     reason: str
+    error: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for results.jsonl."""
         return asdict(self)
 
 
-Grader = Callable[[str, str, str | None], dict]
-
-
 def render_value(value: Any, context: dict[str, Any]) -> Any:
     """Render Jinja in every string inside ``value``."""
     if isinstance(value, str):
-        return _ENV.from_string(value).render(**context) if "{" in value else value
+        if "{{" in value or "{%" in value or "{#" in value:
+            return _ENV.from_string(value).render(**context)
+        return value
     if isinstance(value, list):
         return [render_value(v, context) for v in value]
     if isinstance(value, dict):
@@ -69,26 +86,77 @@ def parse_json(text: str) -> Any:
         return _MISSING
 
 
+_PATH_TOKEN = re.compile(
+    r"\.(?P<name>\*|[A-Za-z_][\w-]*)|\[(?P<index>\*|-?\d+)\]|\['(?P<sq>[^']*)'\]"
+    r"|\[\"(?P<dq>[^\"]*)\"\]")
+
+
 def jsonpath(data: Any, path: str) -> Any:
-    """Follow a simple JSONPath (``$.a.b[0]``, ``$['k']``); ``_MISSING`` when absent."""
-    tokens = re.findall(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]", path[1:])
-    current = data
-    for name, index, quoted, dquoted in tokens:
-        key = name or quoted or dquoted
-        if index:
-            if not isinstance(current, list) or int(index) >= len(current):
-                return _MISSING
-            current = current[int(index)]
-        elif isinstance(current, dict) and key in current:
-            current = current[key]
-        else:
-            return _MISSING
-    return current
+    """Follow a JSONPath: ``$.a.b[0]``, ``$['k']``, ``[-1]``, wildcards ``[*]`` / ``.*``.
+
+    Returns the value, a list of values when the path has a wildcard, or ``_MISSING`` when
+    nothing is there. Raises :class:`CheckError` for syntax it does not support.
+    """
+    if not path.startswith("$"):
+        raise CheckError(f"JSONPath {path!r} must start with '$'")
+    tokens, pos = [], 1
+    while pos < len(path):
+        match = _PATH_TOKEN.match(path, pos)
+        if not match:
+            raise CheckError(f"unsupported JSONPath {path!r} at {path[pos:]!r} (supported: "
+                             ".key, ['key'], [0], [-1], [*], .*)")
+        tokens.append(match)
+        pos = match.end()
+    nodes, wildcard = [data], False
+    for token in tokens:
+        name, index = token.group("name"), token.group("index")
+        found: list[Any] = []
+        for node in nodes:
+            if "*" in (name, index):
+                wildcard = True
+                found.extend(node if isinstance(node, list) else
+                             node.values() if isinstance(node, dict) else [])
+            elif index is not None:
+                i = int(index)
+                if isinstance(node, list) and -len(node) <= i < len(node):
+                    found.append(node[i])
+            else:
+                key = next(k for k in (name, token.group("sq"), token.group("dq")) if k is not None)
+                if isinstance(node, dict) and key in node:
+                    found.append(node[key])
+        nodes = found
+    if not nodes:
+        return _MISSING
+    return nodes if wildcard else nodes[0]
+
+
+def grading_prompt(rubric: str, output: str, question: str | None = None) -> str:
+    """The message a grader assistant gets for an ``llm_rubric`` assertion."""
+    asked = f"Question:\n{question}\n\n" if question else ""
+    return ("Grade the reply below against the rubric. Answer only with JSON: "
+            '{"pass": true|false, "score": 0..1, "reason": "..."}.\n\n'
+            f"Rubric:\n{rubric}\n\n{asked}Reply:\n{output}")
+
+
+def parse_grade(answer: str) -> dict[str, Any]:
+    """The grader's ``{pass, score, reason}`` from its answer (prose around the JSON is fine)."""
+    verdict = parse_json(answer)
+    if not isinstance(verdict, dict):
+        match = re.search(r"\{.*\}", answer, flags=re.S)
+        verdict = parse_json(match.group(0)) if match else _MISSING
+    if not isinstance(verdict, dict) or not ({"pass", "score"} & set(verdict)):
+        raise CheckError(f"the grader did not answer {{pass, score, reason}} JSON: "
+                         f"{_short(answer, 120)}")
+    return verdict
 
 
 def _label(assertion: Assertion, value: Any) -> str:
     if assertion.name:
         return assertion.name
+    if assertion.kind == "json_schema" and isinstance(value, dict):
+        return f"json_schema: {value.get('title') or 'inline schema'}"
+    if assertion.kind == "json":
+        return "json"
     shown = value if isinstance(value, str) else json.dumps(value, default=str)
     if len(shown) > 60:
         shown = shown[:57] + "..."
@@ -100,30 +168,62 @@ def evaluate(
     result: dict[str, Any],
     context: dict[str, Any],
     grader: Grader | None = None,
-    root: Any = None,
+    root: Path | None = None,
 ) -> Verdict:
-    """Judge ``result`` (a step record: output, tool_calls, latency_s, usage) by ``assertion``."""
+    """Judge ``result`` (a step record: output, tool_calls, latency_s, usage) by ``assertion``.
+
+    Never raises for a check that fails or breaks; only a timeout or a stop of the whole run
+    (``ItemTimeout``, ``Stopped``) propagates.
+    """
     kind = assertion.kind
     try:
-        value = render_value(assertion.value, context) if kind not in ("json_schema",) else \
-            assertion.value
+        value = assertion.value if kind == "json_schema" else \
+            render_value(assertion.value, context)
     except jinja2.TemplateError as exc:
+        where = f" (line {assertion.line})" if assertion.line else ""
         return Verdict(kind, _label(assertion, assertion.value), False, 0.0, assertion.weight,
-                       f"template error in assertion: {exc}")
+                       f"template error in assertion{where}: {exc}", error=True)
     label = _label(assertion, value)
     try:
-        passed, score, reason = _CHECKS[kind](value, result, assertion, grader, root)
+        passed, score, reason = _CHECKS[kind](value, result, assertion, grader, root, context)
+    except (ItemTimeout, Stopped):
+        raise
+    except OrchError as exc:  # the check could not run: an error, not a judgement
+        return Verdict(kind, label, False, 0.0, assertion.weight, str(exc), error=True)
     except Exception as exc:  # noqa: BLE001 - a broken check fails, it never crashes the run
         passed, score, reason = False, 0.0, f"{type(exc).__name__}: {exc}"
     return Verdict(kind, label, passed, score, assertion.weight, reason)
 
 
 def step_score(verdicts: list[Verdict]) -> float:
-    """Weighted mean where a passed assertion counts 1 (1.0 when there are none)."""
+    """Weighted mean where a passed assertion counts 1, a failed one its score (1.0 if none)."""
     total = sum(v.weight for v in verdicts)
     if not total:
-        return 1.0 if all(v.passed for v in verdicts) else 0.0
+        return 1.0
     return sum(v.weight * (1.0 if v.passed else v.score) for v in verdicts) / total
+
+
+def judge(step: Step, record: dict[str, Any], context: dict[str, Any],
+          grader: Grader | None = None, root: Path | None = None) -> dict[str, Any]:
+    """Evaluate ``step.expect`` on a step record; returns the fields to add to the record.
+
+    ``assertions`` (verdicts as dicts), ``score``, ``passed`` and, when a check could not run,
+    ``error`` (so the item is an error, not a failure).
+    """
+    verdicts = [evaluate(a, record, context, grader, root) for a in step.expect]
+    score = step_score(verdicts)
+    fields: dict[str, Any] = {
+        "assertions": [v.to_json() for v in verdicts],
+        "score": round(score, 4),
+        "passed": score + 1e-9 >= step.threshold,
+    }
+    broken = [v for v in verdicts if v.error]
+    if broken:
+        fields["passed"] = False
+        fields["error"] = {"type": "assertion_error",
+                           "message": "; ".join(f"{v.name}: {v.reason}" for v in broken),
+                           "thread_id": record.get("thread_id"), "run_id": record.get("run_id")}
+    return fields
 
 
 def _text(result: dict) -> str:
@@ -139,12 +239,32 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
+def _same(found: Any, expected: Any) -> bool:
+    """Equality, where a templated string (``"{{ item.total }}"``) also matches a JSON number."""
+    if isinstance(found, bool) or isinstance(expected, bool):  # True is not 1 here
+        if isinstance(found, bool) and isinstance(expected, bool):
+            return found is expected
+    elif found == expected:
+        return True
+    if isinstance(expected, str) and not isinstance(found, str):
+        return json.dumps(found) == expected.strip() or str(found) == expected.strip()
+    return False
+
+
+def _subset(actual: Any, wanted: Any) -> bool:
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and _subset(actual[k], v) for k, v in wanted.items())
+    return _same(actual, wanted)
+
+
 def _equals(value, result, *_):
     text = _text(result).strip()
     if isinstance(value, str):
         return _yes(text == value.strip(), f"reply {_short(text)} != {_short(value)}")
     parsed = parse_json(text)
-    return _yes(parsed == value, f"reply {_short(text)} != {json.dumps(value)}")
+    return _yes(parsed is not _MISSING and _same(parsed, value),
+                f"reply {_short(text)} != {json.dumps(value)}")
 
 
 def _contains(value, result, *_):
@@ -161,7 +281,8 @@ def _not_contains(value, result, *_):
 
 
 def _contains_any(value, result, *_):
-    return _yes(any(v in _text(result) for v in value), f"none of {value} found in reply")
+    return _yes(any(v in _text(result) for v in value),
+                f"none of {value} found in reply {_short(_text(result))}")
 
 
 def _contains_all(value, result, *_):
@@ -175,34 +296,39 @@ def _regex(value, result, *_):
 
 
 def _json(value, result, *_):
-    return _yes(parse_json(_text(result)) is not _MISSING, "reply is not JSON")
+    return _yes(parse_json(_text(result)) is not _MISSING,
+                f"reply is not JSON: {_short(_text(result))}")
 
 
 def _json_schema(value, result, *_):
     data = parse_json(_text(result))
     if data is _MISSING:
-        return False, 0.0, "reply is not JSON"
-    errors = sorted(jsonschema.Draft202012Validator(value).iter_errors(data), key=str)
+        return False, 0.0, f"reply is not JSON: {_short(_text(result))}"
+    errors = sorted(jsonschema.Draft202012Validator(value).iter_errors(data),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-        return False, 0.0, f"{where}: {errors[0].message}"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return False, 0.0, f"{where}: {errors[0].message}{more}"
     return True, 1.0, ""
 
 
 def _jsonpath(value, result, *_):
     data = parse_json(_text(result))
     if data is _MISSING:
-        return False, 0.0, "reply is not JSON"
-    found = jsonpath(data, value["path"])
+        return False, 0.0, f"reply is not JSON: {_short(_text(result))}"
+    path = value["path"]
+    found = jsonpath(data, path)
     if found is _MISSING:
-        return False, 0.0, f"{value['path']} not found"
-    if "equals" in value and found != value["equals"]:
-        return False, 0.0, f"{value['path']} is {json.dumps(found)}, expected " \
-                           f"{json.dumps(value['equals'])}"
-    if "contains" in value and value["contains"] not in str(found):
-        return False, 0.0, f"{value['path']} does not contain {value['contains']!r}"
-    if "regex" in value and not re.search(value["regex"], str(found)):
-        return False, 0.0, f"{value['path']} does not match /{value['regex']}/"
+        return False, 0.0, f"{path} not found"
+    shown = json.dumps(found, default=str)
+    if "equals" in value and not _same(found, value["equals"]):
+        return False, 0.0, f"{path} is {shown}, expected {json.dumps(value['equals'])}"
+    text = found if isinstance(found, str) else shown
+    if "contains" in value and value["contains"] not in text:
+        return False, 0.0, f"{path} is {shown}, which does not contain {value['contains']!r}"
+    if "regex" in value and not re.search(value["regex"], text):
+        return False, 0.0, f"{path} is {shown}, which does not match /{value['regex']}/"
     return True, 1.0, ""
 
 
@@ -212,12 +338,11 @@ def _tool_called(value, result, *_):
     calls = [c for c in result.get("tool_calls") or [] if c.get("name") == name]
     if not calls:
         names = sorted({c.get("name") for c in result.get("tool_calls") or []})
-        return False, 0.0, f"{name} was not called (called: {names or 'nothing'})"
-    for call in calls:
-        args = call.get("arguments") or {}
-        if all(args.get(k) == v for k, v in wanted.items()):
-            return True, 1.0, ""
-    return False, 0.0, f"{name} was called, but never with {json.dumps(wanted)}"
+        return False, 0.0, f"{name} was not called (called: {', '.join(names) or 'nothing'})"
+    if any(_subset(call.get("arguments") or {}, wanted) for call in calls):
+        return True, 1.0, ""
+    seen = "; ".join(json.dumps(c.get("arguments"), default=str) for c in calls[:3])
+    return False, 0.0, f"{name} was called, but never with {json.dumps(wanted)} (got {seen})"
 
 
 def _range(value, result, *_):
@@ -227,14 +352,13 @@ def _range(value, result, *_):
         found = jsonpath(data, value["path"]) if data is not _MISSING else _MISSING
         if found is _MISSING:
             return False, 0.0, f"{value['path']} not found"
-        text = str(found)
+        text = json.dumps(found) if isinstance(found, bool) else str(found)
     try:
         number = float(text.strip())
     except ValueError:
         return False, 0.0, f"{_short(text)} is not a number"
     low, high = value.get("min", float("-inf")), value.get("max", float("inf"))
-    return _yes(low <= number <= high, f"{number} is outside [{value.get('min')}, "
-                                       f"{value.get('max')}]")
+    return _yes(low <= number <= high, f"{number:g} is outside [{low:g}, {high:g}]")
 
 
 def _max_latency(value, result, *_):
@@ -248,15 +372,21 @@ def _max_tokens(value, result, *_):
     return _yes(used <= value, f"used {used} tokens, limit {value}")
 
 
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "pass", "passed", "1")
+    return bool(value)
+
+
 def _scored(outcome: Any, threshold: float) -> tuple[bool, float, str]:
     reason = ""
     if isinstance(outcome, dict):
         reason = str(outcome.get("reason") or "")
-        if "score" in outcome:
+        if outcome.get("score") is not None:
             score = float(outcome["score"])
-            passed = bool(outcome["pass"]) if "pass" in outcome else score >= threshold
+            passed = _truthy(outcome["pass"]) if "pass" in outcome else score >= threshold
         else:
-            passed = bool(outcome.get("pass"))
+            passed = _truthy(outcome.get("pass"))
             score = 1.0 if passed else 0.0
     elif isinstance(outcome, bool):
         passed, score = outcome, 1.0 if outcome else 0.0
@@ -271,18 +401,30 @@ def _scored(outcome: Any, threshold: float) -> tuple[bool, float, str]:
     return passed, score, reason
 
 
-def _python(value, result, assertion, grader, root):
+def _python(value, result, assertion, grader, root, context):
     func = resolve_handler(value, root)
-    outcome = func(_text(result), result)
+    output = _text(result)
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: assume (output, context)
+        params = None
+    takes_context = params is None or any(p.kind is p.VAR_POSITIONAL for p in params) or len(
+        [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2
+    if takes_context:
+        extra = {k: context[k] for k in ("item", "vars", "steps") if k in context}
+        outcome = func(output, {**result, **extra})
+    else:
+        outcome = func(output)
     return _scored(outcome, assertion.threshold if assertion.threshold is not None else 0.5)
 
 
-def _llm_rubric(value, result, assertion, grader, root):
+def _llm_rubric(value, result, assertion, grader, root, context):
     if grader is None:
-        raise RuntimeError("no grader available for llm_rubric")
+        raise CheckError("no grader available for llm_rubric")
     rubric = value if isinstance(value, str) else value["rubric"]
     name = None if isinstance(value, str) else value.get("grader")
-    verdict = grader(rubric, _text(result), name)
+    answer = grader(grading_prompt(rubric, _text(result), result.get("prompt")), name)
+    verdict = parse_grade(answer)
     return _scored(verdict, assertion.threshold if assertion.threshold is not None else 0.5)
 
 

@@ -1,0 +1,241 @@
+"""``orch compare``: what changed between two runs, per item × step, as text or Markdown.
+
+Cases are matched by item key and step id. A case that passed in A and failed or errored in B is
+a *regression*; the reverse a *fix*; same status with a different score a *score change*. The
+Markdown form is meant for a pull-request comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orch.reports import build_context, load_run
+
+_SCORE_EPSILON = 0.005
+
+
+@dataclass
+class CaseChange:
+    """One item × step whose outcome differs between the two runs."""
+
+    key: str
+    step: str
+    label: str
+    before: str | None  # status in A (None: not in A)
+    after: str | None
+    score_before: float | None
+    score_after: float | None
+    reason: str = ""  # why B failed, when it did
+
+    @property
+    def kind(self) -> str:
+        """regression, fix, changed, score, added or removed."""
+        if self.before is None:
+            return "added"
+        if self.after is None:
+            return "removed"
+        if self.before == "passed" and self.after != "passed":
+            return "regression"
+        if self.before != "passed" and self.after == "passed":
+            return "fix"
+        if self.before != self.after:
+            return "changed"
+        return "score"
+
+    @property
+    def delta(self) -> float | None:
+        """Score in B minus score in A, when both ran."""
+        if self.score_before is None or self.score_after is None:
+            return None
+        return self.score_after - self.score_before
+
+
+@dataclass
+class Comparison:
+    """Two runs' summaries and the cases that changed between them."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    changes: list[CaseChange] = field(default_factory=list)
+    unchanged: int = 0
+
+    def of(self, kind: str) -> list[CaseChange]:
+        """The changes of one kind."""
+        return [c for c in self.changes if c.kind == kind]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"a": self.a, "b": self.b, "unchanged": self.unchanged,
+                "changes": [{**c.__dict__, "kind": c.kind, "delta": c.delta}
+                            for c in self.changes]}
+
+
+def _cases(context: dict) -> dict[tuple[str, str], dict]:
+    out = {}
+    for item in context["items"]:
+        for case in item["cases"]:
+            step = case["step"]
+            out[(item["key"], case["step_id"])] = {
+                "label": item["label"], "status": case["status"], "message": case["message"],
+                "score": step["score"] if step is not None else None}
+    return out
+
+
+def _summary(context: dict) -> dict[str, Any]:
+    run, usage = context["run"], context["usage"]
+    return {"id": run["id"], "pipeline": run["pipeline"], "status": run["status"],
+            "outcome": run["outcome"], "counts": run["counts"], "pass_rate": run["pass_rate"],
+            "scripted": run["scripted"], "total_tokens": usage["total_tokens"],
+            "cost": usage["cost"], "started_at": run["started_at"]}
+
+
+def _key_order(key: tuple[str, str]) -> tuple:
+    item, step = key
+    parts = item.split(".r")
+    return (int(parts[0]) if parts[0].isdigit() else 0,
+            int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0, item, step)
+
+
+def compare(context_a: dict, context_b: dict) -> Comparison:
+    """Compare two report contexts (see :func:`orch.reports.build_context`)."""
+    cases_a, cases_b = _cases(context_a), _cases(context_b)
+    result = Comparison(_summary(context_a), _summary(context_b))
+    for key in sorted(set(cases_a) | set(cases_b), key=_key_order):
+        a, b = cases_a.get(key), cases_b.get(key)
+        change = CaseChange(
+            key=key[0], step=key[1], label=(b or a)["label"],
+            before=a["status"] if a else None, after=b["status"] if b else None,
+            score_before=a["score"] if a else None, score_after=b["score"] if b else None,
+            reason=b["message"] if b and b["status"] != "passed" else "")
+        if change.kind == "score" and (change.delta is None or
+                                       abs(change.delta) < _SCORE_EPSILON):
+            result.unchanged += 1
+        else:
+            result.changes.append(change)
+    return result
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+_TITLES = [
+    ("regression", "Regressions (pass → fail/error)"),
+    ("fix", "Fixes (fail/error → pass)"),
+    ("changed", "Other status changes"),
+    ("score", "Score changes"),
+    ("added", "Only in B"),
+    ("removed", "Only in A"),
+]
+
+
+def render_text(result: Comparison) -> list[str]:
+    """Lines for a terminal."""
+    a, b = result.a, result.b
+    lines = [f"A {a['id']} ({a['pipeline']}, {a['outcome']})",
+             f"B {b['id']} ({b['pipeline']}, {b['outcome']})"]
+    if a["pipeline"] != b["pipeline"]:
+        lines.append("note: the runs are of different pipelines")
+    if a["scripted"] or b["scripted"]:
+        lines.append("note: scripted-model runs: replies are rehearsal text, not an AI's")
+    lines.append(f"  pass rate  {_pct(a['pass_rate']):>7} → {_pct(b['pass_rate']):>7}  "
+                 f"({(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts)")
+    for name in ("passed", "failed", "errors"):
+        before, after = a["counts"][name], b["counts"][name]
+        lines.append(f"  {name:<10} {before:>7} → {after:>7}  ({after - before:+d})")
+    lines.append(f"  tokens     {a['total_tokens']:>7} → {b['total_tokens']:>7}  "
+                 f"({b['total_tokens'] - a['total_tokens']:+d})")
+    if not result.changes:
+        lines.append(f"No changes ({result.unchanged} cases identical).")
+        return lines
+    for kind, title in _TITLES:
+        changes = result.of(kind)
+        if not changes:
+            continue
+        lines.append(f"{title}: {len(changes)}")
+        for c in changes:
+            delta = f", {c.delta:+.2f}" if c.delta is not None else ""
+            line = (f"  item {c.key} step {c.step}: {c.before or '-'} → {c.after or '-'} "
+                    f"(score {_score(c.score_before)} → {_score(c.score_after)}{delta})  "
+                    f"{c.label}")
+            lines.append(line)
+            if c.reason and kind in ("regression", "changed"):
+                lines.append(f"      {c.reason[:200]}")
+    lines.append(f"Unchanged: {result.unchanged} cases.")
+    return lines
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def render_markdown(result: Comparison) -> str:
+    """A Markdown summary for a pull-request comment."""
+    a, b = result.a, result.b
+    regressions = len(result.of("regression"))
+    icon = "❌" if regressions else "✅"
+    out = [f"### {icon} orch compare: {_md(b['pipeline'])}", ""]
+    if a["scripted"] or b["scripted"]:
+        out += ["> Rehearsal: replies from the scripted model are rehearsal text, not an AI's.",
+                ""]
+    out += [f"| | A `{a['id']}` | B `{b['id']}` | Δ |", "|---|---:|---:|---:|",
+            f"| pass rate | {_pct(a['pass_rate'])} | {_pct(b['pass_rate'])} | "
+            f"{(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts |"]
+    for name in ("passed", "failed", "errors"):
+        before, after = a["counts"][name], b["counts"][name]
+        out.append(f"| {name} | {before} | {after} | {after - before:+d} |")
+    out.append(f"| tokens | {a['total_tokens']} | {b['total_tokens']} | "
+               f"{b['total_tokens'] - a['total_tokens']:+d} |")
+    if a["cost"] is not None and b["cost"] is not None:
+        out.append(f"| est. cost | ${a['cost']:.4f} | ${b['cost']:.4f} | "
+                   f"{b['cost'] - a['cost']:+.4f} |")
+    out.append("")
+    if not result.changes:
+        out.append(f"No changes: all {result.unchanged} cases have the same outcome and score.")
+        return "\n".join(out) + "\n"
+    for kind, title in _TITLES:
+        changes = result.of(kind)
+        if not changes:
+            continue
+        out += [f"#### {title}: {len(changes)}", "",
+                "| item | step | A | B | score A → B | why |", "|---|---|---|---|---|---|"]
+        for c in changes:
+            out.append(f"| {c.key} {_md(c.label)} | `{c.step}` | {c.before or '-'} | "
+                       f"{c.after or '-'} | {_score(c.score_before)} → {_score(c.score_after)} "
+                       f"| {_md(c.reason[:200])} |")
+        out.append("")
+    out.append(f"<sub>{result.unchanged} cases unchanged.</sub>")
+    return "\n".join(out) + "\n"
+
+
+def compare_task(path: Path | None, run_a: str, run_b: str, markdown: bool, as_json: bool,
+                 output: Path | None, fail_on_regression: bool, echo) -> int:
+    """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked."""
+    from orch.config import load_project
+    from orch.errors import ExitCode
+    from orch.runner import dumps
+
+    project = load_project(path)
+    contexts = [build_context(project, load_run(project.root, r)) for r in (run_a, run_b)]
+    result = compare(*contexts)
+    if as_json:
+        text = dumps(result.to_json())
+    elif markdown:
+        text = render_markdown(result)
+    else:
+        text = "\n".join(render_text(result))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        echo(f"wrote {output}")
+    else:
+        echo(text.rstrip("\n"))
+    if fail_on_regression and result.of("regression"):
+        return ExitCode.FAILED
+    return ExitCode.OK
