@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orch.reports import build_context, load_run
+from orch.report_context import build_context, load_run
 
 _SCORE_EPSILON = 0.005
 
