@@ -37,7 +37,7 @@ TERMINAL = frozenset({"completed", "incomplete", "failed", "cancelled"})
 ERROR_CODES = frozenset(
     {"server_error", "rate_limit_exceeded", "invalid_prompt", "vector_store_timeout"}
 )
-_MARKER = re.compile(r"【\d+:\d+†[^】]*】")
+_MARKER = re.compile(r" ?【\d+:\d+†[^】]*】")
 
 
 def _now() -> int:
@@ -87,7 +87,10 @@ def run_view(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def strip_markers(text: str) -> tuple[str, list[int]]:
-    """Text without 【i:j†file】 citation markers, and where each marker stood in the result."""
+    """Text without 【i:j†file】 citation markers, and where each marker stood in the result.
+
+    The Responses API cites by position, not by marker; a space before a marker goes with it.
+    """
     out: list[str] = []
     positions: list[int] = []
     last = 0

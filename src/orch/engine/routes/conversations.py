@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orch.engine import params as p
+from orch.engine.errors import bad_request
 from orch.engine.items import check_unique, normalize_item
 from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
 
@@ -17,6 +18,13 @@ MAX_ITEMS = 20
 def _items(request: Request, body: dict[str, Any], required: bool) -> list[dict[str, Any]]:
     engine = engine_of(request)
     raw = p.field(body, "items", list, required=required, max_length=MAX_ITEMS) or []
+    if required and not raw:
+        raise bad_request(
+            "Invalid 'items': empty array. Expected an array with minimum length 1, but got an "
+            "empty array instead.",
+            "items",
+            "empty_array",
+        )
     items = [normalize_item(engine, item, f"items[{i}]") for i, item in enumerate(raw)]
     check_unique(items)
     return items
