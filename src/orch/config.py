@@ -235,7 +235,9 @@ class _ProjectLoader:
 
         targets = _targets(settings.get("targets") or {})
         target = self.environ.get("ORCH_TARGET") or settings.get("target") or "embedded"
-        if config_doc and "target" in settings and target not in dict(targets) | {"embedded": 1}:
+        is_url = target.startswith(("http://", "https://"))  # an ad-hoc Assistants-v2 server
+        if (config_doc and "target" in settings and not is_url
+                and target not in dict(targets) | {"embedded": 1}):
             self.problems.append(config_doc.problem(("target",), (
                 f"unknown target {target!r} "
                 f"(defined: {', '.join(dict.fromkeys(['embedded', *dict(targets)]))})")))

@@ -229,7 +229,18 @@ class AssistantsBackend:
         self, store: RemoteVectorStore, metadata: dict[str, str], add: list[str],
         remove: list[str],
     ) -> RemoteVectorStore:
-        """Remove and add files (waiting for indexing), then replace metadata."""
+        """Remove and add files (waiting for indexing), then replace metadata.
+
+        Files whose indexing failed are indexed again, so a failure is reported on every sync
+        rather than hidden behind an "updated".
+        """
+        if store.files_failed:
+            failed = [f.id for f in self._pages(
+                "list failed vector store files",
+                lambda after: self.client.vector_stores.files.list(
+                    store.id, filter="failed", limit=PAGE, **_after(after)))]
+            again = [i for i in failed if i not in remove and i not in add]
+            remove, add = [*remove, *again], [*add, *again]
         for file_id in remove:
             _ignore_404(lambda file_id=file_id: retry.call(
                 "remove file from vector store",
@@ -281,8 +292,10 @@ class AssistantsBackend:
             detail = "; ".join(
                 f"{f.id}: {f.last_error.message if f.last_error else 'failed'}" for f in failed
             )
+            outcome = (f"failed for {batch.file_counts.failed} file(s)"
+                       if batch.status == "completed" else batch.status)
             raise BackendError(
-                f"indexing files into vector store {name} {batch.status}"
+                f"indexing files into vector store {name} {outcome}"
                 f"{': ' + detail if detail else ''}"
             )
 
