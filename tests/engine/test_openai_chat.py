@@ -164,3 +164,59 @@ def test_unreachable_upstream_fails_the_run(tmp_path: Path):
         )
         assert run.status == "failed"
         assert run.last_error.code == "server_error" and "upstream" in run.last_error.message
+
+
+def test_responses_become_chat_requests(upstream, chat_client: OpenAI):
+    fake, _ = upstream
+    tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    first = chat_client.responses.create(
+        model="llama3", instructions="Be brief.", input="weather twice?", tools=tools
+    )
+    calls = [o for o in first.output if o.type == "function_call"]
+    assert [json.loads(c.arguments)["city"] for c in calls] == ["Rome", "Oslo"]
+    assert first.usage.input_tokens == 11 and first.usage.output_tokens == 5
+    outputs = [
+        {"type": "function_call_output", "call_id": c.call_id, "output": f"sun {i}"}
+        for i, c in enumerate(calls)
+    ]
+    second = chat_client.responses.create(
+        model="llama3", input=outputs, tools=tools, previous_response_id=first.id
+    )
+    assert second.output_text == "tools said: sun 0, sun 1"
+    notes = chat_client.files.create(file=("notes.txt", b"Tomatoes need sun."), purpose="user_data")
+    fmt = {"type": "json_schema", "name": "a", "schema": {"type": "object"}}
+    third = chat_client.responses.create(
+        model="llama3",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "and now?"},
+                    {"type": "input_file", "file_id": notes.id},
+                ],
+            }
+        ],
+        previous_response_id=second.id,
+        text={"format": fmt},
+    )
+    assert third.status == "completed"
+    sent = fake.requests[-1]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "a", "schema": {"type": "object"}},
+    }
+    messages = sent["messages"]
+    assert [m["role"] for m in messages] == [
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert messages[1]["tool_calls"][0]["id"] == calls[0].call_id
+    assert messages[4]["content"] == "tools said: sun 0, sun 1"
+    assert messages[5]["content"] == [
+        {"type": "text", "text": "and now?"},
+        {"type": "text", "text": "[file notes.txt]\nTomatoes need sun."},
+    ]

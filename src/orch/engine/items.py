@@ -262,9 +262,9 @@ def turn_inputs(
             if round_:
                 out.messages.append({"role": "assistant", "content": [], "_round": round_})
                 round_ = []
-            out.messages.append(
-                {"role": item["role"], "content": _thread_blocks(item["content"], files)}
-            )
+            # Chat servers other than OpenAI's know "system" but not "developer".
+            role = "system" if item["role"] == "developer" else item["role"]
+            out.messages.append({"role": role, "content": _thread_blocks(item["content"], files)})
             if item["role"] == "user":
                 out.user_text = "\n".join(
                     b["text"]["value"] for b in out.messages[-1]["content"] if b["type"] == "text"

@@ -86,6 +86,12 @@ def run_view(response: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def input_items(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items this response's request sent (the end of its context)."""
+    context = response["_context"]
+    return context[len(context) - response["_n_input"] :]
+
+
 def strip_markers(text: str) -> tuple[str, list[int]]:
     """Text without 【i:j†file】 citation markers, and where each marker stood in the result.
 
@@ -181,8 +187,7 @@ class ResponseExecutor:
         engine = self.engine
         items = response["_context"]
         texts = await asyncio.to_thread(file_texts, engine, items)
-        current = response["_context"][len(items) - response["_n_input"] :]
-        has_outputs = any(i["type"] == "function_call_output" for i in current)
+        has_outputs = any(i["type"] == "function_call_output" for i in input_items(response))
         inputs = turn_inputs(items, texts, has_outputs)
         state: dict[str, Any] = {}
         if inputs.tool_outputs:
@@ -407,8 +412,7 @@ class ResponseExecutor:
         if status in ("completed", "incomplete") and response.get("conversation"):
             self.engine.conversations.append(
                 response["conversation"]["id"],
-                response["_context"][len(response["_context"]) - response["_n_input"] :]
-                + response["output"],
+                input_items(response) + response["output"],
             )
         self.live.pop(response["id"], None)
         self._save(response)

@@ -12,6 +12,7 @@ from orch.engine import params as p
 from orch.engine.core import Engine
 from orch.engine.errors import ApiError, bad_request, not_found
 from orch.engine.items import check_calls_answered, check_unique, normalize_input
+from orch.engine.responding import input_items
 from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
 from orch.engine.sse import relay
 from orch.engine.store import new_id
@@ -338,11 +339,10 @@ async def cancel(request: Request) -> Response:
     return object_response(engine.responses.cancel(_response(request)))
 
 
-async def input_items(request: Request) -> Response:
+async def list_input_items(request: Request) -> Response:
     """GET /v1/responses/{response_id}/input_items."""
     response = _response(request)
-    items = response["_context"][len(response["_context"]) - response["_n_input"] :]
-    return json_response(p.page_list(items, **p.page_params(request)))
+    return json_response(p.page_list(input_items(response), **p.page_params(request)))
 
 
 ROUTES = [
@@ -350,5 +350,5 @@ ROUTES = [
     route("/responses/{response_id}", retrieve, ["GET"]),
     route("/responses/{response_id}", delete, ["DELETE"]),
     route("/responses/{response_id}/cancel", cancel, ["POST"]),
-    route("/responses/{response_id}/input_items", input_items, ["GET"]),
+    route("/responses/{response_id}/input_items", list_input_items, ["GET"]),
 ]
