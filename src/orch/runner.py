@@ -10,6 +10,7 @@ memory stays flat however many items there are. Every finished item is appended 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import secrets
@@ -98,9 +99,15 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> jinja2.Template:
+    # compiling is most of a render's cost; every item renders the same few templates
+    return _TEMPLATES.from_string(text)
+
+
 def render(text: str, context: dict[str, Any]) -> str:
     """Render a Jinja template string (StrictUndefined: a typo fails loudly)."""
-    return _TEMPLATES.from_string(text).render(**context)
+    return _template(text).render(**context)
 
 
 class Uploads:
@@ -174,6 +181,14 @@ class PipelineRunner:
 
     def _ensure_synced(self, conn) -> dict[str, str]:
         """Sync the assistants this pipeline needs (or check them with --no-sync); name → id."""
+        if self.capabilities.get("hosted_tools") is False:
+            for name in self.needed_names:
+                hosted = [t.type for t in self.project.assistant(name).tools if not t.function]
+                if hosted:
+                    raise UsageError(
+                        f"assistant {name!r} uses {', '.join(hosted)}, which target "
+                        f"{conn.target.name!r} does not support (capabilities.hosted_tools: "
+                        "false)")
         backend = conn.backend()
         state = backend.fetch_state(self.project.name)
         needed = [self.project.assistant(n) for n in self._needed()]
@@ -329,11 +344,7 @@ class PipelineRunner:
         counts = {"total": len(statuses), "passed": 0, "failed": 0, "errors": 0}
         for s in statuses.values():
             counts[{"passed": "passed", "failed": "failed", "error": "errors"}[s]] += 1
-        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        for record in history.items(self.run_id):
-            for k in usage:
-                usage[k] += (record.get("usage") or {}).get(k, 0)
-        return counts, usage
+        return counts, history.usage(self.run_id)  # summed in SQL: no record is loaded
 
     # -- one item ------------------------------------------------------------------------------
 
