@@ -363,8 +363,8 @@ def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regres
     \b
     Examples:
       orch compare 20261120-0900 20261121-2205
-      orch compare main-run pr-run --markdown -o out/compare.md   a PR comment
-      orch compare A B --fail-on-regression                       CI gate
+      orch compare 20261120-0900 20261121-2205 --markdown -o out/compare.md
+      orch compare 20261120-0900 20261121-2205 --fail-on-regression    a CI gate
     """
     from orch.compare import compare_task
 
