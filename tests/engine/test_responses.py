@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx2
@@ -301,6 +302,45 @@ def test_assistant_rules_match_metadata_orch_assistant(client: OpenAI):
     )
     other = client.responses.create(model="m", input="who are you")
     assert other.output_text.startswith("[scripted]")
+
+
+def test_background_polls_to_completion(client: OpenAI):
+    response = client.responses.create(model="gpt-4o", input="hi there", background=True)
+    deadline = time.monotonic() + 10
+    while response.status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+        response = client.responses.retrieve(response.id)
+    assert response.status == "completed" and response.output_text.startswith("[scripted]")
+
+
+def test_image_and_file_parts_are_kept_as_items(client: OpenAI):
+    image = upload(client, "chart.png", PNG_MAGIC + b"rest")
+    response = client.responses.create(
+        model="gpt-4o",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "what is this"},
+                    {"type": "input_image", "file_id": image.id},
+                    {"type": "input_image", "image_url": "https://example.invalid/a.png"},
+                    {"type": "input_file", "file_id": image.id},
+                ],
+            }
+        ],
+    )
+    assert response.output_text == '[scripted] You said: "what is this"'
+    [item] = client.responses.input_items.list(response.id).data
+    ITEMS.validate_python(item.model_dump(exclude_none=True))
+    kinds = [(c.type, getattr(c, "detail", None)) for c in item.content]
+    assert kinds == [
+        ("input_text", None),
+        ("input_image", "auto"),
+        ("input_image", "auto"),
+        ("input_file", None),
+    ]
+    assert item.content[3].filename == "chart.png"
 
 
 def test_background_cancel_and_delete(client: OpenAI):
