@@ -17,6 +17,7 @@ String arguments are Jinja templates over the step context (``item``, ``vars``, 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -61,11 +62,17 @@ class Verdict:
         return asdict(self)
 
 
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> jinja2.Template:
+    # compiled once, not once per item: compiling costs far more than rendering
+    return _ENV.from_string(text)
+
+
 def render_value(value: Any, context: dict[str, Any]) -> Any:
     """Render Jinja in every string inside ``value``."""
     if isinstance(value, str):
         if "{{" in value or "{%" in value or "{#" in value:
-            return _ENV.from_string(value).render(**context)
+            return _template(value).render(**context)
         return value
     if isinstance(value, list):
         return [render_value(v, context) for v in value]

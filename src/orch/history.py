@@ -188,13 +188,30 @@ class History:
         raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
 
     def items(self, run_id: str) -> Iterator[dict[str, Any]]:
-        """The latest record of every item of a run, in key order, streamed from the database."""
+        """The latest record of every item of a run, in item order, streamed from the database.
+
+        One record in memory at a time (a run may have 10,000s); the rows come through a
+        connection of their own, so no lock is held while the caller works on each.
+        """
+        conn = sqlite3.connect(self.base / "history.db", timeout=30)
+        try:
+            rows = conn.execute(
+                "SELECT record FROM items WHERE run_id = ? ORDER BY"
+                " json_extract(record, '$.index'), json_extract(record, '$.repeat'), key",
+                (run_id,))
+            for (record,) in rows:
+                yield json.loads(record)
+        finally:
+            conn.close()
+
+    def usage(self, run_id: str) -> dict[str, int]:
+        """Token usage summed over the latest record of every item of a run (in SQL)."""
+        keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+        sums = ", ".join(f"COALESCE(SUM(json_extract(record, '$.usage.{k}')), 0)" for k in keys)
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT record FROM items WHERE run_id = ?", (run_id,)).fetchall()
-        records = [json.loads(r[0]) for r in rows]
-        records.sort(key=lambda r: (r.get("index", 0), r.get("repeat", 0)))
-        yield from records
+            row = self._conn.execute(
+                f"SELECT {sums} FROM items WHERE run_id = ?", (run_id,)).fetchone()
+        return dict(zip(keys, row, strict=True))
 
     def item_status(self, run_id: str) -> dict[str, str]:
         """Item key → status for a run (what a resume skips)."""
