@@ -18,6 +18,7 @@ process, then runs ``python -m orch run … --target URL`` as a subprocess, as a
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -133,19 +134,40 @@ def bench_latency(root: Path, url: str, n: int, latency_ms: int, concurrency: in
     assert summary["counts"]["passed"] == n, summary["counts"]
     ideal = n * latency_ms / 1000 / concurrency
     run_s = summary["duration_s"]
+    setup_s, items_s = phases(Path(summary["run_dir"]))
+    floor = -(-n // concurrency) * latency_ms / 1000
     print(f"latency: {n} items × {latency_ms} ms at concurrency {concurrency}")
-    print(f"  ideal N·L/C         {ideal:7.3f} s")
+    print(f"  ideal N·L/C         {ideal:7.3f} s   (⌈N/C⌉·L = {floor:.3f} s: the last round is "
+          f"{n % concurrency or concurrency}/{concurrency} full)")
     print(f"  run wall time       {run_s:7.3f} s   ratio {run_s / ideal:.3f}  (target ≤ 1.15)")
+    print(f"    before 1st item   {setup_s:7.3f} s   (connect, SDK beta import, sync check)")
+    print(f"    items             {items_s:7.3f} s   ratio {items_s / ideal:.3f}  "
+          "(first item started → last item persisted)")
     print(f"  process wall time   {wall:7.3f} s   ratio {wall / ideal:.3f}  "
           "(incl. interpreter start, imports)")
-    print(f"  runner CPU          {usage.ru_utime + usage.ru_stime:7.3f} s "
-          f"({(usage.ru_utime + usage.ru_stime) / n * 1000:.1f} ms per item)")
+    print(f"  runner CPU          {usage.ru_utime + usage.ru_stime:7.3f} s   "
+          "(the orch run process, startup and imports included)")
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     delta = {k: v for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v}
     total = sum(delta.values())
     print(f"  requests per item   {total / n:7.3f}   ({total} requests; incl. the sync check)")
     for key, count in delta.items():
         print(f"      {count / n:7.3f}  {key}")
+
+
+def phases(run_dir: Path) -> tuple[float, float]:
+    """(seconds from the run's start to its first item, seconds from there to the last item)."""
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    first = last = None
+    with (run_dir / "results.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            started = dt.datetime.fromisoformat(record["started_at"])
+            finished = dt.datetime.fromisoformat(record["finished_at"])
+            first = started if first is None else min(first, started)
+            last = finished if last is None else max(last, finished)
+    start = dt.datetime.fromisoformat(meta["started_at"])
+    return (first - start).total_seconds(), (last - first).total_seconds()
 
 
 def bench_memory(root: Path, url: str, n: int, concurrency: int) -> None:
