@@ -20,7 +20,6 @@ import json
 import threading
 import time
 import uuid
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -128,9 +127,7 @@ class Conversation:
         if not (self.thread_id and self.run_id):
             return
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self.beta.threads.runs.cancel(self.run_id, thread_id=self.thread_id)
+            self.beta.threads.runs.cancel(self.run_id, thread_id=self.thread_id)
         except openai.OpenAIError:
             pass
 
@@ -161,26 +158,24 @@ class Conversation:
         for attempt in range(self.attempts):
             self._check()
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    if self.thread_id is None:
-                        thread = {"messages": [message]} if message else {}
-                        if turn.additional_instructions:
-                            # create-and-run has no additional_instructions: fold them in
-                            base = turn.instructions if turn.instructions is not None else \
-                                turn.assistant.instructions or ""
-                            options["instructions"] = f"{base}\n\n{turn.additional_instructions}"
-                        started = self.beta.threads.create_and_run(
-                            thread=thread, stream=self.stream, timeout=self._timeout(),
-                            **options)
-                    else:
-                        extra = {"additional_messages": [message]} if message else {}
-                        if turn.additional_instructions:
-                            extra["additional_instructions"] = turn.additional_instructions
-                        started = self.beta.threads.runs.create(
-                            self.thread_id, stream=self.stream, timeout=self._timeout(),
-                            **options, **extra)
-                    return _Primed.read(started) if self.stream else started
+                if self.thread_id is None:
+                    thread = {"messages": [message]} if message else {}
+                    if turn.additional_instructions:
+                        # create-and-run has no additional_instructions: fold them in
+                        base = turn.instructions if turn.instructions is not None else \
+                            turn.assistant.instructions or ""
+                        options["instructions"] = f"{base}\n\n{turn.additional_instructions}"
+                    started = self.beta.threads.create_and_run(
+                        thread=thread, stream=self.stream, timeout=self._timeout(),
+                        **options)
+                else:
+                    extra = {"additional_messages": [message]} if message else {}
+                    if turn.additional_instructions:
+                        extra["additional_instructions"] = turn.additional_instructions
+                    started = self.beta.threads.runs.create(
+                        self.thread_id, stream=self.stream, timeout=self._timeout(),
+                        **options, **extra)
+                return _Primed.read(started) if self.stream else started
             except openai.OpenAIError as exc:
                 if not retry.is_transient(exc) or attempt + 1 == self.attempts:
                     raise retry.to_backend_error("start run", exc) from exc
@@ -194,10 +189,8 @@ class Conversation:
         """The run a failed create may have made (by its metadata nonce), or None."""
         if self.thread_id is None:
             return None  # create-and-run: a thread we never heard of is harmless
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            page = retry.call("list runs", lambda: self.beta.threads.runs.list(
-                self.thread_id, limit=10, order="desc"), attempts=self.attempts)
+        page = retry.call("list runs", lambda: self.beta.threads.runs.list(
+            self.thread_id, limit=10, order="desc"), attempts=self.attempts)
         for run in page.data:
             if (run.metadata or {}).get("orch_nonce") == nonce:
                 return run
@@ -264,11 +257,9 @@ class Conversation:
             self._check()
             if time.monotonic() > self.deadline:
                 raise ItemTimeout()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                raw = retry.call("retrieve run", lambda: self.beta.threads.runs
-                                 .with_raw_response.retrieve(run_id, thread_id=self.thread_id),
-                                 attempts=self.attempts)
+            raw = retry.call("retrieve run", lambda: self.beta.threads.runs
+                             .with_raw_response.retrieve(run_id, thread_id=self.thread_id),
+                             attempts=self.attempts)
             run = raw.parse()
             if run.status in TERMINAL | {"requires_action"}:
                 return run
@@ -283,17 +274,15 @@ class Conversation:
                  for c in run.required_action.submit_tool_outputs.tool_calls]
         outputs = [{"tool_call_id": call_id, "output": output} for call_id, output in
                    call_handlers(calls, turn.assistant, self.pool, self.root, outcome)]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                return self.beta.threads.runs.submit_tool_outputs(
-                    run.id, thread_id=self.thread_id, tool_outputs=outputs,
-                    stream=self.stream, timeout=self._timeout())
-            except openai.OpenAIError as exc:
-                if not retry.is_transient(exc):
-                    raise retry.to_backend_error("submit tool outputs", exc) from exc
-                # outputs may or may not have landed: polling tells, never resubmit blindly
-                return self._poll(run)
+        try:
+            return self.beta.threads.runs.submit_tool_outputs(
+                run.id, thread_id=self.thread_id, tool_outputs=outputs,
+                stream=self.stream, timeout=self._timeout())
+        except openai.OpenAIError as exc:
+            if not retry.is_transient(exc):
+                raise retry.to_backend_error("submit tool outputs", exc) from exc
+            # outputs may or may not have landed: polling tells, never resubmit blindly
+            return self._poll(run)
 
     def _check(self) -> None:
         if self.stop.is_set():
@@ -306,16 +295,14 @@ class Conversation:
         steps = [s for s in self._steps if s.run_id == outcome.run_id]
         messages = [m for m in self._messages if m.run_id == outcome.run_id]
         if not messages and outcome.run_id:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                page = retry.call("list messages", lambda: self.beta.threads.messages.list(
-                    self.thread_id, run_id=outcome.run_id, order="asc", limit=100),
-                    attempts=self.attempts)
-                messages = list(page.data)
-                listed = retry.call("list run steps", lambda: self.beta.threads.runs.steps.list(
-                    outcome.run_id, thread_id=self.thread_id, order="asc", limit=100),
-                    attempts=self.attempts)
-                steps = list(listed.data)
+            page = retry.call("list messages", lambda: self.beta.threads.messages.list(
+                self.thread_id, run_id=outcome.run_id, order="asc", limit=100),
+                attempts=self.attempts)
+            messages = list(page.data)
+            listed = retry.call("list run steps", lambda: self.beta.threads.runs.steps.list(
+                outcome.run_id, thread_id=self.thread_id, order="asc", limit=100),
+                attempts=self.attempts)
+            steps = list(listed.data)
         texts = []
         for message in messages:
             for part in message.content:

@@ -6,7 +6,6 @@ Uses the official ``openai`` SDK with ``max_retries=0``; retrying is :mod:`orch.
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +105,11 @@ class AssistantsBackend:
 
     def _list_assistants(self) -> list[RemoteAssistant]:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                found = self._pages(
-                    "list assistants",
-                    lambda after: self.beta.assistants.list(limit=PAGE, order="asc",
-                                                            **_after(after)),
-                )
+            found = self._pages(
+                "list assistants",
+                lambda after: self.beta.assistants.list(limit=PAGE, order="asc",
+                                                        **_after(after)),
+            )
         except NotFoundError as exc:
             raise NotFoundError(
                 f"{self.label} answered 404 for /assistants: it does not serve the Assistants "
@@ -143,9 +140,7 @@ class AssistantsBackend:
         project = spec["metadata"].get(META_PROJECT)
         for attempt in range(4):
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    return remote_assistant(self.beta.assistants.create(**spec))
+                return remote_assistant(self.beta.assistants.create(**spec))
             except openai.OpenAIError as exc:
                 if not retry.is_transient(exc) or attempt == 3:
                     raise retry.to_backend_error(f"create assistant {name}", exc) from exc
@@ -158,20 +153,16 @@ class AssistantsBackend:
 
     def update_assistant(self, assistant_id: str, spec: dict[str, Any]) -> RemoteAssistant:
         """Replace fields; idempotent."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            obj = retry.call(
-                f"update assistant {assistant_id}",
-                lambda: self.beta.assistants.update(assistant_id, **spec),
-            )
+        obj = retry.call(
+            f"update assistant {assistant_id}",
+            lambda: self.beta.assistants.update(assistant_id, **spec),
+        )
         return remote_assistant(obj)
 
     def delete_assistant(self, assistant_id: str) -> None:
         """Delete; already gone is fine."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            _ignore_404(lambda: retry.call(f"delete assistant {assistant_id}",
-                                           lambda: self.beta.assistants.delete(assistant_id)))
+        _ignore_404(lambda: retry.call(f"delete assistant {assistant_id}",
+                                       lambda: self.beta.assistants.delete(assistant_id)))
 
     # -- files ---------------------------------------------------------------------------------
 
