@@ -73,14 +73,17 @@ class Turn:
     additional_instructions: str | None = None
 
 
-class Conversation:
-    """One thread: steps run in order on it. Not shared between threads of execution."""
+class Session:
+    """One item's thread on some API: steps run in order on it; one per item, never shared.
+
+    Subclasses implement :meth:`step` (and :meth:`cancel` where the API can). ``thread_id`` and
+    ``run_id`` name what a failure record points at.
+    """
 
     def __init__(self, client: openai.OpenAI, *, stream: bool, deadline: float,
                  handler_pool: ThreadPoolExecutor, files_dir: Path, root: Path,
                  stop: threading.Event, retries: int = 2, attempts: int = 4):
         self.client = client
-        self.beta = client.beta
         self.stream = stream
         self.deadline = deadline
         self.pool = handler_pool
@@ -91,6 +94,32 @@ class Conversation:
         self.attempts = attempts
         self.thread_id: str | None = None
         self.run_id: str | None = None
+
+    def step(self, turn: Turn) -> StepOutcome:
+        """Run one step to a terminal state."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the work in flight, if the API allows (best effort)."""
+
+    def _timeout(self) -> float:
+        """Seconds left before the item's deadline; ItemTimeout when none."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise ItemTimeout()
+        return max(remaining, 0.05)
+
+    def _check(self) -> None:
+        if self.stop.is_set():
+            raise Stopped()
+
+
+class Conversation(Session):
+    """An item's thread on the Assistants v2 wire (the engine, Azure, other v2 servers)."""
+
+    def __init__(self, client: openai.OpenAI, **common: Any):
+        super().__init__(client, **common)
+        self.beta = client.beta
         self._steps: list[Any] = []  # run steps and messages seen on the stream
         self._messages: list[Any] = []
 
@@ -139,12 +168,6 @@ class Conversation:
         if turn.instructions is not None:
             options["instructions"] = turn.instructions
         return options
-
-    def _timeout(self) -> float:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise ItemTimeout()
-        return max(remaining, 0.05)
 
     def _start(self, turn: Turn, message: dict | None, outcome: StepOutcome):
         """Create the run (and the thread on the first step); returns a stream or a Run.
@@ -283,10 +306,6 @@ class Conversation:
                 raise retry.to_backend_error("submit tool outputs", exc) from exc
             # outputs may or may not have landed: polling tells, never resubmit blindly
             return self._poll(run)
-
-    def _check(self) -> None:
-        if self.stop.is_set():
-            raise Stopped()
 
     # -- results -------------------------------------------------------------------------------
 

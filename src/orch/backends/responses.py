@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,15 @@ import openai
 from orch import retry
 from orch.backends.assistants import AssistantsBackend
 from orch.backends.base import RemoteAssistant
-from orch.conversation import ItemTimeout, StepOutcome, Stopped, ToolRequest, Turn, call_handlers
+from orch.conversation import (
+    ItemTimeout,
+    Session,
+    StepOutcome,
+    Stopped,
+    ToolRequest,
+    Turn,
+    call_handlers,
+)
 from orch.errors import BackendError, UsageError
 from orch.model import Assistant
 
@@ -96,31 +102,19 @@ def request_tools(assistant: Assistant, resources: dict, item_stores: list[str],
     return tools
 
 
-class ResponsesSession:
+class ResponsesSession(Session):
     """One item's conversation over the Responses API; same contract as ``Conversation``."""
 
-    def __init__(self, client: openai.OpenAI, *, stream: bool, deadline: float,
-                 handler_pool: ThreadPoolExecutor, files_dir: Path, root: Path,
-                 stop: threading.Event, retries: int = 2, attempts: int = 4,
-                 resources: dict[str, dict] | None = None, capabilities: dict | None = None,
-                 label: str = "orch"):
+    def __init__(self, client: openai.OpenAI, *, resources: dict[str, dict] | None = None,
+                 capabilities: dict | None = None, label: str = "orch", **common: Any):
+        super().__init__(client, **common)
         caps = {"conversations": True, "hosted_tools": True, "streaming": True,
                 **(capabilities or {})}
-        self.client = client
-        self.stream = stream and caps["streaming"]
-        self.deadline = deadline
-        self.pool = handler_pool
-        self.files_dir = files_dir
-        self.root = root
-        self.stop = stop
-        self.retries = retries
-        self.attempts = attempts
+        self.stream = self.stream and caps["streaming"]
         self.resources = resources or {}
         self.use_conversations = caps["conversations"]
         self.hosted = caps["hosted_tools"]
         self.label = label
-        self.thread_id: str | None = None  # the conversation id
-        self.run_id: str | None = None  # the latest response id
         self.history: list[Any] = []  # without conversations: every item so far
         self.item_stores: list[str] = []
         self.item_files: list[str] = []
@@ -203,12 +197,6 @@ class ResponsesSession:
             self.item_stores.append(store.id)
         backend = AssistantsBackend(self.client)
         backend._add_files(self.item_stores[0], "the item's vector store", search)
-
-    def _timeout(self) -> float:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise ItemTimeout()
-        return remaining
 
     def _create(self, turn: Turn, inputs: list[Any]):
         assistant = turn.assistant
