@@ -113,6 +113,10 @@ class Session:
         if self.stop.is_set():
             raise Stopped()
 
+    def _pause(self, seconds: float) -> None:
+        """Sleep, but never past the item's deadline (a long retry-after must not outlast it)."""
+        time.sleep(max(0.0, min(seconds, self._timeout())))
+
 
 class Conversation(Session):
     """An item's thread on the Assistants v2 wire (the engine, Azure, other v2 servers)."""
@@ -145,7 +149,7 @@ class Conversation(Session):
                                       "message": run.last_error.message}
             if run.status == "failed" and run.last_error and \
                     run.last_error.code in RETRYABLE_RUN_ERRORS and attempt < self.retries:
-                time.sleep(min(2.0, 0.25 * 2 ** attempt))
+                self._pause(min(2.0, 0.25 * 2 ** attempt))
                 continue
             break
         self._collect(outcome)
@@ -202,7 +206,7 @@ class Conversation(Session):
             except openai.OpenAIError as exc:
                 if not retry.is_transient(exc) or attempt + 1 == self.attempts:
                     raise retry.to_backend_error("start run", exc) from exc
-                time.sleep(retry.retry_delay(exc, attempt))
+                self._pause(retry.retry_delay(exc, attempt))
                 found = self._find_run(nonce)
                 if found is not None:
                     return found
@@ -289,7 +293,7 @@ class Conversation(Session):
             hint = raw.headers.get("openai-poll-after-ms")
             delay = float(hint) / 1000 if hint else min(1.0, 0.05 * 2 ** attempt)
             attempt += 1
-            time.sleep(min(delay, max(self.deadline - time.monotonic(), 0.01)))
+            self._pause(delay)
 
     def _answer(self, run, turn: Turn, outcome: StepOutcome):
         """Call the handlers for a requires_action run and submit their outputs."""

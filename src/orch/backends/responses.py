@@ -153,7 +153,7 @@ class ResponsesSession(Session):
             retryable = response.error and response.error.code in (
                 "server_error", "rate_limit_exceeded")
             if response.status == "failed" and retryable and attempt < self.retries:
-                time.sleep(min(2.0, 0.25 * 2 ** attempt))
+                self._pause(min(2.0, 0.25 * 2 ** attempt))
                 continue
             return outcome
         raise AssertionError("unreachable")  # pragma: no cover
@@ -239,7 +239,7 @@ class ResponsesSession(Session):
                 safe = isinstance(exc, openai.RateLimitError) or not self.use_conversations
                 if not (retry.is_transient(exc) and safe) or attempt + 1 == self.attempts:
                     raise retry.to_backend_error("create response", exc) from exc
-                time.sleep(retry.retry_delay(exc, attempt))
+                self._pause(retry.retry_delay(exc, attempt))
         if not self.use_conversations:
             self.history += [*inputs, *[_as_input(o) for o in response.output]]
         return response
@@ -281,7 +281,7 @@ class ResponsesSession(Session):
                 return response
             if time.monotonic() > self.deadline:
                 raise ItemTimeout()
-            time.sleep(delay)
+            self._pause(delay)
             delay = min(delay * 2, 1.0)
 
     # -- results -------------------------------------------------------------------------------
