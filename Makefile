@@ -27,6 +27,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests bench
 
+bench: $(STAMP)
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/run.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 

@@ -60,8 +60,14 @@ def main() -> None:
 
     \b
     Start with:
-      orch validate       check every YAML file, all errors at once
-      orch serve          run the embedded Assistants-v2-compatible engine
+      orch validate               check every YAML file, all errors at once
+      orch plan / orch sync       reconcile the assistants with the target
+      orch run pipelines/x.yml    run a pipeline, evaluate it, write its reports
+      orch history / orch show    past runs; orch report / orch compare re-render and diff them
+      orch serve                  run the embedded Assistants-v2-compatible engine
+
+    With no target configured, sync and run start the embedded engine in-process
+    (scripted model, state in .orch/), so everything works offline.
 
     Exit codes: 0 ok, 1 assertions failed, 2 configuration/usage/infrastructure error.
     """
