@@ -53,6 +53,14 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
+def display_path(path: str | Path) -> str:
+    """How to show a path to the user: relative to the working directory when inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 @dataclass
 class Document:
     """Parsed YAML data with the line of every value and the files it included."""

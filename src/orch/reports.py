@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 
+from orch.document import display_path
 from orch.errors import OrchError
 from orch.model import Pipeline, Project
 from orch.report_context import REHEARSAL_NOTE, RunData, build_context, load_run
@@ -133,7 +134,7 @@ def _located(exc: Exception, fallback: str) -> str:
     """``file:line: message`` for an error raised inside a template."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
         where = exc.filename or exc.name or fallback
-        return f"{_display(where)}:{exc.lineno}: {exc.message}"
+        return f"{display_path(where)}:{exc.lineno}: {exc.message}"
     where, line = fallback, None
     tb = exc.__traceback__
     while tb is not None:  # jinja maps template frames back to the template's file and line
@@ -144,14 +145,8 @@ def _located(exc: Exception, fallback: str) -> str:
         tb = tb.tb_next
     message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else \
         f"{type(exc).__name__}: {exc}"
-    return f"{_display(where)}:{line}: {message}" if line else f"{_display(where)}: {message}"
-
-
-def _display(path: str) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path
+    shown = display_path(where)
+    return f"{shown}:{line}: {message}" if line else f"{shown}: {message}"
 
 
 def check_template(root: Path, rel: str) -> str | None:
@@ -204,7 +199,7 @@ def write_report(project: Project, data: RunData, template: str, output: str | N
     path = Path(rel) if Path(rel).is_absolute() else project.root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    return text, _display(str(path))
+    return text, display_path(str(path))
 
 
 def render_declared(project: Project, pipeline: Pipeline, run_id: str) -> list[str]:

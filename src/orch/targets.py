@@ -15,12 +15,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import openai
 from dotenv import dotenv_values
 
+from orch.document import display_path
 from orch.errors import UsageError
 from orch.model import Project, Target
 
@@ -92,7 +92,7 @@ def connect(project: Project, name: str | None = None, quiet: bool = False,
         try:
             if not quiet:
                 print(f"Started the embedded engine at {handle.base_url} (model: {model}, "
-                      f"state: {_rel(db)})", file=sys.stderr)
+                      f"state: {display_path(db)})", file=sys.stderr)
             client = openai.OpenAI(base_url=handle.base_url, api_key=ENGINE_API_KEY,
                                    max_retries=0, timeout=timeout)
             try:
@@ -128,10 +128,3 @@ def _is_loopback(url: str) -> bool:
 
     host = urlparse(url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orch import sync
 from orch.config import load_project
+from orch.document import display_path
 from orch.errors import ExitCode
 from orch.targets import connect
 
@@ -87,7 +88,7 @@ def import_task(path: Path | None, target: str | None, out: Path | None, names: 
             echo("Nothing to import: every assistant on the target is already declared.")
             return ExitCode.OK
         for item in imported:
-            echo(f"  wrote {_rel(item.path)} (from {item.remote_id})")
+            echo(f"  wrote {display_path(item.path)} (from {item.remote_id})")
             for note in item.notes:
                 echo(f"      note: {note}")
         project = load_project(path)  # the new files must validate like any other
@@ -105,11 +106,6 @@ def import_task(path: Path | None, target: str | None, out: Path | None, names: 
     return ExitCode.OK
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def find_pipeline(project, spec: str):
