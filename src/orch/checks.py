@@ -18,7 +18,8 @@ import jinja2
 
 from orch import jsonschemas
 from orch.document import Document, display_path, format_path
-from orch.errors import Problem
+from orch.errors import ConfigError, Problem
+from orch.items import iter_items
 from orch.model import (
     Assertion,
     Assistant,
@@ -358,18 +359,11 @@ class Checker:
             if not header:
                 self.problem(here, f"{value} has no header row")
         elif kind == "jsonl":
-            with file.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except ValueError as exc:
-                        self.problem(here, f"{value}:{n}: not JSON: {exc}")
-                        break
-                    if not isinstance(row, dict):
-                        self.problem(here, f"{value}:{n}: each line must be a JSON object")
-                        break
+            try:  # the same reader the runner uses, so validate and run agree on each line
+                for _item in iter_items(ItemSource(kind, value), self.root):
+                    pass
+            except ConfigError as exc:
+                self.problem(here, exc.problems[0].message)
         return ItemSource(kind, value)
 
 
