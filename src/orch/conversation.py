@@ -28,6 +28,10 @@ from typing import Any
 
 import openai
 
+# The SDK imports its Assistants resources (and ~1,000 pydantic types) on first use; import them
+# with the rest of orch so that one-time cost is paid at start-up, not by a run's first item.
+import openai.resources.beta.threads.runs.runs  # noqa: F401
+
 from orch import retry
 from orch.errors import BackendError, TransportError
 from orch.model import Assistant
