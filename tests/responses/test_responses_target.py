@@ -190,8 +190,9 @@ steps:
     assert result.exit_code == 0, result.output
 
 
-def test_without_conversations_the_history_is_sent(project, engine):
-    (project / "orch.yml").write_text(f"""
+def with_capabilities(root, engine, capabilities: str) -> None:
+    """Rewrite orch.yml so the target declares ``capabilities``."""
+    (root / "orch.yml").write_text(f"""
 project: resp
 target: local
 targets:
@@ -199,8 +200,12 @@ targets:
     kind: responses
     base_url: "{engine.base_url}"
     api_key_env: RESPONSES_TEST_KEY
-    capabilities: {{conversations: false}}
+    capabilities: {{{capabilities}}}
 """)
+
+
+def test_without_conversations_the_history_is_sent(project, engine):
+    with_capabilities(project, engine, "conversations: false")
     write_pipeline(project, "chat", """
 assistant: tools-bot
 steps:
@@ -218,16 +223,7 @@ steps:
 
 
 def test_hosted_tools_refused_when_the_server_lacks_them(project, engine):
-    (project / "orch.yml").write_text(f"""
-project: resp
-target: local
-targets:
-  local:
-    kind: responses
-    base_url: "{engine.base_url}"
-    api_key_env: RESPONSES_TEST_KEY
-    capabilities: {{hosted_tools: false}}
-""")
+    with_capabilities(project, engine, "hosted_tools: false")
     write_pipeline(project, "search", """
 assistant: helper
 steps: [{prompt: "tell me about otters"}]

@@ -143,6 +143,14 @@ class EngineHandle:
         self.stop()
 
 
+def _prepared(host: str, port: int, **fields: Any) -> tuple[EngineConfig, socket.socket]:
+    """Check the bind address, build and prepare the config, bind the socket."""
+    check_bind(host, fields.get("api_key"))
+    config = EngineConfig(**fields)
+    _prepare(config)
+    return config, _bind(host, port)
+
+
 def start_engine(
     db_path: str | Path,
     model: str = "scripted",
@@ -165,23 +173,14 @@ def start_engine(
     validated dict. Raises :class:`orch.errors.UsageError` for a non-loopback ``host`` without
     ``api_key``, an unusable port, or a startup failure; ``ConfigError`` for a bad script.
     """
-    check_bind(host, api_key)
-    config = EngineConfig(
-        db_path=db_path,
-        model=model,
-        script=script,
-        upstream_base_url=upstream_base_url,
-        upstream_api_key_env=upstream_api_key_env,
-        api_key=api_key,
-        fault_rate=fault_rate,
-        fault_seed=fault_seed,
-        run_expiry_seconds=run_expiry_seconds,
-        poll_after_ms=poll_after_ms,
+    config, sock = _prepared(
+        host, port, db_path=db_path, model=model, script=script,
+        upstream_base_url=upstream_base_url, upstream_api_key_env=upstream_api_key_env,
+        api_key=api_key, fault_rate=fault_rate, fault_seed=fault_seed,
+        run_expiry_seconds=run_expiry_seconds, poll_after_ms=poll_after_ms,
     )
-    _prepare(config)
     stats = RequestStats()
     app = create_app(config, stats=stats)
-    sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
     uv_config = uvicorn.Config(
         app,
@@ -224,19 +223,12 @@ def serve_forever(
     fault_rate: float = 0.0,
 ) -> None:
     """Run the engine in the foreground until interrupted (``orch serve``)."""
-    check_bind(host, api_key)
-    config = EngineConfig(
-        db_path=db,
-        model=model,
-        script=script,
-        upstream_base_url=upstream_base_url,
-        upstream_api_key_env=upstream_api_key_env,
-        api_key=api_key,
-        fault_rate=fault_rate,
+    config, sock = _prepared(
+        host, port, db_path=db, model=model, script=script,
+        upstream_base_url=upstream_base_url, upstream_api_key_env=upstream_api_key_env,
+        api_key=api_key, fault_rate=fault_rate,
     )
-    _prepare(config)
     app = create_app(config)
-    sock = _bind(host, port)
     actual = sock.getsockname()[1]
     extras = []
     if api_key:
