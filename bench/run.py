@@ -70,18 +70,35 @@ def make_project(root: Path, latency_ms: int, concurrency: int, sizes: dict[str,
         items = root / f"data/{name}.jsonl"
         items.parent.mkdir(parents=True, exist_ok=True)
         items.write_text("".join(f'{{"value": {i}}}\n' for i in range(n)), encoding="utf-8")
-        text = (PIPELINE.replace("NAME", name).replace("ITEMS", f"data/{name}.jsonl")
-                .replace("CONCURRENCY", str(concurrency))
-                .replace("PREFIX", "slow" if name == "latency" else "fast"))
+        text = (
+            PIPELINE.replace("NAME", name)
+            .replace("ITEMS", f"data/{name}.jsonl")
+            .replace("CONCURRENCY", str(concurrency))
+            .replace("PREFIX", "slow" if name == "latency" else "fast")
+        )
         write(root / f"pipelines/{name}.yml", text)
 
 
 def start_engine(root: Path) -> tuple[subprocess.Popen, str]:
     """``orch serve`` on a free port in its own process; (process, base URL)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orch", "serve", "--port", "0", "--db", str(root / "engine.db"),
-         "--script", str(root / "script.yml")],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "orch",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(root / "engine.db"),
+            "--script",
+            str(root / "script.yml"),
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline()
     match = re.search(r"(http://\S+/v1)", line)
     if not match:
@@ -106,8 +123,9 @@ def run_cli(root: Path, *args: str) -> tuple[dict, float, object]:
     """Run ``orch run … --json`` to completion; (summary, wall seconds, rusage of it alone)."""
     cmd, env = orch(root, "run", *args, "--json")
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -137,16 +155,24 @@ def bench_latency(root: Path, url: str, n: int, latency_ms: int, concurrency: in
     setup_s, items_s = phases(Path(summary["run_dir"]))
     floor = -(-n // concurrency) * latency_ms / 1000
     print(f"latency: {n} items × {latency_ms} ms at concurrency {concurrency}")
-    print(f"  ideal N·L/C         {ideal:7.3f} s   (⌈N/C⌉·L = {floor:.3f} s: the last round is "
-          f"{n % concurrency or concurrency}/{concurrency} full)")
+    print(
+        f"  ideal N·L/C         {ideal:7.3f} s   (⌈N/C⌉·L = {floor:.3f} s: the last round is "
+        f"{n % concurrency or concurrency}/{concurrency} full)"
+    )
     print(f"  run wall time       {run_s:7.3f} s   ratio {run_s / ideal:.3f}  (target ≤ 1.15)")
     print(f"    before 1st item   {setup_s:7.3f} s   (connect, SDK beta import, sync check)")
-    print(f"    items             {items_s:7.3f} s   ratio {items_s / ideal:.3f}  "
-          "(first item started → last item persisted)")
-    print(f"  process wall time   {wall:7.3f} s   ratio {wall / ideal:.3f}  "
-          "(incl. interpreter start, imports)")
-    print(f"  runner CPU          {usage.ru_utime + usage.ru_stime:7.3f} s   "
-          "(the orch run process, startup and imports included)")
+    print(
+        f"    items             {items_s:7.3f} s   ratio {items_s / ideal:.3f}  "
+        "(first item started → last item persisted)"
+    )
+    print(
+        f"  process wall time   {wall:7.3f} s   ratio {wall / ideal:.3f}  "
+        "(incl. interpreter start, imports)"
+    )
+    print(
+        f"  runner CPU          {usage.ru_utime + usage.ru_stime:7.3f} s   "
+        "(the orch run process, startup and imports included)"
+    )
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     delta = {k: v for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v}
     total = sum(delta.values())
@@ -175,8 +201,9 @@ def bench_memory(root: Path, url: str, n: int, concurrency: int) -> None:
     runs = root / ".orch" / "runs"
     existing = set(runs.iterdir()) if runs.exists() else set()
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     out: list[bytes] = []
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
     reader.start()
@@ -213,15 +240,19 @@ def bench_memory(root: Path, url: str, n: int, concurrency: int) -> None:
         return max((r for d, r in samples if d <= k), default=float("nan"))
 
     print(f"memory: {n} items, no latency, concurrency {concurrency}")
-    print(f"  wall time           {wall:7.2f} s   ({n / summary['duration_s']:.0f} items/s in "
-          f"the run; runner CPU {usage.ru_utime + usage.ru_stime:.1f} s)")
+    print(
+        f"  wall time           {wall:7.2f} s   ({n / summary['duration_s']:.0f} items/s in "
+        f"the run; runner CPU {usage.ru_utime + usage.ru_stime:.1f} s)"
+    )
     print(f"  peak RSS            {peak:7.1f} MB  (the orch run process alone; target < 200)")
     marks = sorted({m for m in (100, 1000, n // 4, n // 2, 3 * n // 4, n) if 0 < m <= n})
     print("  RSS by items done   " + "  ".join(f"{m}: {at(m):.1f}" for m in marks) + " MB")
     base = at(min(1000, n))
-    print(f"  growth              {at(n) - base:+7.1f} MB from {min(1000, n)} to {n} items "
-          f"(items loop), {peak - base:+.1f} MB to the peak (incl. the end of the run) → "
-          f"{'flat' if peak - base < 20 else 'NOT flat'}")
+    print(
+        f"  growth              {at(n) - base:+7.1f} MB from {min(1000, n)} to {n} items "
+        f"(items loop), {peak - base:+.1f} MB to the peak (incl. the end of the run) → "
+        f"{'flat' if peak - base < 20 else 'NOT flat'}"
+    )
 
 
 def main() -> None:
@@ -235,8 +266,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         root = Path(tmp)
-        make_project(root, args.latency_ms, args.concurrency,
-                     {"latency": args.items, "memory": args.memory_items})
+        make_project(
+            root,
+            args.latency_ms,
+            args.concurrency,
+            {"latency": args.items, "memory": args.memory_items},
+        )
         engine, url = start_engine(root)
         try:
             cmd, env = orch(root, "sync", "--target", url)

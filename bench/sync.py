@@ -37,21 +37,28 @@ def build_project(root: Path, assistants: int, files: int) -> None:
     (root / "orch.yml").write_text("project: bench\n", encoding="utf-8")
     for j in range(files):
         ext = "csv" if j % 2 == 0 else "md"
-        body = (f"id,value\n{j},{j * j}\n" if ext == "csv"
-                else f"# Document {j}\nFact number {j} is that {j} squared is {j * j}.\n")
+        body = (
+            f"id,value\n{j},{j * j}\n"
+            if ext == "csv"
+            else f"# Document {j}\nFact number {j} is that {j} squared is {j * j}.\n"
+        )
         (root / "data" / f"f{j:03}.{ext}").write_text(body, encoding="utf-8")
     for i in range(assistants):
-        lines = [f"name: bench-{i:03}", "model: gpt-4o",
-                 f"instructions: |\n  You are bench assistant {i}.\n  Answer briefly.",
-                 f"temperature: {round(0.1 + (i % 10) / 10, 1)}"]
+        lines = [
+            f"name: bench-{i:03}",
+            "model: gpt-4o",
+            f"instructions: |\n  You are bench assistant {i}.\n  Answer briefly.",
+            f"temperature: {round(0.1 + (i % 10) / 10, 1)}",
+        ]
         if files:
             j = i % files
             tool = "code_interpreter" if j % 2 == 0 else "file_search"
             ext = "csv" if j % 2 == 0 else "md"
             lines += [f"tools: [{tool}]", f"files:\n  {tool}: [data/f{j:03}.{ext}]"]
         lines.append(f"metadata: {{team: t{i % 5}}}")
-        (root / "assistants" / f"bench-{i:03}.yml").write_text("\n".join(lines) + "\n",
-                                                               encoding="utf-8")
+        (root / "assistants" / f"bench-{i:03}.yml").write_text(
+            "\n".join(lines) + "\n", encoding="utf-8"
+        )
 
 
 def timed_sync(root: Path, url: str, out: list[str]) -> tuple[int, float]:
@@ -88,20 +95,39 @@ def main() -> int:
             engine.reset_stats()
             start = time.perf_counter()
             check = subprocess.run(
-                [sys.executable, "-m", "orch", "sync", "--check", "--target", engine.base_url,
-                 "-C", str(root)], env=env, capture_output=True, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "orch",
+                    "sync",
+                    "--check",
+                    "--target",
+                    engine.base_url,
+                    "-C",
+                    str(root),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             cold = time.perf_counter() - start
             cold_writes = engine.write_count()
 
-    print(f"project: {args.assistants} assistants, {args.files} files "
-          f"({(args.files + 1) // 2} code_interpreter, {args.files // 2} file_search)")
+    print(
+        f"project: {args.assistants} assistants, {args.files} files "
+        f"({(args.files + 1) // 2} code_interpreter, {args.files // 2} file_search)"
+    )
     print(f"first sync:  {first:6.3f} s  ({first_requests} requests, {first_writes} writes)")
-    print(f"re-sync:     {again:6.3f} s  ({sum(stats.values())} requests, {writes} writes; "
-          f"result: {out[-1] if out else '?'})")
+    print(
+        f"re-sync:     {again:6.3f} s  ({sum(stats.values())} requests, {writes} writes; "
+        f"result: {out[-1] if out else '?'})"
+    )
     for key, n in sorted(stats.items()):
         print(f"    {n:4d}  {key}")
-    print(f"fresh-process `orch sync --check`: {cold:6.3f} s (exit {check.returncode}, "
-          f"{cold_writes} writes; interpreter start and imports included)")
+    print(
+        f"fresh-process `orch sync --check`: {cold:6.3f} s (exit {check.returncode}, "
+        f"{cold_writes} writes; interpreter start and imports included)"
+    )
     ok = writes == 0 and cold_writes == 0 and check.returncode == 0 and again < 2.0
     print("OK: zero writes, well under 2 s" if ok else "NOT OK")
     return 0 if ok else 1

@@ -49,12 +49,14 @@ def problems_of(environ: dict[str, str] | None = None) -> list[str]:
 
 @pytest.fixture
 def tutor_project(make_project):
-    return make_project({
-        "assistants/tutor.yml": TUTOR,
-        "assistants/prompts/tutor.md": "You are a tutor.\n",
-        "helpers.py": HELPERS,
-        "docs/guide.txt": "guide v1\n",
-    })
+    return make_project(
+        {
+            "assistants/tutor.yml": TUTOR,
+            "assistants/prompts/tutor.md": "You are a tutor.\n",
+            "helpers.py": HELPERS,
+            "docs/guide.txt": "guide v1\n",
+        }
+    )
 
 
 # --- documents ------------------------------------------------------------------------------
@@ -96,11 +98,14 @@ def test_missing_document(tmp_path):
     assert [str(p) for p in doc.problems] == ["nope.yml: file not found"]
 
 
-@pytest.mark.parametrize("text, line, field, message", [
-    ("a: 1\na: 2\n", 2, "a", "duplicate key 'a' (first defined on line 1)"),
-    ("x:\n  y: 1\n  z: 2\n  y: 3\n", 4, "x.y", "duplicate key 'y' (first defined on line 2)"),
-    ("l:\n  - {k: 1, k: 2}\n", 2, "l[0].k", "duplicate key 'k' (first defined on line 2)"),
-])
+@pytest.mark.parametrize(
+    "text, line, field, message",
+    [
+        ("a: 1\na: 2\n", 2, "a", "duplicate key 'a' (first defined on line 1)"),
+        ("x:\n  y: 1\n  z: 2\n  y: 3\n", 4, "x.y", "duplicate key 'y' (first defined on line 2)"),
+        ("l:\n  - {k: 1, k: 2}\n", 2, "l[0].k", "duplicate key 'k' (first defined on line 2)"),
+    ],
+)
 def test_duplicate_keys_are_problems(tmp_path, text, line, field, message):
     path = tmp_path / "a.yml"
     path.write_text(text)
@@ -123,11 +128,14 @@ def test_yaml_syntax_error_has_a_line(tmp_path):
     assert problem.line == 3 and problem.message.startswith("YAML syntax error")
 
 
-@pytest.mark.parametrize("text", [
-    "a: !!python/object/apply:os.system ['true']\n",
-    "a: !!python/name:os.system\n",
-    "a: !custom 1\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: !!python/object/apply:os.system ['true']\n",
+        "a: !!python/name:os.system\n",
+        "a: !custom 1\n",
+    ],
+)
 def test_other_tags_are_refused(tmp_path, text):
     path = tmp_path / "a.yml"
     path.write_text(text)
@@ -168,18 +176,26 @@ def interpolated(tmp_path, text: str, environ: dict[str, str]):
 
 
 def test_env_variables_are_expanded_where_allowed(tmp_path):
-    doc = interpolated(tmp_path, (
-        "vars:\n"
-        "  url: ${HOST}/v1\n"
-        "  region: ${REGION:-eu}\n"
-        "  empty: ${EMPTY:-}\n"
-        "  literal: $${HOST}\n"
-        "  number: 3\n"
-        "prompt: ${HOST}\n"
-    ), {"HOST": "http://h"})
+    doc = interpolated(
+        tmp_path,
+        (
+            "vars:\n"
+            "  url: ${HOST}/v1\n"
+            "  region: ${REGION:-eu}\n"
+            "  empty: ${EMPTY:-}\n"
+            "  literal: $${HOST}\n"
+            "  number: 3\n"
+            "prompt: ${HOST}\n"
+        ),
+        {"HOST": "http://h"},
+    )
     assert doc.problems == []
     assert doc.data["vars"] == {
-        "url": "http://h/v1", "region": "eu", "empty": "", "literal": "${HOST}", "number": 3,
+        "url": "http://h/v1",
+        "region": "eu",
+        "empty": "",
+        "literal": "${HOST}",
+        "number": 3,
     }
     assert doc.data["prompt"] == "${HOST}"  # not an interpolated field: left for the user
 
@@ -198,15 +214,20 @@ def test_missing_env_variable_is_a_located_problem(tmp_path):
 
 
 def test_dotenv_in_project_root_supplies_unset_variables(make_project):
-    make_project({
-        ".env": "OWNER=from-dotenv\nTIER=from-dotenv\n",
-        "orch.yml": "project: ${PROJECT:-fallback}\n",
-        "assistants/a.yml": "name: a\nmodel: m\nmetadata: {owner: '${OWNER}', tier: '${TIER}'}\n",
-    })
+    make_project(
+        {
+            ".env": "OWNER=from-dotenv\nTIER=from-dotenv\n",
+            "orch.yml": "project: ${PROJECT:-fallback}\n",
+            "assistants/a.yml": (
+                "name: a\nmodel: m\nmetadata: {owner: '${OWNER}', tier: '${TIER}'}\n"
+            ),
+        }
+    )
     project = load({"TIER": "from-environment"})
     assert project.name == "fallback"
     assert dict(project.assistant("a").metadata) == {
-        "owner": "from-dotenv", "tier": "from-environment",
+        "owner": "from-dotenv",
+        "tier": "from-environment",
     }
 
 
@@ -255,9 +276,10 @@ def test_assistant_is_built_from_yaml(tutor_project):
 
 
 def test_given_parameters_win_over_the_signature(make_project):
-    make_project({
-        "helpers.py": HELPERS,
-        "assistants/a.yml": """\
+    make_project(
+        {
+            "helpers.py": HELPERS,
+            "assistants/a.yml": """\
             name: a
             model: m
             tools:
@@ -267,26 +289,30 @@ def test_given_parameters_win_over_the_signature(make_project):
                   handler: helpers:get_weather
                   parameters: {type: object, properties: {q: {type: string}}}
             """,
-    })
+        }
+    )
     function = load().assistant("a").function("get_weather")
     assert function.description == "Given."
     assert function.parameters == {"type": "object", "properties": {"q": {"type": "string"}}}
 
 
 def test_instructions_render_vars(make_project):
-    make_project({
-        "orch.yml": "vars: {subject: maths, level: easy}\n",
-        "assistants/a.yml": "name: a\nmodel: m\nvars: {level: hard}\n"
-                            "instructions: '{{ subject }} at {{ level }} level'\n",
-    })
+    make_project(
+        {
+            "orch.yml": "vars: {subject: maths, level: easy}\n",
+            "assistants/a.yml": "name: a\nmodel: m\nvars: {level: hard}\n"
+            "instructions: '{{ subject }} at {{ level }} level'\n",
+        }
+    )
     assert load().assistant("a").instructions == "maths at hard level"
 
 
 def test_pipeline_defaults_and_items(make_project):
-    make_project({
-        "assistants/a.yml": "name: a\nmodel: m\n",
-        "pipelines/p.yml": "name: p\nassistant: a\nsteps:\n  - prompt: hi\n  - prompt: again\n",
-        "pipelines/q.yml": """\
+    make_project(
+        {
+            "assistants/a.yml": "name: a\nmodel: m\n",
+            "pipelines/p.yml": "name: p\nassistant: a\nsteps:\n  - prompt: hi\n  - prompt: again\n",
+            "pipelines/q.yml": """\
             name: q
             assistant: a
             items: {csv: rows.csv}
@@ -295,8 +321,9 @@ def test_pipeline_defaults_and_items(make_project):
             steps:
               - {id: first, prompt: hi, timeout: 500ms}
             """,
-        "rows.csv": "name\nada\n",
-    })
+            "rows.csv": "name\nada\n",
+        }
+    )
     project = load()
     p = project.pipeline("p")
     assert [s.id for s in p.steps] == ["step1", "step2"]
@@ -388,7 +415,9 @@ def test_fingerprint_is_stable(tutor_project):
 
 def test_fingerprint_ignores_key_order_and_formatting(tutor_project, make_project):
     before = fingerprint()
-    make_project({"assistants/tutor.yml": """\
+    make_project(
+        {
+            "assistants/tutor.yml": """\
         # same assistant, written differently
         metadata:
           tier: gold
@@ -404,7 +433,9 @@ def test_fingerprint_ignores_key_order_and_formatting(tutor_project, make_projec
         instructions: !file prompts/tutor.md
         model: gpt-4o
         name: tutor
-        """})
+        """
+        }
+    )
     assert fingerprint() == before
 
 
@@ -423,13 +454,16 @@ def test_fingerprint_changes_with_included_instructions(tutor_project, make_proj
     assert fingerprint() != before
 
 
-@pytest.mark.parametrize("change", [
-    ("temperature: 0.4", "temperature: 0.5"),
-    ("model: gpt-4o", "model: gpt-4o-mini"),
-    ("tier: gold", "tier: silver"),
-    ("  - code_interpreter\n", ""),
-    ('"helpers:get_weather"', '"helpers:get_weather", description: other'),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("temperature: 0.4", "temperature: 0.5"),
+        ("model: gpt-4o", "model: gpt-4o-mini"),
+        ("tier: gold", "tier: silver"),
+        ("  - code_interpreter\n", ""),
+        ('"helpers:get_weather"', '"helpers:get_weather", description: other'),
+    ],
+)
 def test_fingerprint_changes_with_any_remote_field(tutor_project, make_project, change):
     before = fingerprint()
     make_project({"assistants/tutor.yml": textwrap.dedent(TUTOR).replace(*change)})
@@ -444,10 +478,12 @@ def test_fingerprint_does_not_depend_on_the_source_file(make_project):
 
 
 def test_pipeline_fingerprint(make_project):
-    make_project({
-        "assistants/a.yml": "name: a\nmodel: m\n",
-        "pipelines/p.yml": "name: p\nassistant: a\nsteps:\n  - prompt: hi\n",
-    })
+    make_project(
+        {
+            "assistants/a.yml": "name: a\nmodel: m\n",
+            "pipelines/p.yml": "name: p\nassistant: a\nsteps:\n  - prompt: hi\n",
+        }
+    )
     before = load().pipeline("p").fingerprint()
     assert load().pipeline("p").fingerprint() == before
     make_project({"pipelines/p.yml": "name: p\nassistant: a\nsteps:\n  - prompt: hello\n"})
@@ -532,16 +568,19 @@ def test_resolve_handler(make_project):
 # --- small pieces ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, seconds", [
-    (None, None),
-    (3, 3.0),
-    (2.5, 2.5),
-    ("500ms", 0.5),
-    ("30s", 30.0),
-    ("5m", 300.0),
-    ("1h", 3600.0),
-    (" 1.5 m ", 90.0),
-])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        (None, None),
+        (3, 3.0),
+        (2.5, 2.5),
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        (" 1.5 m ", 90.0),
+    ],
+)
 def test_parse_duration(value, seconds):
     assert parse_duration(value) == seconds
 

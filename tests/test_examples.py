@@ -34,14 +34,16 @@ def example(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def responses_engine(example):
-    with start_engine(example / ".orch/responses-engine.db",
-                      script=example / "tests/scripts/quickstart.yml") as handle:
+    with start_engine(
+        example / ".orch/responses-engine.db", script=example / "tests/scripts/quickstart.yml"
+    ) as handle:
         yield handle
 
 
 def run(root: Path, *args: str):
-    return CliRunner().invoke(main, ["run", "--project-dir", str(root), *args],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        main, ["run", "--project-dir", str(root), *args], catch_exceptions=False
+    )
 
 
 def test_the_examples_validate(example):
@@ -58,14 +60,15 @@ def test_example_pipeline_on_the_assistants_wire(example, pipeline, monkeypatch)
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
-def test_example_pipeline_on_a_responses_target(example, responses_engine, pipeline,
-                                                 monkeypatch):
+def test_example_pipeline_on_a_responses_target(example, responses_engine, pipeline, monkeypatch):
     monkeypatch.chdir(example)
     monkeypatch.setenv("ORCH_EXAMPLE_KEY", "unused")
     config = (example / "orch.yml").read_text()
     if "responses-local" not in config:
-        target = (f"targets:\n  responses-local: {{kind: responses, base_url: "
-                  f"\"{responses_engine.base_url}\", api_key_env: ORCH_EXAMPLE_KEY}}\n")
+        target = (
+            f"targets:\n  responses-local: {{kind: responses, base_url: "
+            f'"{responses_engine.base_url}", api_key_env: ORCH_EXAMPLE_KEY}}\n'
+        )
         (example / "orch.yml").write_text(config.replace("targets:\n", target, 1))
     result = run(example, pipeline, "--target", "responses-local")
     assert result.exit_code == 0, result.output

@@ -75,10 +75,14 @@ class Checker:
                 self.problem(path, f"template error in {where}: {exc.message}")
             else:
                 self.ok = False
-                self.loader.problems.append(Problem(
-                    self.doc.display, self.doc.text_line(path) + lineno - 1, format_path(path),
-                    f"template error: {exc.message}",
-                ))
+                self.loader.problems.append(
+                    Problem(
+                        self.doc.display,
+                        self.doc.text_line(path) + lineno - 1,
+                        format_path(path),
+                        f"template error: {exc.message}",
+                    )
+                )
         except jinja2.UndefinedError as exc:
             self.problem(path, f"template error: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - any template runtime error is the user's
@@ -125,8 +129,10 @@ class Checker:
             instructions = self.template(("instructions",), instructions, context)
         response_format = data.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
-            self.json_schema(("response_format", "json_schema", "schema"),
-                             response_format["json_schema"]["schema"])
+            self.json_schema(
+                ("response_format", "json_schema", "schema"),
+                response_format["json_schema"]["schema"],
+            )
         tools = []
         seen_functions: dict[str, int] = {}
         for i, spec in enumerate(data.get("tools") or []):
@@ -135,17 +141,23 @@ class Checker:
                 continue
             if tool.function:
                 if tool.function.name in seen_functions:
-                    self.problem(("tools", i, "function", "name"), (
-                        f"function {tool.function.name!r} is declared twice "
-                        f"(also tools[{seen_functions[tool.function.name]}])"))
+                    self.problem(
+                        ("tools", i, "function", "name"),
+                        (
+                            f"function {tool.function.name!r} is declared twice "
+                            f"(also tools[{seen_functions[tool.function.name]}])"
+                        ),
+                    )
                 seen_functions[tool.function.name] = i
             tools.append(tool)
         tool_types = {t.type for t in tools}
         files = []
         for tool_name, paths in (data.get("files") or {}).items():
             if tool_name not in tool_types:
-                self.problem(("files", tool_name), (
-                    f"files for {tool_name} need the {tool_name} tool in tools"))
+                self.problem(
+                    ("files", tool_name),
+                    (f"files for {tool_name} need the {tool_name} tool in tools"),
+                )
             found = [self.local_file(("files", tool_name, j), p) for j, p in enumerate(paths)]
             files.append((tool_name, tuple(f for f in found if f)))
         if not self.ok:
@@ -168,7 +180,7 @@ class Checker:
         """One tool entry as a :class:`Tool` (function parameters from the handler if needed)."""
         if isinstance(spec, str):
             return Tool(type=spec)
-        (kind, body), = spec.items()
+        ((kind, body),) = spec.items()
         if kind != "function":
             return Tool(type=kind, options=tuple(sorted((body or {}).items())))
         parameters = body.get("parameters")
@@ -183,14 +195,23 @@ class Checker:
                     try:
                         parameters = schema_from_signature(func)
                     except (TypeError, ValueError) as exc:
-                        self.problem((*path, "function", "handler"),
-                                     f"cannot derive parameters from the signature: {exc}")
+                        self.problem(
+                            (*path, "function", "handler"),
+                            f"cannot derive parameters from the signature: {exc}",
+                        )
                 description = description or describe(func)
         timeout = parse_duration(body.get("timeout"), 60.0)
-        return Tool(type="function", function=FunctionTool(
-            name=body["name"], description=description, parameters=parameters,
-            strict=body.get("strict"), handler=handler, timeout=timeout,
-        ))
+        return Tool(
+            type="function",
+            function=FunctionTool(
+                name=body["name"],
+                description=description,
+                parameters=parameters,
+                strict=body.get("strict"),
+                handler=handler,
+                timeout=timeout,
+            ),
+        )
 
     # -- pipelines -----------------------------------------------------------------------------
 
@@ -203,12 +224,15 @@ class Checker:
         for i, spec in enumerate(data["steps"]):
             step = self.step(("steps", i), i, spec, assistants, settings)
             if step.id in ids:
-                self.problem(("steps", i, "id"), (
-                    f"step id {step.id!r} is already used by steps[{ids[step.id]}]"))
+                self.problem(
+                    ("steps", i, "id"),
+                    (f"step id {step.id!r} is already used by steps[{ids[step.id]}]"),
+                )
             ids[step.id] = i
             steps.append(step)
-        default_expect = self.assertions(("default_expect",), data.get("default_expect") or [],
-                                         assistants, settings)
+        default_expect = self.assertions(
+            ("default_expect",), data.get("default_expect") or [], assistants, settings
+        )
         if default_expect:
             steps = [_with_expect(s, default_expect) for s in steps]
         items = self.items(data.get("items"))
@@ -252,9 +276,15 @@ class Checker:
         import difflib
 
         close = difflib.get_close_matches(name, list(assistants), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else (
-            f" (declared: {', '.join(sorted(assistants))})" if assistants else
-            " (no assistants declared in assistants/)")
+        hint = (
+            f" (did you mean {close[0]!r}?)"
+            if close
+            else (
+                f" (declared: {', '.join(sorted(assistants))})"
+                if assistants
+                else " (no assistants declared in assistants/)"
+            )
+        )
         self.problem(path, f"unknown assistant {name!r}{hint}")
 
     def step(self, path, index, spec, assistants, settings) -> Step:
@@ -327,13 +357,20 @@ class Checker:
                 if grader:  # an unknown default grader is reported once, in orch.yml
                     self.known_assistant((*here, "grader"), grader, assistants)
                 elif not settings.get("grader") and not self.loader.config_broken:
-                    self.problem(here, "llm_rubric needs a grader assistant: set `grader:` here "
-                                       "or in orch.yml")
-            out.append(Assertion(
-                kind=kind, value=value, weight=spec.get("weight", 1.0),
-                threshold=spec.get("threshold"), name=spec.get("name"),
-                line=self.doc.line(here),
-            ))
+                    self.problem(
+                        here,
+                        "llm_rubric needs a grader assistant: set `grader:` here or in orch.yml",
+                    )
+            out.append(
+                Assertion(
+                    kind=kind,
+                    value=value,
+                    weight=spec.get("weight", 1.0),
+                    threshold=spec.get("threshold"),
+                    name=spec.get("name"),
+                    line=self.doc.line(here),
+                )
+            )
         return out
 
     def items(self, spec: Any) -> ItemSource:
@@ -342,7 +379,7 @@ class Checker:
             return ItemSource("default")
         if isinstance(spec, list):
             return ItemSource("inline", tuple(spec))
-        (kind, value), = spec.items()
+        ((kind, value),) = spec.items()
         here = ("items", kind)
         if kind == "files":
             patterns = [value] if isinstance(value, str) else value

@@ -101,20 +101,25 @@ def validate(path: Path | None) -> None:
 def _project_options(func):
     """--project-dir and --target, shared by every command that talks to a target."""
     func = click.option(
-        "--target", "-t", envvar="ORCH_TARGET",
+        "--target",
+        "-t",
+        envvar="ORCH_TARGET",
         help="Target name from orch.yml, or an Assistants-v2 base URL (env ORCH_TARGET). "
-             "Default: orch.yml's target, else the embedded engine.",
+        "Default: orch.yml's target, else the embedded engine.",
     )(func)
     return click.option(
-        "--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
+        "--project-dir",
+        "-C",
+        type=click.Path(file_okay=False, path_type=Path),
         help="Project directory (default: nearest directory upwards with orch.yml).",
     )(func)
 
 
 @main.command()
 @_project_options
-@click.option("--prune", is_flag=True,
-              help="Also plan deleting managed assistants no longer declared.")
+@click.option(
+    "--prune", is_flag=True, help="Also plan deleting managed assistants no longer declared."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--verbose", "-v", is_flag=True, help="List unchanged objects too.")
 @_handle_errors
@@ -139,8 +144,11 @@ def plan(project_dir, target, prune, as_json, verbose) -> None:
 
 @main.command()
 @_project_options
-@click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 when anything would change (a CI drift gate).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 when anything would change (a CI drift gate).",
+)
 @click.option("--prune", is_flag=True, help="Delete managed assistants no longer declared.")
 @_handle_errors
 def sync(project_dir, target, check, prune) -> None:
@@ -183,8 +191,11 @@ def prune(project_dir, target) -> None:
 @main.command("import")
 @_project_options
 @click.argument("names", nargs=-1)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the YAML files (default: the project's assistants/).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the YAML files (default: the project's assistants/).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing YAML files.")
 @_handle_errors
 def import_(project_dir, target, names, out, force) -> None:
@@ -207,28 +218,51 @@ def import_(project_dir, target, names, out, force) -> None:
 
 def _run_options(func):
     """Options shared by `orch run` and `orch retry`."""
-    func = click.option("--json", "as_json", is_flag=True,
-                        help="Print the summary as JSON on stdout (no progress).")(func)
+    func = click.option(
+        "--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (no progress)."
+    )(func)
     func = click.option("--quiet", "-q", is_flag=True, help="No progress, no summary.")(func)
-    func = click.option("--no-sync", is_flag=True,
-                        help="Do not sync the assistants first; fail if they differ.")(func)
-    func = click.option("--poll", is_flag=True,
-                        help="Poll runs instead of streaming them (SSE is the default).")(func)
-    return click.option("--concurrency", "-c", type=click.IntRange(1, 256),
-                        help="Items in flight at once (default: the pipeline's).")(func)
+    func = click.option(
+        "--no-sync", is_flag=True, help="Do not sync the assistants first; fail if they differ."
+    )(func)
+    func = click.option(
+        "--poll", is_flag=True, help="Poll runs instead of streaming them (SSE is the default)."
+    )(func)
+    return click.option(
+        "--concurrency",
+        "-c",
+        type=click.IntRange(1, 256),
+        help="Items in flight at once (default: the pipeline's).",
+    )(func)
 
 
 @main.command()
 @_project_options
 @click.argument("pipeline", required=False)
-@click.option("--var", "vars_", multiple=True, metavar="KEY=VALUE",
-              help="Override a template variable (repeatable).")
+@click.option(
+    "--var",
+    "vars_",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a template variable (repeatable).",
+)
 @click.option("--items-limit", type=click.IntRange(1), help="Run only the first N items.")
 @click.option("--resume", metavar="RUN_ID", help="Finish an interrupted run: only missing items.")
 @_run_options
 @_handle_errors
-def run(project_dir, target, pipeline, vars_, items_limit, resume, concurrency, poll, no_sync,
-        quiet, as_json) -> None:
+def run(
+    project_dir,
+    target,
+    pipeline,
+    vars_,
+    items_limit,
+    resume,
+    concurrency,
+    poll,
+    no_sync,
+    quiet,
+    as_json,
+) -> None:
     """Run a pipeline: every item × steps, each item on its own thread.
 
     PIPELINE is a pipeline name or file (pipelines/x.yml). The assistants it needs are synced
@@ -250,9 +284,15 @@ def run(project_dir, target, pipeline, vars_, items_limit, resume, concurrency, 
 
     if pipeline is None and not resume:
         raise click.UsageError("name a pipeline (or --resume RUN_ID)")
-    options = RunOptions(target=target, vars=parse_vars(list(vars_)), items_limit=items_limit,
-                         concurrency=concurrency, resume=resume,
-                         stream=False if poll else None, sync=not no_sync)
+    options = RunOptions(
+        target=target,
+        vars=parse_vars(list(vars_)),
+        items_limit=items_limit,
+        concurrency=concurrency,
+        resume=resume,
+        stream=False if poll else None,
+        sync=not no_sync,
+    )
     sys.exit(run_task(project_dir, pipeline, options, quiet, as_json, click.echo))
 
 
@@ -273,14 +313,24 @@ def retry(project_dir, target, run_id, concurrency, poll, no_sync, quiet, as_jso
     from orch.runner import RunOptions
     from orch.tasks import run_task
 
-    options = RunOptions(target=target, concurrency=concurrency, resume=run_id,
-                         retry_failed=True, stream=False if poll else None, sync=not no_sync)
+    options = RunOptions(
+        target=target,
+        concurrency=concurrency,
+        resume=run_id,
+        retry_failed=True,
+        stream=False if poll else None,
+        sync=not no_sync,
+    )
     sys.exit(run_task(project_dir, None, options, quiet, as_json, click.echo))
 
 
 @main.command()
-@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
-              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.option(
+    "--project-dir",
+    "-C",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Project directory (default: nearest directory upwards with orch.yml).",
+)
 @click.option("--limit", "-n", default=20, show_default=True, help="How many runs to list.")
 @click.option("--pipeline", help="Only runs of this pipeline.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -299,8 +349,12 @@ def history(project_dir, limit, pipeline, as_json) -> None:
 
 
 @main.command()
-@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
-              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.option(
+    "--project-dir",
+    "-C",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Project directory (default: nearest directory upwards with orch.yml).",
+)
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the run and its items as JSON.")
 @_handle_errors
@@ -319,15 +373,27 @@ def show(project_dir, run_id, as_json) -> None:
 
 
 @main.command()
-@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
-              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.option(
+    "--project-dir",
+    "-C",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Project directory (default: nearest directory upwards with orch.yml).",
+)
 @click.argument("run_id")
-@click.option("--template", "-T", metavar="TEMPLATE",
-              help="builtin:markdown|html|junit|json or a Jinja template file. Default: the "
-                   "pipeline's `report:` entries (builtin:markdown when it has none).")
-@click.option("--output", "-o", metavar="PATH",
-              help="Write here (a Jinja template over the run, relative to the project root); "
-                   "'-' or omitted with --template: print to stdout.")
+@click.option(
+    "--template",
+    "-T",
+    metavar="TEMPLATE",
+    help="builtin:markdown|html|junit|json or a Jinja template file. Default: the "
+    "pipeline's `report:` entries (builtin:markdown when it has none).",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="PATH",
+    help="Write here (a Jinja template over the run, relative to the project root); "
+    "'-' or omitted with --template: print to stdout.",
+)
 @_handle_errors
 def report(project_dir, run_id, template, output) -> None:
     """Render reports for a past run from the history, without calling any model.
@@ -348,17 +414,33 @@ def report(project_dir, run_id, template, output) -> None:
 
 
 @main.command()
-@click.option("--project-dir", "-C", type=click.Path(file_okay=False, path_type=Path),
-              help="Project directory (default: nearest directory upwards with orch.yml).")
+@click.option(
+    "--project-dir",
+    "-C",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Project directory (default: nearest directory upwards with orch.yml).",
+)
 @click.argument("run_a")
 @click.argument("run_b")
-@click.option("--markdown", "--md", "markdown", is_flag=True,
-              help="Markdown (for a pull-request comment) instead of text.")
+@click.option(
+    "--markdown",
+    "--md",
+    "markdown",
+    is_flag=True,
+    help="Markdown (for a pull-request comment) instead of text.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of stdout.")
-@click.option("--fail-on-regression", is_flag=True,
-              help="Exit 1 when a case that passed in RUN_A fails or errors in RUN_B.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when a case that passed in RUN_A fails or errors in RUN_B.",
+)
 @_handle_errors
 def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression) -> None:
     """Show what changed between two runs: pass→fail, fail→pass, score deltas.
@@ -374,14 +456,18 @@ def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regres
     """
     from orch.compare import compare_task
 
-    sys.exit(compare_task(project_dir, run_a, run_b, markdown, as_json, output,
-                          fail_on_regression, click.echo))
+    sys.exit(
+        compare_task(
+            project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression, click.echo
+        )
+    )
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int,
-              help="Port (0 picks a free one).")
+@click.option(
+    "--port", default=8000, show_default=True, type=int, help="Port (0 picks a free one)."
+)
 @click.option(
     "--db",
     type=click.Path(path_type=Path),

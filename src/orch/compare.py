@@ -67,9 +67,12 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
-        return {"a": self.a, "b": self.b, "unchanged": self.unchanged,
-                "changes": [{**c.__dict__, "kind": c.kind, "delta": c.delta}
-                            for c in self.changes]}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "unchanged": self.unchanged,
+            "changes": [{**c.__dict__, "kind": c.kind, "delta": c.delta} for c in self.changes],
+        }
 
 
 def _cases(context: dict) -> dict[tuple[str, str], dict]:
@@ -78,24 +81,39 @@ def _cases(context: dict) -> dict[tuple[str, str], dict]:
         for case in item["cases"]:
             step = case["step"]
             out[(item["key"], case["step_id"])] = {
-                "label": item["label"], "status": case["status"], "message": case["message"],
-                "score": step["score"] if step is not None else None}
+                "label": item["label"],
+                "status": case["status"],
+                "message": case["message"],
+                "score": step["score"] if step is not None else None,
+            }
     return out
 
 
 def _summary(context: dict) -> dict[str, Any]:
     run, usage = context["run"], context["usage"]
-    return {"id": run["id"], "pipeline": run["pipeline"], "status": run["status"],
-            "outcome": run["outcome"], "counts": run["counts"], "pass_rate": run["pass_rate"],
-            "scripted": run["scripted"], "total_tokens": usage["total_tokens"],
-            "cost": usage["cost"], "started_at": run["started_at"]}
+    return {
+        "id": run["id"],
+        "pipeline": run["pipeline"],
+        "status": run["status"],
+        "outcome": run["outcome"],
+        "counts": run["counts"],
+        "pass_rate": run["pass_rate"],
+        "scripted": run["scripted"],
+        "total_tokens": usage["total_tokens"],
+        "cost": usage["cost"],
+        "started_at": run["started_at"],
+    }
 
 
 def _key_order(key: tuple[str, str]) -> tuple:
     item, step = key
     parts = item.split(".r")
-    return (int(parts[0]) if parts[0].isdigit() else 0,
-            int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0, item, step)
+    return (
+        int(parts[0]) if parts[0].isdigit() else 0,
+        int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0,
+        item,
+        step,
+    )
 
 
 def compare(context_a: dict, context_b: dict) -> Comparison:
@@ -105,12 +123,16 @@ def compare(context_a: dict, context_b: dict) -> Comparison:
     for key in sorted(set(cases_a) | set(cases_b), key=_key_order):
         a, b = cases_a.get(key), cases_b.get(key)
         change = CaseChange(
-            key=key[0], step=key[1], label=(b or a)["label"],
-            before=a["status"] if a else None, after=b["status"] if b else None,
-            score_before=a["score"] if a else None, score_after=b["score"] if b else None,
-            reason=b["message"] if b and b["status"] != "passed" else "")
-        if change.kind == "score" and (change.delta is None or
-                                       abs(change.delta) < _SCORE_EPSILON):
+            key=key[0],
+            step=key[1],
+            label=(b or a)["label"],
+            before=a["status"] if a else None,
+            after=b["status"] if b else None,
+            score_before=a["score"] if a else None,
+            score_after=b["score"] if b else None,
+            reason=b["message"] if b and b["status"] != "passed" else "",
+        )
+        if change.kind == "score" and (change.delta is None or abs(change.delta) < _SCORE_EPSILON):
             result.unchanged += 1
         else:
             result.changes.append(change)
@@ -138,19 +160,25 @@ _TITLES = [
 def render_text(result: Comparison) -> list[str]:
     """Lines for a terminal."""
     a, b = result.a, result.b
-    lines = [f"A {a['id']} ({a['pipeline']}, {a['outcome']})",
-             f"B {b['id']} ({b['pipeline']}, {b['outcome']})"]
+    lines = [
+        f"A {a['id']} ({a['pipeline']}, {a['outcome']})",
+        f"B {b['id']} ({b['pipeline']}, {b['outcome']})",
+    ]
     if a["pipeline"] != b["pipeline"]:
         lines.append("note: the runs are of different pipelines")
     if a["scripted"] or b["scripted"]:
         lines.append("note: scripted-model runs: replies are rehearsal text, not an AI's")
-    lines.append(f"  pass rate  {_pct(a['pass_rate']):>7} → {_pct(b['pass_rate']):>7}  "
-                 f"({(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts)")
+    lines.append(
+        f"  pass rate  {_pct(a['pass_rate']):>7} → {_pct(b['pass_rate']):>7}  "
+        f"({(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts)"
+    )
     for name in ("passed", "failed", "errors"):
         before, after = a["counts"][name], b["counts"][name]
         lines.append(f"  {name:<10} {before:>7} → {after:>7}  ({after - before:+d})")
-    lines.append(f"  tokens     {a['total_tokens']:>7} → {b['total_tokens']:>7}  "
-                 f"({b['total_tokens'] - a['total_tokens']:+d})")
+    lines.append(
+        f"  tokens     {a['total_tokens']:>7} → {b['total_tokens']:>7}  "
+        f"({b['total_tokens'] - a['total_tokens']:+d})"
+    )
     if not result.changes:
         lines.append(f"No changes ({result.unchanged} cases identical).")
         return lines
@@ -161,9 +189,11 @@ def render_text(result: Comparison) -> list[str]:
         lines.append(f"{title}: {len(changes)}")
         for c in changes:
             delta = f", {c.delta:+.2f}" if c.delta is not None else ""
-            line = (f"  item {c.key} step {c.step}: {c.before or '-'} → {c.after or '-'} "
-                    f"(score {_score(c.score_before)} → {_score(c.score_after)}{delta})  "
-                    f"{c.label}")
+            line = (
+                f"  item {c.key} step {c.step}: {c.before or '-'} → {c.after or '-'} "
+                f"(score {_score(c.score_before)} → {_score(c.score_after)}{delta})  "
+                f"{c.label}"
+            )
             lines.append(line)
             if c.reason and kind in ("regression", "changed"):
                 lines.append(f"      {c.reason[:200]}")
@@ -182,19 +212,24 @@ def render_markdown(result: Comparison) -> str:
     icon = "❌" if regressions else "✅"
     out = [f"### {icon} orch compare: {_md(b['pipeline'])}", ""]
     if a["scripted"] or b["scripted"]:
-        out += ["> Rehearsal: replies from the scripted model are rehearsal text, not an AI's.",
-                ""]
-    out += [f"| | A `{a['id']}` | B `{b['id']}` | Δ |", "|---|---:|---:|---:|",
-            f"| pass rate | {_pct(a['pass_rate'])} | {_pct(b['pass_rate'])} | "
-            f"{(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts |"]
+        out += ["> Rehearsal: replies from the scripted model are rehearsal text, not an AI's.", ""]
+    out += [
+        f"| | A `{a['id']}` | B `{b['id']}` | Δ |",
+        "|---|---:|---:|---:|",
+        f"| pass rate | {_pct(a['pass_rate'])} | {_pct(b['pass_rate'])} | "
+        f"{(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts |",
+    ]
     for name in ("passed", "failed", "errors"):
         before, after = a["counts"][name], b["counts"][name]
         out.append(f"| {name} | {before} | {after} | {after - before:+d} |")
-    out.append(f"| tokens | {a['total_tokens']} | {b['total_tokens']} | "
-               f"{b['total_tokens'] - a['total_tokens']:+d} |")
+    out.append(
+        f"| tokens | {a['total_tokens']} | {b['total_tokens']} | "
+        f"{b['total_tokens'] - a['total_tokens']:+d} |"
+    )
     if a["cost"] is not None and b["cost"] is not None:
-        out.append(f"| est. cost | ${a['cost']:.4f} | ${b['cost']:.4f} | "
-                   f"{b['cost'] - a['cost']:+.4f} |")
+        out.append(
+            f"| est. cost | ${a['cost']:.4f} | ${b['cost']:.4f} | {b['cost'] - a['cost']:+.4f} |"
+        )
     out.append("")
     if not result.changes:
         out.append(f"No changes: all {result.unchanged} cases have the same outcome and score.")
@@ -203,19 +238,33 @@ def render_markdown(result: Comparison) -> str:
         changes = result.of(kind)
         if not changes:
             continue
-        out += [f"#### {title}: {len(changes)}", "",
-                "| item | step | A | B | score A → B | why |", "|---|---|---|---|---|---|"]
+        out += [
+            f"#### {title}: {len(changes)}",
+            "",
+            "| item | step | A | B | score A → B | why |",
+            "|---|---|---|---|---|---|",
+        ]
         for c in changes:
-            out.append(f"| {c.key} {_md(c.label)} | `{c.step}` | {c.before or '-'} | "
-                       f"{c.after or '-'} | {_score(c.score_before)} → {_score(c.score_after)} "
-                       f"| {_md(c.reason[:200])} |")
+            out.append(
+                f"| {c.key} {_md(c.label)} | `{c.step}` | {c.before or '-'} | "
+                f"{c.after or '-'} | {_score(c.score_before)} → {_score(c.score_after)} "
+                f"| {_md(c.reason[:200])} |"
+            )
         out.append("")
     out.append(f"<sub>{result.unchanged} cases unchanged.</sub>")
     return "\n".join(out) + "\n"
 
 
-def compare_task(path: Path | None, run_a: str, run_b: str, markdown: bool, as_json: bool,
-                 output: Path | None, fail_on_regression: bool, echo) -> int:
+def compare_task(
+    path: Path | None,
+    run_a: str,
+    run_b: str,
+    markdown: bool,
+    as_json: bool,
+    output: Path | None,
+    fail_on_regression: bool,
+    echo,
+) -> int:
     """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked."""
     from orch.config import load_project
     from orch.errors import ExitCode

@@ -124,8 +124,13 @@ def _guess_kind(file: Path) -> str:
     if "model" in data:
         return "assistant"
     raise ConfigError(
-        Problem(display_path(file), 1, "", "cannot tell what this file is: put it in assistants/ "
-                "or pipelines/, or name it orch.yml")
+        Problem(
+            display_path(file),
+            1,
+            "",
+            "cannot tell what this file is: put it in assistants/ "
+            "or pipelines/, or name it orch.yml",
+        )
     )
 
 
@@ -169,7 +174,8 @@ class _ProjectLoader:
         # A duplicate key or a missing ${VAR} must not hide the file's other mistakes, but a
         # value already reported (e.g. a missing !file, now null) is not reported twice.
         schema_problems = [
-            p for p in jsonschemas.validate(doc, kind)
+            p
+            for p in jsonschemas.validate(doc, kind)
             if not any(_within(p, q) for q in doc.problems)
         ]
         self.problems += schema_problems
@@ -192,8 +198,12 @@ class _ProjectLoader:
                 continue
             name = doc.data["name"]
             if name in assistants:
-                self.problems.append(doc.problem(("name",), (
-                    f"assistant name {name!r} is already declared in {assistants[name].source}")))
+                self.problems.append(
+                    doc.problem(
+                        ("name",),
+                        f"assistant name {name!r} is already declared in {assistants[name].source}",
+                    )
+                )
                 continue
             assistant = Checker(self, doc).assistant(settings.get("vars") or {})
             if assistant is not None:
@@ -207,8 +217,12 @@ class _ProjectLoader:
                 continue
             name = doc.data["name"]
             if name in pipelines:
-                self.problems.append(doc.problem(("name",), (
-                    f"pipeline name {name!r} is already declared in {pipelines[name].source}")))
+                self.problems.append(
+                    doc.problem(
+                        ("name",),
+                        (f"pipeline name {name!r} is already declared in {pipelines[name].source}"),
+                    )
+                )
                 continue
             pipeline = Checker(self, doc).pipeline(assistants, settings)
             if pipeline is not None:
@@ -217,20 +231,34 @@ class _ProjectLoader:
         targets = _targets(settings.get("targets") or {})
         target = self.environ.get("ORCH_TARGET") or settings.get("target") or "embedded"
         is_url = target.startswith(("http://", "https://"))  # an ad-hoc Assistants-v2 server
-        if (config_doc and "target" in settings and not is_url
-                and target not in dict(targets) | {"embedded": 1}):
-            self.problems.append(config_doc.problem(("target",), (
-                f"unknown target {target!r} "
-                f"(defined: {', '.join(dict.fromkeys(['embedded', *dict(targets)]))})")))
+        if (
+            config_doc
+            and "target" in settings
+            and not is_url
+            and target not in dict(targets) | {"embedded": 1}
+        ):
+            self.problems.append(
+                config_doc.problem(
+                    ("target",),
+                    (
+                        f"unknown target {target!r} "
+                        f"(defined: {', '.join(dict.fromkeys(['embedded', *dict(targets)]))})"
+                    ),
+                )
+            )
         if config_doc and settings.get("grader") and settings["grader"] not in assistants:
-            self.problems.append(config_doc.problem(("grader",), (
-                f"unknown assistant {settings['grader']!r}")))
+            self.problems.append(
+                config_doc.problem(("grader",), (f"unknown assistant {settings['grader']!r}"))
+            )
         for name, spec in (settings.get("targets") or {}).items():
             if config_doc and spec.get("script"):
                 script = self.root / spec["script"]
                 if not script.is_file():
-                    self.problems.append(config_doc.problem(
-                        ("targets", name, "script"), f"file not found: {spec['script']}"))
+                    self.problems.append(
+                        config_doc.problem(
+                            ("targets", name, "script"), f"file not found: {spec['script']}"
+                        )
+                    )
                 else:
                     try:
                         load_script(script)
@@ -251,7 +279,6 @@ class _ProjectLoader:
             grader=settings.get("grader"),
             config_file=config_path if config_path.is_file() else None,
         )
-
 
     def load_extra(self, path: Path, kind: str, project: Project) -> None:
         """Check one assistant or pipeline file outside the project's folders against it."""
@@ -282,9 +309,9 @@ def _default_project_name(root: Path) -> str:
 def _targets(specs: dict[str, dict]) -> tuple[tuple[str, Target], ...]:
     out = {}
     for name, spec in specs.items():
-        options = tuple(sorted(
-            (k, v) for k, v in spec.items() if k not in ("kind", "base_url", "api_key_env")
-        ))
+        options = tuple(
+            sorted((k, v) for k, v in spec.items() if k not in ("kind", "base_url", "api_key_env"))
+        )
         out[name] = Target(
             name=name,
             kind=spec["kind"],

@@ -84,9 +84,19 @@ class Session:
     ``run_id`` name what a failure record points at.
     """
 
-    def __init__(self, client: openai.OpenAI, *, stream: bool, deadline: float,
-                 handler_pool: ThreadPoolExecutor, files_dir: Path, root: Path,
-                 stop: threading.Event, retries: int = 2, attempts: int = 4):
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        *,
+        stream: bool,
+        deadline: float,
+        handler_pool: ThreadPoolExecutor,
+        files_dir: Path,
+        root: Path,
+        stop: threading.Event,
+        retries: int = 2,
+        attempts: int = 4,
+    ):
         self.client = client
         self.stream = stream
         self.deadline = deadline
@@ -149,11 +159,17 @@ class Conversation(Session):
             outcome.run_id, outcome.status = run.id, run.status
             outcome.usage = _usage(run)
             if run.last_error:
-                outcome.last_error = {"code": run.last_error.code,
-                                      "message": run.last_error.message}
-            if run.status == "failed" and run.last_error and \
-                    run.last_error.code in RETRYABLE_RUN_ERRORS and attempt < self.retries:
-                self._pause(min(2.0, 0.25 * 2 ** attempt))
+                outcome.last_error = {
+                    "code": run.last_error.code,
+                    "message": run.last_error.message,
+                }
+            if (
+                run.status == "failed"
+                and run.last_error
+                and run.last_error.code in RETRYABLE_RUN_ERRORS
+                and attempt < self.retries
+            ):
+                self._pause(min(2.0, 0.25 * 2**attempt))
                 continue
             break
         self._collect(outcome)
@@ -171,8 +187,10 @@ class Conversation(Session):
     # -- starting runs -------------------------------------------------------------------------
 
     def _options(self, turn: Turn, nonce: str) -> dict[str, Any]:
-        options: dict[str, Any] = {"assistant_id": turn.assistant_id,
-                                   "metadata": {"orch_nonce": nonce}}
+        options: dict[str, Any] = {
+            "assistant_id": turn.assistant_id,
+            "metadata": {"orch_nonce": nonce},
+        }
         if turn.instructions is not None:
             options["instructions"] = turn.instructions
         return options
@@ -193,19 +211,26 @@ class Conversation(Session):
                     thread = {"messages": [message]} if message else {}
                     if turn.additional_instructions:
                         # create-and-run has no additional_instructions: fold them in
-                        base = turn.instructions if turn.instructions is not None else \
-                            turn.assistant.instructions or ""
+                        base = (
+                            turn.instructions
+                            if turn.instructions is not None
+                            else turn.assistant.instructions or ""
+                        )
                         options["instructions"] = f"{base}\n\n{turn.additional_instructions}"
                     started = self.beta.threads.create_and_run(
-                        thread=thread, stream=self.stream, timeout=self._timeout(),
-                        **options)
+                        thread=thread, stream=self.stream, timeout=self._timeout(), **options
+                    )
                 else:
                     extra = {"additional_messages": [message]} if message else {}
                     if turn.additional_instructions:
                         extra["additional_instructions"] = turn.additional_instructions
                     started = self.beta.threads.runs.create(
-                        self.thread_id, stream=self.stream, timeout=self._timeout(),
-                        **options, **extra)
+                        self.thread_id,
+                        stream=self.stream,
+                        timeout=self._timeout(),
+                        **options,
+                        **extra,
+                    )
                 return _Primed.read(started) if self.stream else started
             except openai.OpenAIError as exc:
                 if not retry.is_transient(exc) or attempt + 1 == self.attempts:
@@ -220,8 +245,11 @@ class Conversation(Session):
         """The run a failed create may have made (by its metadata nonce), or None."""
         if self.thread_id is None:
             return None  # create-and-run: a thread we never heard of is harmless
-        page = retry.call("list runs", lambda: self.beta.threads.runs.list(
-            self.thread_id, limit=10, order="desc"), attempts=self.attempts)
+        page = retry.call(
+            "list runs",
+            lambda: self.beta.threads.runs.list(self.thread_id, limit=10, order="desc"),
+            attempts=self.attempts,
+        )
         for run in page.data:
             if (run.metadata or {}).get("orch_nonce") == nonce:
                 return run
@@ -288,27 +316,41 @@ class Conversation(Session):
             self._check()
             if time.monotonic() > self.deadline:
                 raise ItemTimeout()
-            raw = retry.call("retrieve run", lambda: self.beta.threads.runs
-                             .with_raw_response.retrieve(run_id, thread_id=self.thread_id),
-                             attempts=self.attempts)
+            raw = retry.call(
+                "retrieve run",
+                lambda: self.beta.threads.runs.with_raw_response.retrieve(
+                    run_id, thread_id=self.thread_id
+                ),
+                attempts=self.attempts,
+            )
             run = raw.parse()
             if run.status in TERMINAL | {"requires_action"}:
                 return run
             hint = raw.headers.get("openai-poll-after-ms")
-            delay = float(hint) / 1000 if hint else min(1.0, 0.05 * 2 ** attempt)
+            delay = float(hint) / 1000 if hint else min(1.0, 0.05 * 2**attempt)
             attempt += 1
             self._pause(delay)
 
     def _answer(self, run, turn: Turn, outcome: StepOutcome):
         """Call the handlers for a requires_action run and submit their outputs."""
-        calls = [ToolRequest(c.id, c.function.name, c.function.arguments)
-                 for c in run.required_action.submit_tool_outputs.tool_calls]
-        outputs = [{"tool_call_id": call_id, "output": output} for call_id, output in
-                   call_handlers(calls, turn.assistant, self.pool, self.root, outcome)]
+        calls = [
+            ToolRequest(c.id, c.function.name, c.function.arguments)
+            for c in run.required_action.submit_tool_outputs.tool_calls
+        ]
+        outputs = [
+            {"tool_call_id": call_id, "output": output}
+            for call_id, output in call_handlers(
+                calls, turn.assistant, self.pool, self.root, outcome
+            )
+        ]
         try:
             return self.beta.threads.runs.submit_tool_outputs(
-                run.id, thread_id=self.thread_id, tool_outputs=outputs,
-                stream=self.stream, timeout=self._timeout())
+                run.id,
+                thread_id=self.thread_id,
+                tool_outputs=outputs,
+                stream=self.stream,
+                timeout=self._timeout(),
+            )
         except openai.OpenAIError as exc:
             if not retry.is_transient(exc):
                 raise retry.to_backend_error("submit tool outputs", exc) from exc
@@ -322,13 +364,21 @@ class Conversation(Session):
         steps = [s for s in self._steps if s.run_id == outcome.run_id]
         messages = [m for m in self._messages if m.run_id == outcome.run_id]
         if not messages and outcome.run_id:
-            page = retry.call("list messages", lambda: self.beta.threads.messages.list(
-                self.thread_id, run_id=outcome.run_id, order="asc", limit=100),
-                attempts=self.attempts)
+            page = retry.call(
+                "list messages",
+                lambda: self.beta.threads.messages.list(
+                    self.thread_id, run_id=outcome.run_id, order="asc", limit=100
+                ),
+                attempts=self.attempts,
+            )
             messages = list(page.data)
-            listed = retry.call("list run steps", lambda: self.beta.threads.runs.steps.list(
-                outcome.run_id, thread_id=self.thread_id, order="asc", limit=100),
-                attempts=self.attempts)
+            listed = retry.call(
+                "list run steps",
+                lambda: self.beta.threads.runs.steps.list(
+                    outcome.run_id, thread_id=self.thread_id, order="asc", limit=100
+                ),
+                attempts=self.attempts,
+            )
             steps = list(listed.data)
         texts = []
         for message in messages:
@@ -370,9 +420,11 @@ class Conversation(Session):
         self.files_dir.mkdir(parents=True, exist_ok=True)
         target = self.files_dir / f"{file_id}{suffix}"
         if not target.exists():
-            response = retry.call(f"download {file_id}",
-                                  lambda: self.client.files.content(file_id),
-                                  attempts=self.attempts)
+            response = retry.call(
+                f"download {file_id}",
+                lambda: self.client.files.content(file_id),
+                attempts=self.attempts,
+            )
             target.write_bytes(response.read())
         return str(target)
 
@@ -392,8 +444,9 @@ class _Primed:
             for event in stream:
                 head.append(event)
                 kind = event.event
-                if kind == "error" or (kind.startswith("thread.run.")
-                                       and not kind.startswith("thread.run.step.")):
+                if kind == "error" or (
+                    kind.startswith("thread.run.") and not kind.startswith("thread.run.step.")
+                ):
                     break
         except BaseException:
             stream.close()
@@ -418,8 +471,13 @@ class ToolRequest:
     arguments: str
 
 
-def call_handlers(calls: list[ToolRequest], assistant: Assistant, pool: ThreadPoolExecutor,
-                  root: Path, outcome: StepOutcome) -> list[tuple[str, str]]:
+def call_handlers(
+    calls: list[ToolRequest],
+    assistant: Assistant,
+    pool: ThreadPoolExecutor,
+    root: Path,
+    outcome: StepOutcome,
+) -> list[tuple[str, str]]:
     """Run every requested function (in parallel), each bounded by its tool's timeout.
 
     Returns ``(call_id, output)`` pairs in request order and records each call on ``outcome``.
@@ -434,14 +492,24 @@ def call_handlers(calls: list[ToolRequest], assistant: Assistant, pool: ThreadPo
         try:
             output, error = future.result(timeout=timeout)
         except FutureTimeout:
-            output, error = json.dumps({"error": f"handler timed out after {timeout:g}s"}), \
-                f"timed out after {timeout:g}s"
+            output, error = (
+                json.dumps({"error": f"handler timed out after {timeout:g}s"}),
+                f"timed out after {timeout:g}s",
+            )
         try:
             arguments = json.loads(call.arguments or "{}")
         except ValueError:
             arguments = call.arguments
-        outcome.tool_calls.append({"id": call.call_id, "type": "function", "name": call.name,
-                                   "arguments": arguments, "output": output, "error": error})
+        outcome.tool_calls.append(
+            {
+                "id": call.call_id,
+                "type": "function",
+                "name": call.name,
+                "arguments": arguments,
+                "output": output,
+                "error": error,
+            }
+        )
         outputs.append((call.call_id, output))
     return outputs
 
@@ -479,19 +547,33 @@ def _tool_call_record(call) -> dict[str, Any]:
             arguments = json.loads(call.function.arguments or "{}")
         except ValueError:
             arguments = call.function.arguments
-        return {"id": call.id, "type": "function", "name": call.function.name,
-                "arguments": arguments, "output": call.function.output}
+        return {
+            "id": call.id,
+            "type": "function",
+            "name": call.function.name,
+            "arguments": arguments,
+            "output": call.function.output,
+        }
     if call.type == "code_interpreter":
-        outputs = [o.model_dump(mode="json", exclude_none=True)
-                   for o in call.code_interpreter.outputs or []]
-        return {"id": call.id, "type": "code_interpreter", "name": "code_interpreter",
-                "input": call.code_interpreter.input, "outputs": outputs}
+        outputs = [
+            o.model_dump(mode="json", exclude_none=True)
+            for o in call.code_interpreter.outputs or []
+        ]
+        return {
+            "id": call.id,
+            "type": "code_interpreter",
+            "name": "code_interpreter",
+            "input": call.code_interpreter.input,
+            "outputs": outputs,
+        }
     return {"id": call.id, "type": call.type, "name": call.type}
 
 
 def _usage(run) -> dict[str, int]:
     if not run.usage:
         return {}
-    return {"prompt_tokens": run.usage.prompt_tokens,
-            "completion_tokens": run.usage.completion_tokens,
-            "total_tokens": run.usage.total_tokens}
+    return {
+        "prompt_tokens": run.usage.prompt_tokens,
+        "completion_tokens": run.usage.completion_tokens,
+        "total_tokens": run.usage.total_tokens,
+    }

@@ -95,7 +95,8 @@ def parse_json(text: str) -> Any:
 
 _PATH_TOKEN = re.compile(
     r"\.(?P<name>\*|[A-Za-z_][\w-]*)|\[(?P<index>\*|-?\d+)\]|\['(?P<sq>[^']*)'\]"
-    r"|\[\"(?P<dq>[^\"]*)\"\]")
+    r"|\[\"(?P<dq>[^\"]*)\"\]"
+)
 
 
 def jsonpath(data: Any, path: str) -> Any:
@@ -110,8 +111,10 @@ def jsonpath(data: Any, path: str) -> Any:
     while pos < len(path):
         match = _PATH_TOKEN.match(path, pos)
         if not match:
-            raise CheckError(f"unsupported JSONPath {path!r} at {path[pos:]!r} (supported: "
-                             ".key, ['key'], [0], [-1], [*], .*)")
+            raise CheckError(
+                f"unsupported JSONPath {path!r} at {path[pos:]!r} (supported: "
+                ".key, ['key'], [0], [-1], [*], .*)"
+            )
         tokens.append(match)
         pos = match.end()
     nodes, wildcard = [data], False
@@ -121,8 +124,13 @@ def jsonpath(data: Any, path: str) -> Any:
         for node in nodes:
             if "*" in (name, index):
                 wildcard = True
-                found.extend(node if isinstance(node, list) else
-                             node.values() if isinstance(node, dict) else [])
+                found.extend(
+                    node
+                    if isinstance(node, list)
+                    else node.values()
+                    if isinstance(node, dict)
+                    else []
+                )
             elif index is not None:
                 i = int(index)
                 if isinstance(node, list) and -len(node) <= i < len(node):
@@ -140,9 +148,11 @@ def jsonpath(data: Any, path: str) -> Any:
 def grading_prompt(rubric: str, output: str, question: str | None = None) -> str:
     """The message a grader assistant gets for an ``llm_rubric`` assertion."""
     asked = f"Question:\n{question}\n\n" if question else ""
-    return ("Grade the reply below against the rubric. Answer only with JSON: "
-            '{"pass": true|false, "score": 0..1, "reason": "..."}.\n\n'
-            f"Rubric:\n{rubric}\n\n{asked}Reply:\n{output}")
+    return (
+        "Grade the reply below against the rubric. Answer only with JSON: "
+        '{"pass": true|false, "score": 0..1, "reason": "..."}.\n\n'
+        f"Rubric:\n{rubric}\n\n{asked}Reply:\n{output}"
+    )
 
 
 def parse_grade(answer: str) -> dict[str, Any]:
@@ -152,8 +162,9 @@ def parse_grade(answer: str) -> dict[str, Any]:
         match = re.search(r"\{.*\}", answer, flags=re.S)
         verdict = parse_json(match.group(0)) if match else _MISSING
     if not isinstance(verdict, dict) or not ({"pass", "score"} & set(verdict)):
-        raise CheckError(f"the grader did not answer {{pass, score, reason}} JSON: "
-                         f"{_short(answer, 120)}")
+        raise CheckError(
+            f"the grader did not answer {{pass, score, reason}} JSON: {_short(answer, 120)}"
+        )
     return verdict
 
 
@@ -184,12 +195,18 @@ def evaluate(
     """
     kind = assertion.kind
     try:
-        value = assertion.value if kind == "json_schema" else \
-            render_value(assertion.value, context)
+        value = assertion.value if kind == "json_schema" else render_value(assertion.value, context)
     except jinja2.TemplateError as exc:
         where = f" (line {assertion.line})" if assertion.line else ""
-        return Verdict(kind, _label(assertion, assertion.value), False, 0.0, assertion.weight,
-                       f"template error in assertion{where}: {exc}", error=True)
+        return Verdict(
+            kind,
+            _label(assertion, assertion.value),
+            False,
+            0.0,
+            assertion.weight,
+            f"template error in assertion{where}: {exc}",
+            error=True,
+        )
     label = _label(assertion, value)
     try:
         passed, score, reason = _CHECKS[kind](value, result, assertion, grader, root, context)
@@ -210,8 +227,13 @@ def step_score(verdicts: list[Verdict]) -> float:
     return sum(v.weight * (1.0 if v.passed else v.score) for v in verdicts) / total
 
 
-def judge(step: Step, record: dict[str, Any], context: dict[str, Any],
-          grader: Grader | None = None, root: Path | None = None) -> dict[str, Any]:
+def judge(
+    step: Step,
+    record: dict[str, Any],
+    context: dict[str, Any],
+    grader: Grader | None = None,
+    root: Path | None = None,
+) -> dict[str, Any]:
     """Evaluate ``step.expect`` on a step record; returns the fields to add to the record.
 
     ``assertions`` (verdicts as dicts), ``score``, ``passed`` and, when a check could not run,
@@ -227,9 +249,12 @@ def judge(step: Step, record: dict[str, Any], context: dict[str, Any],
     broken = [v for v in verdicts if v.error]
     if broken:
         fields["passed"] = False
-        fields["error"] = {"type": "assertion_error",
-                           "message": "; ".join(f"{v.name}: {v.reason}" for v in broken),
-                           "thread_id": record.get("thread_id"), "run_id": record.get("run_id")}
+        fields["error"] = {
+            "type": "assertion_error",
+            "message": "; ".join(f"{v.name}: {v.reason}" for v in broken),
+            "thread_id": record.get("thread_id"),
+            "run_id": record.get("run_id"),
+        }
     return fields
 
 
@@ -261,7 +286,8 @@ def _same(found: Any, expected: Any) -> bool:
 def _subset(actual: Any, wanted: Any) -> bool:
     if isinstance(wanted, dict):
         return isinstance(actual, dict) and all(
-            k in actual and _subset(actual[k], v) for k, v in wanted.items())
+            k in actual and _subset(actual[k], v) for k, v in wanted.items()
+        )
     return _same(actual, wanted)
 
 
@@ -270,8 +296,10 @@ def _equals(value, result, *_):
     if isinstance(value, str):
         return _yes(text == value.strip(), f"reply {_short(text)} != {_short(value)}")
     parsed = parse_json(text)
-    return _yes(parsed is not _MISSING and _same(parsed, value),
-                f"reply {_short(text)} != {json.dumps(value)}")
+    return _yes(
+        parsed is not _MISSING and _same(parsed, value),
+        f"reply {_short(text)} != {json.dumps(value)}",
+    )
 
 
 def _contains(value, result, *_):
@@ -288,8 +316,10 @@ def _not_contains(value, result, *_):
 
 
 def _contains_any(value, result, *_):
-    return _yes(any(v in _text(result) for v in value),
-                f"none of {value} found in reply {_short(_text(result))}")
+    return _yes(
+        any(v in _text(result) for v in value),
+        f"none of {value} found in reply {_short(_text(result))}",
+    )
 
 
 def _contains_all(value, result, *_):
@@ -298,21 +328,26 @@ def _contains_all(value, result, *_):
 
 
 def _regex(value, result, *_):
-    return _yes(re.search(value, _text(result)) is not None,
-                f"/{value}/ does not match reply {_short(_text(result))}")
+    return _yes(
+        re.search(value, _text(result)) is not None,
+        f"/{value}/ does not match reply {_short(_text(result))}",
+    )
 
 
 def _json(value, result, *_):
-    return _yes(parse_json(_text(result)) is not _MISSING,
-                f"reply is not JSON: {_short(_text(result))}")
+    return _yes(
+        parse_json(_text(result)) is not _MISSING, f"reply is not JSON: {_short(_text(result))}"
+    )
 
 
 def _json_schema(value, result, *_):
     data = parse_json(_text(result))
     if data is _MISSING:
         return False, 0.0, f"reply is not JSON: {_short(_text(result))}"
-    errors = sorted(jsonschema.Draft202012Validator(value).iter_errors(data),
-                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = sorted(
+        jsonschema.Draft202012Validator(value).iter_errors(data),
+        key=lambda e: (list(map(str, e.absolute_path)), e.message),
+    )
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -415,8 +450,11 @@ def _python(value, result, assertion, grader, root, context):
         params = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: assume (output, context)
         params = None
-    takes_context = params is None or any(p.kind is p.VAR_POSITIONAL for p in params) or len(
-        [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2
+    takes_context = (
+        params is None
+        or any(p.kind is p.VAR_POSITIONAL for p in params)
+        or len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2
+    )
     if takes_context:
         extra = {k: context[k] for k in ("item", "vars", "steps") if k in context}
         outcome = func(output, {**result, **extra})

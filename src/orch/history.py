@@ -90,8 +90,9 @@ class History:
         self.base.mkdir(parents=True, exist_ok=True)
         self.runs_dir = self.base / "runs"
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.base / "history.db", check_same_thread=False,
-                                     isolation_level=None, timeout=30)
+        self._conn = sqlite3.connect(
+            self.base / "history.db", check_same_thread=False, isolation_level=None, timeout=30
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         _migrate(self._conn)
@@ -115,8 +116,15 @@ class History:
                 "INSERT INTO runs (run_id, pipeline, pipeline_hash, target, status, started_at,"
                 " meta) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET"
                 " status = excluded.status, meta = excluded.meta",
-                (meta["run_id"], meta["pipeline"], meta["pipeline_hash"], meta["target"],
-                 "running", meta["started_at"], json.dumps(meta)),
+                (
+                    meta["run_id"],
+                    meta["pipeline"],
+                    meta["pipeline_hash"],
+                    meta["target"],
+                    "running",
+                    meta["started_at"],
+                    json.dumps(meta),
+                ),
             )
         self.write_run_json(meta)
 
@@ -149,9 +157,18 @@ class History:
                 "UPDATE runs SET status = ?, finished_at = ?, total = ?, passed = ?, failed = ?,"
                 " errors = ?, prompt_tokens = ?, completion_tokens = ?, meta = ?"
                 " WHERE run_id = ?",
-                (meta["status"], meta.get("finished_at"), counts["total"], counts["passed"],
-                 counts["failed"], counts["errors"], usage.get("prompt_tokens", 0),
-                 usage.get("completion_tokens", 0), json.dumps(meta), meta["run_id"]),
+                (
+                    meta["status"],
+                    meta.get("finished_at"),
+                    counts["total"],
+                    counts["passed"],
+                    counts["failed"],
+                    counts["errors"],
+                    usage.get("prompt_tokens", 0),
+                    usage.get("completion_tokens", 0),
+                    json.dumps(meta),
+                    meta["run_id"],
+                ),
             )
         self.write_run_json(meta)
 
@@ -183,8 +200,9 @@ class History:
         if len(rows) == 1:
             return _record(rows[0])
         if not rows:
-            raise UsageError(f"no run {run_id!r} in {self.base / 'history.db'} "
-                             "(see `orch history`)")
+            raise UsageError(
+                f"no run {run_id!r} in {self.base / 'history.db'} (see `orch history`)"
+            )
         raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
 
     def items(self, run_id: str) -> Iterator[dict[str, Any]]:
@@ -198,7 +216,8 @@ class History:
             rows = conn.execute(
                 "SELECT record FROM items WHERE run_id = ? ORDER BY"
                 " json_extract(record, '$.index'), json_extract(record, '$.repeat'), key",
-                (run_id,))
+                (run_id,),
+            )
             for (record,) in rows:
                 yield json.loads(record)
         finally:
@@ -210,20 +229,49 @@ class History:
         sums = ", ".join(f"COALESCE(SUM(json_extract(record, '$.usage.{k}')), 0)" for k in keys)
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {sums} FROM items WHERE run_id = ?", (run_id,)).fetchone()
+                f"SELECT {sums} FROM items WHERE run_id = ?", (run_id,)
+            ).fetchone()
         return dict(zip(keys, row, strict=True))
 
     def item_status(self, run_id: str) -> dict[str, str]:
         """Item key → status for a run (what a resume skips)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT key, status FROM items WHERE run_id = ?", (run_id,)).fetchall()
+                "SELECT key, status FROM items WHERE run_id = ?", (run_id,)
+            ).fetchall()
         return dict(rows)
 
 
 def _record(row: tuple) -> RunRecord:
-    (run_id, pipeline, pipeline_hash, target, status, started_at, finished_at, total, passed,
-     failed, errors, prompt_tokens, completion_tokens, meta) = row
-    return RunRecord(run_id, pipeline, pipeline_hash, target, status, started_at, finished_at,
-                     total, passed, failed, errors, prompt_tokens, completion_tokens,
-                     json.loads(meta))
+    (
+        run_id,
+        pipeline,
+        pipeline_hash,
+        target,
+        status,
+        started_at,
+        finished_at,
+        total,
+        passed,
+        failed,
+        errors,
+        prompt_tokens,
+        completion_tokens,
+        meta,
+    ) = row
+    return RunRecord(
+        run_id,
+        pipeline,
+        pipeline_hash,
+        target,
+        status,
+        started_at,
+        finished_at,
+        total,
+        passed,
+        failed,
+        errors,
+        prompt_tokens,
+        completion_tokens,
+        json.loads(meta),
+    )

@@ -77,8 +77,11 @@ def import_assistants(
             continue
         chosen.append(remote)
     if only:
-        missing = set(only) - {r.metadata.get(META_NAME) or r.name for r in chosen} \
+        missing = (
+            set(only)
+            - {r.metadata.get(META_NAME) or r.name for r in chosen}
             - {r.id for r in chosen}
+        )
         if missing:
             raise UsageError(f"no importable assistant named {', '.join(sorted(missing))}")
     taken = set(declared)
@@ -94,13 +97,18 @@ def import_assistants(
             raise UsageError(f"{target} exists; pass --force to overwrite it")
         notes: list[str] = []
         data = _yaml_data(backend, state, project, root, out, remote, name, notes)
-        header = (f"# yaml-language-server: $schema={_schema_ref(out, root)}\n"
-                  f"# Imported by `orch import` from {remote.id}.\n")
+        header = (
+            f"# yaml-language-server: $schema={_schema_ref(out, root)}\n"
+            f"# Imported by `orch import` from {remote.id}.\n"
+        )
         for note in notes:
             header += f"# NOTE: {note}\n"
         out.mkdir(parents=True, exist_ok=True)
-        target.write_text(header + yaml.dump(data, Dumper=_Dumper, sort_keys=False,
-                                             allow_unicode=True, width=100), encoding="utf-8")
+        target.write_text(
+            header
+            + yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100),
+            encoding="utf-8",
+        )
         results.append(Imported(name, target, remote.id, notes))
     return results
 
@@ -113,8 +121,9 @@ def _schema_ref(out: Path, root: Path) -> str:
     return "../" * depth + "schemas/assistant.schema.json"
 
 
-def _yaml_data(backend, state, project, root, out, remote: RemoteAssistant, name: str,
-               notes: list[str]) -> dict[str, Any]:
+def _yaml_data(
+    backend, state, project, root, out, remote: RemoteAssistant, name: str, notes: list[str]
+) -> dict[str, Any]:
     data: dict[str, Any] = {"name": name}
     if remote.description:
         data["description"] = remote.description
@@ -140,11 +149,14 @@ def _yaml_data(backend, state, project, root, out, remote: RemoteAssistant, name
         if kind == "function":
             fn = {k: v for k, v in tool["function"].items() if v not in (None, False)}
             tools.append({"function": fn})
-            notes.append(f"function {fn['name']} has no handler: add `handler: module:function` "
-                         "so `orch run` can answer its calls")
+            notes.append(
+                f"function {fn['name']} has no handler: add `handler: module:function` "
+                "so `orch run` can answer its calls"
+            )
         elif kind == "file_search" and tool.get("file_search", {}).get("max_num_results"):
-            tools.append({"file_search": {
-                "max_num_results": tool["file_search"]["max_num_results"]}})
+            tools.append(
+                {"file_search": {"max_num_results": tool["file_search"]["max_num_results"]}}
+            )
         else:
             tools.append(kind)
     if tools:
@@ -174,12 +186,14 @@ def _download_files(backend, state, project, root, out, remote, name, notes) -> 
             remote_file = by_id.get(file_id)
             filename = remote_file.filename if remote_file else file_id
             if parse_managed_filename(project, filename):
-                filename = filename[len(f"orch-{project}-") + SHA_LEN + 1:]
+                filename = filename[len(f"orch-{project}-") + SHA_LEN + 1 :]
             try:
                 content = backend.download_file(file_id)
             except Exception as exc:  # noqa: BLE001 - any refusal is reported, not fatal
-                notes.append(f"{tool} file {file_id} ({filename}) could not be downloaded "
-                             f"({exc}); add it under files.{tool} by hand")
+                notes.append(
+                    f"{tool} file {file_id} ({filename}) could not be downloaded "
+                    f"({exc}); add it under files.{tool} by hand"
+                )
                 continue
             path = folder / Path(filename).name
             path.parent.mkdir(parents=True, exist_ok=True)

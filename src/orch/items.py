@@ -42,8 +42,7 @@ def iter_items(source: ItemSource, root: Path) -> Iterator[dict[str, Any]]:
                     paths.append(rel)
         for index, rel in enumerate(paths):
             p = Path(rel)
-            yield {"path": rel, "name": p.name, "stem": p.stem, "suffix": p.suffix,
-                   "index": index}
+            yield {"path": rel, "name": p.name, "stem": p.stem, "suffix": p.suffix, "index": index}
     elif source.kind == "csv":
         with (root / source.value).open(newline="", encoding="utf-8") as fh:
             for index, row in enumerate(csv.DictReader(fh)):

@@ -58,16 +58,18 @@ def validate(doc: Document, name: str) -> list[Problem]:
     return [
         doc.problem(path, message)
         for validator, path, message in explained
-        if not any(_explained_by(validator, path, message, u_path, hint)
-                   for u_path, hint in unknown)
+        if not any(
+            _explained_by(validator, path, message, u_path, hint) for u_path, hint in unknown
+        )
     ]
 
 
 _UNKNOWN = "unknown field"
 
 
-def _explained_by(validator: str, path: tuple, message: str, unknown_path: tuple,
-                  unknown_message: str) -> bool:
+def _explained_by(
+    validator: str, path: tuple, message: str, unknown_path: tuple, unknown_message: str
+) -> bool:
     if path != unknown_path[:-1]:
         return False
     if validator in ("oneOf", "anyOf", "minProperties", "maxProperties"):
@@ -133,8 +135,13 @@ def _explain(error: ValidationError, root: dict) -> list[tuple[tuple, str]]:
     if error.validator == "const":
         return [(path, f"must be {json.dumps(error.validator_value)}")]
     if error.validator == "maxLength":
-        return [(path, f"{_show(error.instance)} is too long: {len(error.instance)} characters, "
-                       f"at most {error.validator_value} allowed")]
+        return [
+            (
+                path,
+                f"{_show(error.instance)} is too long: {len(error.instance)} characters, "
+                f"at most {error.validator_value} allowed",
+            )
+        ]
     if error.validator == "minLength" and error.validator_value == 1:
         return [(path, "must not be empty")]
     if error.validator == "format" and error.validator_value == "regex":

@@ -65,8 +65,11 @@ class LineReporter:
     def start(self, run_id, pipeline, total, skipped) -> None:  # noqa: D102
         self.total = total
         extra = f" ({skipped} already done)" if skipped else ""
-        print(f"run {run_id}: pipeline {pipeline}, {total} item run(s){extra}",
-              file=self.stream, flush=True)
+        print(
+            f"run {run_id}: pipeline {pipeline}, {total} item run(s){extra}",
+            file=self.stream,
+            flush=True,
+        )
 
     def item(self, record) -> None:  # noqa: D102
         self.counter.add(record)
@@ -76,11 +79,18 @@ class LineReporter:
         if record["status"] == "error" and record.get("error"):
             detail = f": {record['error'].get('message', '')}"
         elif record["status"] == "failed":
-            reasons = [v["reason"] for s in record.get("steps", [])
-                       for v in s.get("assertions", []) if not v["passed"]]
+            reasons = [
+                v["reason"]
+                for s in record.get("steps", [])
+                for v in s.get("assertions", [])
+                if not v["passed"]
+            ]
             detail = f": {reasons[0]}" if reasons else ""
-        print(f"[{c.done}/{self.total}] {mark:<5} item {record['key']}{detail}",
-              file=self.stream, flush=True)
+        print(
+            f"[{c.done}/{self.total}] {mark:<5} item {record['key']}{detail}",
+            file=self.stream,
+            flush=True,
+        )
 
     def finish(self) -> None:  # noqa: D102
         pass
@@ -105,8 +115,10 @@ class BarReporter:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[passed]} ok[/] [red]{task.fields[failed]} failed[/]"
-                       " [magenta]{task.fields[errors]} errors[/]  {task.fields[tokens]} tok"),
+            TextColumn(
+                "[green]{task.fields[passed]} ok[/] [red]{task.fields[failed]} failed[/]"
+                " [magenta]{task.fields[errors]} errors[/]  {task.fields[tokens]} tok"
+            ),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
@@ -116,14 +128,16 @@ class BarReporter:
 
     def start(self, run_id, pipeline, total, skipped) -> None:  # noqa: D102
         self.progress.start()
-        self.task = self.progress.add_task(pipeline, total=total, passed=0, failed=0, errors=0,
-                                           tokens=0)
+        self.task = self.progress.add_task(
+            pipeline, total=total, passed=0, failed=0, errors=0, tokens=0
+        )
 
     def item(self, record) -> None:  # noqa: D102
         self.counter.add(record)
         c = self.counter
-        self.progress.update(self.task, advance=1, passed=c.passed, failed=c.failed,
-                             errors=c.errors, tokens=c.tokens)
+        self.progress.update(
+            self.task, advance=1, passed=c.passed, failed=c.failed, errors=c.errors, tokens=c.tokens
+        )
 
     def finish(self) -> None:  # noqa: D102
         self.progress.stop()

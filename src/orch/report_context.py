@@ -68,26 +68,46 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
         counts[{"passed": "passed", "failed": "failed", "error": "errors"}[item["status"]]] += 1
     required = declared.pass_rate if declared else meta.get("pass_rate", 1.0)
     pass_rate = counts["passed"] / counts["total"] if counts["total"] else 1.0
-    exit_code = 2 if counts["errors"] or record.status == "interrupted" else \
-        1 if pass_rate + 1e-9 < required else 0
-    main_assistant = declared.assistant if declared else next(iter(meta.get("assistants") or {}),
-                                                              None)
+    exit_code = (
+        2
+        if counts["errors"] or record.status == "interrupted"
+        else 1
+        if pass_rate + 1e-9 < required
+        else 0
+    )
+    main_assistant = (
+        declared.assistant if declared else next(iter(meta.get("assistants") or {}), None)
+    )
     run = {
-        "id": record.run_id, "pipeline": record.pipeline, "status": record.status,
-        "target": record.target, "target_name": meta.get("target_name"),
+        "id": record.run_id,
+        "pipeline": record.pipeline,
+        "status": record.status,
+        "target": record.target,
+        "target_name": meta.get("target_name"),
         "project": meta.get("project", project.name),
-        "started_at": record.started_at, "finished_at": record.finished_at,
-        "duration_s": meta.get("duration_s"), "scripted": bool(meta.get("scripted")),
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "duration_s": meta.get("duration_s"),
+        "scripted": bool(meta.get("scripted")),
         "rehearsal_note": REHEARSAL_NOTE if meta.get("scripted") else None,
-        "counts": counts, "pass_rate": pass_rate, "required_pass_rate": required,
-        "passed": exit_code == 0, "exit_code": exit_code,
+        "counts": counts,
+        "pass_rate": pass_rate,
+        "required_pass_rate": required,
+        "passed": exit_code == 0,
+        "exit_code": exit_code,
         "outcome": {0: "passed", 1: "failed", 2: "error"}[exit_code],
-        "pipeline_file": meta.get("pipeline_file"), "pipeline_hash": record.pipeline_hash,
-        "vars": meta.get("vars") or {}, "orch_version": meta.get("orch_version"),
+        "pipeline_file": meta.get("pipeline_file"),
+        "pipeline_hash": record.pipeline_hash,
+        "vars": meta.get("vars") or {},
+        "orch_version": meta.get("orch_version"),
         "dir": str(data.run_dir),
     }
-    assertions = [{**v, "item": item["key"], "step": step["id"]}
-                  for item in items for step in item["steps"] for v in step["assertions"]]
+    assertions = [
+        {**v, "item": item["key"], "step": step["id"]}
+        for item in items
+        for step in item["steps"]
+        for v in step["assertions"]
+    ]
     return {
         "run": run,
         "pipeline": _pipeline(declared, record),
@@ -113,8 +133,9 @@ def _cost(usage: dict, model: str | None, prices: dict) -> float | None:
     if model not in prices:
         return None
     price_in, price_out = prices[model]
-    return (usage.get("prompt_tokens", 0) * price_in +
-            usage.get("completion_tokens", 0) * price_out) / 1_000_000
+    return (
+        usage.get("prompt_tokens", 0) * price_in + usage.get("completion_tokens", 0) * price_out
+    ) / 1_000_000
 
 
 def _error(raw: dict | None) -> dict[str, Any] | None:
@@ -124,9 +145,22 @@ def _error(raw: dict | None) -> dict[str, Any] | None:
 
 
 def _step(raw: dict, run_dir: Path, model_of, prices) -> dict[str, Any]:
-    step = {"id": "", "assistant": None, "prompt": "", "output": "", "status": None,
-            "thread_id": None, "run_id": None, "latency_s": None, "attempts": 1,
-            "assertions": [], "usage": {}, "tool_calls": [], "citations": [], **raw}
+    step = {
+        "id": "",
+        "assistant": None,
+        "prompt": "",
+        "output": "",
+        "status": None,
+        "thread_id": None,
+        "run_id": None,
+        "latency_s": None,
+        "attempts": 1,
+        "assertions": [],
+        "usage": {},
+        "tool_calls": [],
+        "citations": [],
+        **raw,
+    }
     step["output"] = step["output"] or ""
     step["assertions"] = [{"error": False, **v} for v in step["assertions"]]
     step["error"] = _error(raw.get("error"))
@@ -138,8 +172,17 @@ def _step(raw: dict, run_dir: Path, model_of, prices) -> dict[str, Any]:
     files = list(step.get("files") or [])
     calls = []
     for call in step["tool_calls"]:
-        call = {"id": None, "type": "function", "name": None, "arguments": None, "output": None,
-                "error": None, "input": None, "outputs": [], **call}
+        call = {
+            "id": None,
+            "type": "function",
+            "name": None,
+            "arguments": None,
+            "output": None,
+            "error": None,
+            "input": None,
+            "outputs": [],
+            **call,
+        }
         call["files"] = [_relative(f, run_dir) for f in call.get("files") or []]
         for f in call["files"]:
             if f not in files:
@@ -157,8 +200,13 @@ def _label(raw_item: dict, index: Any) -> str:
     fields = [*preferred, *(k for k in raw_item if k not in preferred and k != "index")]
     for field in fields:
         value = raw_item.get(field)
-        if isinstance(value, str) and value.strip() or field in preferred[:3] and \
-                isinstance(value, int) and not isinstance(value, bool):
+        if (
+            isinstance(value, str)
+            and value.strip()
+            or field in preferred[:3]
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
             text = str(value).strip().replace("\n", " ")
             return text if len(text) <= 60 else text[:57] + "..."
     return f"item {index}"
@@ -170,12 +218,19 @@ def _item(rec: dict, run_dir: Path, model_of, prices) -> dict[str, Any]:
     scores = [s["score"] for s in steps]
     raw_item = rec.get("item") or {}
     return {
-        "key": rec["key"], "index": rec.get("index", 0), "repeat": rec.get("repeat", 0),
-        "label": _label(raw_item, rec.get("index", rec["key"])), "input": raw_item,
+        "key": rec["key"],
+        "index": rec.get("index", 0),
+        "repeat": rec.get("repeat", 0),
+        "label": _label(raw_item, rec.get("index", rec["key"])),
+        "input": raw_item,
         "status": rec["status"],
-        "error": _error(rec.get("error")), "thread_id": rec.get("thread_id"), "steps": steps,
-        "usage": rec.get("usage") or {}, "duration_s": rec.get("duration_s"),
-        "started_at": rec.get("started_at"), "finished_at": rec.get("finished_at"),
+        "error": _error(rec.get("error")),
+        "thread_id": rec.get("thread_id"),
+        "steps": steps,
+        "usage": rec.get("usage") or {},
+        "duration_s": rec.get("duration_s"),
+        "started_at": rec.get("started_at"),
+        "finished_at": rec.get("finished_at"),
         "score": round(sum(scores) / len(scores), 4) if scores else 0.0,
         "cost": sum(costs) if costs and all(c is not None for c in costs) else None,
     }
@@ -192,9 +247,10 @@ def _cases(item: dict, step_ids: list[str]) -> list[dict[str, Any]]:
             if status == "error":
                 message = step["error"].get("message", "")
             elif status == "failed":
-                message = "; ".join(f"{v['name']}: {v['reason']}"
-                                    for v in step["failed_assertions"]) or \
-                    f"score {step['score']:.2f} below the step's threshold"
+                message = (
+                    "; ".join(f"{v['name']}: {v['reason']}" for v in step["failed_assertions"])
+                    or f"score {step['score']:.2f} below the step's threshold"
+                )
             else:
                 message = ""
             errored = errored or status == "error"
@@ -210,34 +266,66 @@ def _cases(item: dict, step_ids: list[str]) -> list[dict[str, Any]]:
 
 def _pipeline(declared: Pipeline | None, record: RunRecord) -> dict[str, Any]:
     if declared is None:
-        return {"name": record.pipeline, "declared": False, "description": None,
-                "source": record.meta.get("pipeline_file"), "assistant": None,
-                "pass_rate": 1.0, "repeat": 1, "concurrency": None, "timeout": None,
-                "retries": None, "steps": [], "report": []}
+        return {
+            "name": record.pipeline,
+            "declared": False,
+            "description": None,
+            "source": record.meta.get("pipeline_file"),
+            "assistant": None,
+            "pass_rate": 1.0,
+            "repeat": 1,
+            "concurrency": None,
+            "timeout": None,
+            "retries": None,
+            "steps": [],
+            "report": [],
+        }
     return {
-        "name": declared.name, "declared": True, "description": declared.description,
-        "source": declared.source, "assistant": declared.assistant,
-        "pass_rate": declared.pass_rate, "repeat": declared.repeat,
-        "concurrency": declared.concurrency, "timeout": declared.timeout,
+        "name": declared.name,
+        "declared": True,
+        "description": declared.description,
+        "source": declared.source,
+        "assistant": declared.assistant,
+        "pass_rate": declared.pass_rate,
+        "repeat": declared.repeat,
+        "concurrency": declared.concurrency,
+        "timeout": declared.timeout,
         "retries": declared.retries,
-        "steps": [{"id": s.id, "prompt": s.prompt, "assistant": s.assistant or declared.assistant,
-                   "threshold": s.threshold,
-                   "expect": [{"kind": a.kind, "name": a.name, "weight": a.weight,
-                               "threshold": a.threshold} for a in s.expect]}
-                  for s in declared.steps],
+        "steps": [
+            {
+                "id": s.id,
+                "prompt": s.prompt,
+                "assistant": s.assistant or declared.assistant,
+                "threshold": s.threshold,
+                "expect": [
+                    {"kind": a.kind, "name": a.name, "weight": a.weight, "threshold": a.threshold}
+                    for a in s.expect
+                ],
+            }
+            for s in declared.steps
+        ],
         "report": [{"template": r.template, "output": r.output} for r in declared.report],
     }
 
 
 def _assistant(project: Project, name: str | None, meta: dict, models: dict) -> dict[str, Any]:
     declared = project.assistant(name) if name else None
-    out = {"name": name, "id": (meta.get("assistants") or {}).get(name),
-           "model": models.get(name) or (declared.model if declared else None),
-           "description": None, "instructions": None, "tools": [], "source": None}
+    out = {
+        "name": name,
+        "id": (meta.get("assistants") or {}).get(name),
+        "model": models.get(name) or (declared.model if declared else None),
+        "description": None,
+        "instructions": None,
+        "tools": [],
+        "source": None,
+    }
     if declared:
-        out.update(description=declared.description, instructions=declared.instructions,
-                   tools=[t.function.name if t.function else t.type for t in declared.tools],
-                   source=declared.source)
+        out.update(
+            description=declared.description,
+            instructions=declared.instructions,
+            tools=[t.function.name if t.function else t.type for t in declared.tools],
+            source=declared.source,
+        )
     return out
 
 
@@ -253,10 +341,17 @@ def _step_stats(step_ids: list[str], items: list[dict], declared: Pipeline | Non
                     counts[case["status"]] += 1
                     if case["step"] is not None:
                         scores.append(case["step"]["score"])
-        stats.append({"id": step_id, "prompt": prompts.get(step_id), "passed": counts["passed"],
-                      "failed": counts["failed"], "errors": counts["error"],
-                      "skipped": counts["skipped"],
-                      "mean_score": round(sum(scores) / len(scores), 4) if scores else None})
+        stats.append(
+            {
+                "id": step_id,
+                "prompt": prompts.get(step_id),
+                "passed": counts["passed"],
+                "failed": counts["failed"],
+                "errors": counts["error"],
+                "skipped": counts["skipped"],
+                "mean_score": round(sum(scores) / len(scores), 4) if scores else None,
+            }
+        )
     return stats
 
 
@@ -270,12 +365,18 @@ def _repeats(items: list[dict]) -> list[dict[str, Any]]:
     out = []
     for index, group in sorted(groups.items()):
         passed = sum(1 for i in group if i["status"] == "passed")
-        out.append({"index": index, "label": group[0]["label"], "runs": len(group),
-                    "passed": passed,
-                    "failed": sum(1 for i in group if i["status"] == "failed"),
-                    "errors": sum(1 for i in group if i["status"] == "error"),
-                    "pass_rate": passed / len(group),
-                    "mean_score": round(sum(i["score"] for i in group) / len(group), 4)})
+        out.append(
+            {
+                "index": index,
+                "label": group[0]["label"],
+                "runs": len(group),
+                "passed": passed,
+                "failed": sum(1 for i in group if i["status"] == "failed"),
+                "errors": sum(1 for i in group if i["status"] == "error"),
+                "pass_rate": passed / len(group),
+                "mean_score": round(sum(i["score"] for i in group) / len(group), 4),
+            }
+        )
     return out
 
 
@@ -285,9 +386,16 @@ def _usage(items: list[dict], prices: dict) -> dict[str, Any]:
     for item in items:
         for step in item["steps"]:
             model = step["model"] or "unknown"
-            row = by_model.setdefault(model, {"model": model, "prompt_tokens": 0,
-                                              "completion_tokens": 0, "total_tokens": 0,
-                                              "cost": _cost({}, model, prices)})
+            row = by_model.setdefault(
+                model,
+                {
+                    "model": model,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "total_tokens": 0,
+                    "cost": _cost({}, model, prices),
+                },
+            )
             for key in totals:
                 value = step["usage"].get(key, 0)
                 totals[key] += value
@@ -296,6 +404,10 @@ def _usage(items: list[dict], prices: dict) -> dict[str, Any]:
                 row["cost"] = (row["cost"] or 0.0) + step["cost"]
     unpriced = sorted(m for m in by_model if m not in prices)
     costs = [r["cost"] for r in by_model.values() if r["cost"] is not None]
-    return {**totals, "by_model": sorted(by_model.values(), key=lambda r: r["model"]),
-            "cost": sum(costs) if costs else None, "priced": bool(prices),
-            "unpriced_models": unpriced}
+    return {
+        **totals,
+        "by_model": sorted(by_model.values(), key=lambda r: r["model"]),
+        "cost": sum(costs) if costs else None,
+        "priced": bool(prices),
+        "unpriced_models": unpriced,
+    }

@@ -26,11 +26,23 @@ from orch.errors import OrchError
 from orch.model import Pipeline, Project
 from orch.report_context import REHEARSAL_NOTE, RunData, build_context, load_run
 
-__all__ = ["REHEARSAL_NOTE", "RunData", "ReportError", "build_context", "load_run",
-           "render_declared", "report_task", "write_report"]
+__all__ = [
+    "REHEARSAL_NOTE",
+    "RunData",
+    "ReportError",
+    "build_context",
+    "load_run",
+    "render_declared",
+    "report_task",
+    "write_report",
+]
 
-BUILTINS = {"markdown": "markdown.md.j2", "html": "html.html.j2", "junit": "junit.xml.j2",
-            "json": "json.json.j2"}
+BUILTINS = {
+    "markdown": "markdown.md.j2",
+    "html": "html.html.j2",
+    "junit": "junit.xml.j2",
+    "json": "json.json.j2",
+}
 _TEMPLATES_DIR = Path(__file__).parent / "templates"
 _ESCAPED = {"html", "htm", "xml", "svg", "xhtml"}
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -85,8 +97,10 @@ def _template_name(spec: str) -> str:
     if spec.startswith("builtin:"):
         kind = spec.split(":", 1)[1]
         if kind not in BUILTINS:
-            raise ReportError(f"unknown built-in template {spec!r} "
-                              f"(built-ins: {', '.join('builtin:' + k for k in BUILTINS)})")
+            raise ReportError(
+                f"unknown built-in template {spec!r} "
+                f"(built-ins: {', '.join('builtin:' + k for k in BUILTINS)})"
+            )
         return f"builtin/{BUILTINS[kind]}"
     return Path(spec).as_posix()
 
@@ -96,8 +110,9 @@ def _extension(name: str) -> str:
     return Path(stem).suffix.lstrip(".")
 
 
-def environment(root: Path, run_dir: Path, output: str | None = None,
-                builtin: bool = False) -> jinja2.Environment:
+def environment(
+    root: Path, run_dir: Path, output: str | None = None, builtin: bool = False
+) -> jinja2.Environment:
     """The Jinja environment for reports: built-ins under ``builtin/``, files under ``root``.
 
     User templates get Jinja's default whitespace handling; the built-ins are written for
@@ -118,15 +133,27 @@ def environment(root: Path, run_dir: Path, output: str | None = None,
         return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
     env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader([
-            jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(_TEMPLATES_DIR)}),
-            jinja2.FileSystemLoader(root),
-        ]),
-        undefined=jinja2.StrictUndefined, autoescape=autoescape, keep_trailing_newline=True,
-        trim_blocks=builtin, lstrip_blocks=builtin,
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(_TEMPLATES_DIR)}),
+                jinja2.FileSystemLoader(root),
+            ]
+        ),
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        keep_trailing_newline=True,
+        trim_blocks=builtin,
+        lstrip_blocks=builtin,
     )
-    env.filters.update(duration=_duration, usd=_usd, percent=_percent, md=_md,
-                       to_json=_to_json, xml_text=_xml_text, data_uri=data_uri)
+    env.filters.update(
+        duration=_duration,
+        usd=_usd,
+        percent=_percent,
+        md=_md,
+        to_json=_to_json,
+        xml_text=_xml_text,
+        data_uri=data_uri,
+    )
     return env
 
 
@@ -139,12 +166,17 @@ def _located(exc: Exception, fallback: str) -> str:
     tb = exc.__traceback__
     while tb is not None:  # jinja maps template frames back to the template's file and line
         filename = tb.tb_frame.f_code.co_filename
-        if filename.endswith((".j2", ".jinja", ".jinja2", ".tmpl")) or \
-                tb.tb_frame.f_globals.get("__jinja_template__") is not None:
+        if (
+            filename.endswith((".j2", ".jinja", ".jinja2", ".tmpl"))
+            or tb.tb_frame.f_globals.get("__jinja_template__") is not None
+        ):
             where, line = filename, tb.tb_lineno
         tb = tb.tb_next
-    message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else \
-        f"{type(exc).__name__}: {exc}"
+    message = (
+        exc.message
+        if isinstance(exc, jinja2.TemplateError) and exc.message
+        else f"{type(exc).__name__}: {exc}"
+    )
     shown = display_path(where)
     return f"{shown}:{line}: {message}" if line else f"{shown}: {message}"
 
@@ -184,8 +216,13 @@ def render_output_path(env: jinja2.Environment, output: str, context: dict[str, 
         raise ReportError(f"report output {output!r}: {exc}") from exc
 
 
-def write_report(project: Project, data: RunData, template: str, output: str | None,
-                 context: dict[str, Any] | None = None) -> tuple[str, str | None]:
+def write_report(
+    project: Project,
+    data: RunData,
+    template: str,
+    output: str | None,
+    context: dict[str, Any] | None = None,
+) -> tuple[str, str | None]:
     """Render ``template`` for a run, writing it to ``output`` (relative to the root) if given.
 
     Returns the text and the path written (None when printing).
@@ -220,13 +257,16 @@ def render_declared(project: Project, pipeline: Pipeline, run_id: str) -> list[s
         except ReportError as exc:
             problems.append(str(exc))
     if problems:
-        raise ReportError("\n".join(problems) + f"\n(run {data.record.run_id} is recorded; "
-                          f"fix the template, then `orch report {data.record.run_id}`)")
+        raise ReportError(
+            "\n".join(problems) + f"\n(run {data.record.run_id} is recorded; "
+            f"fix the template, then `orch report {data.record.run_id}`)"
+        )
     return written
 
 
-def report_task(path: Path | None, run_id: str, template: str | None, output: str | None,
-                echo) -> int:
+def report_task(
+    path: Path | None, run_id: str, template: str | None, output: str | None, echo
+) -> int:
     """``orch report``: re-render a past run's reports (or one template) from the history."""
     from orch.config import load_project
     from orch.errors import ExitCode
@@ -240,8 +280,7 @@ def report_task(path: Path | None, run_id: str, template: str | None, output: st
                 echo(f"wrote {written}")
             return ExitCode.OK
         template = "builtin:markdown"
-    text, written = write_report(project, data, template,
-                                 None if output in (None, "-") else output)
+    text, written = write_report(project, data, template, None if output in (None, "-") else output)
     if written:
         echo(f"wrote {written}")
     else:

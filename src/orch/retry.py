@@ -28,8 +28,9 @@ T = TypeVar("T")
 # orch speaks the Assistants API on purpose (the embedded engine, Azure); the SDK's deprecation
 # notice is no news to its users. One process-wide filter, because catch_warnings() around each
 # call is not thread-safe.
-warnings.filterwarnings("ignore", message=r"The Assistants API is deprecated|deprecated$",
-                        category=DeprecationWarning)
+warnings.filterwarnings(
+    "ignore", message=r"The Assistants API is deprecated|deprecated$", category=DeprecationWarning
+)
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 

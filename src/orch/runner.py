@@ -82,11 +82,19 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
-        return {"run_id": self.run_id, "pipeline": self.pipeline, "status": self.status,
-                "counts": self.counts, "usage": self.usage, "duration_s": self.duration_s,
-                "pass_rate": self.pass_rate, "required_pass_rate": self.required_pass_rate,
-                "run_dir": str(self.run_dir), "reports": self.reports,
-                "exit_code": self.exit_code}
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "counts": self.counts,
+            "usage": self.usage,
+            "duration_s": self.duration_s,
+            "pass_rate": self.pass_rate,
+            "required_pass_rate": self.required_pass_rate,
+            "run_dir": str(self.run_dir),
+            "reports": self.reports,
+            "exit_code": self.exit_code,
+        }
 
 
 def now() -> str:
@@ -134,8 +142,9 @@ class Uploads:
             if not self._listed:
                 page = retry.call("list files", lambda: self.client.files.list(limit=10000))
                 for f in page.data:
-                    match = re.match(rf"orchrun-{re.escape(self.project)}-([0-9a-f]{{16}})-",
-                                     f.filename)
+                    match = re.match(
+                        rf"orchrun-{re.escape(self.project)}-([0-9a-f]{{16}})-", f.filename
+                    )
                     if match:
                         self._ids.setdefault((match.group(1), f.purpose), f.id)
                 self._listed = True
@@ -144,9 +153,11 @@ class Uploads:
                 with path.open("rb") as fh:
                     created = retry.call(
                         f"upload {rel}",
-                        lambda: self.client.files.create(file=(self._name(sha, path), fh),
-                                                         purpose=purpose),
-                        idempotent=False)
+                        lambda: self.client.files.create(
+                            file=(self._name(sha, path), fh), purpose=purpose
+                        ),
+                        idempotent=False,
+                    )
                 self._ids[key] = created.id
             return self._ids[key]
 
@@ -154,8 +165,14 @@ class Uploads:
 class PipelineRunner:
     """Runs one pipeline; create it, then call :meth:`run`."""
 
-    def __init__(self, project: Project, pipeline: Pipeline, options: RunOptions,
-                 reporter: Reporter, echo=print):
+    def __init__(
+        self,
+        project: Project,
+        pipeline: Pipeline,
+        options: RunOptions,
+        reporter: Reporter,
+        echo=print,
+    ):
         self.project = project
         self.pipeline = pipeline
         self.options = options
@@ -188,32 +205,40 @@ class PipelineRunner:
                     raise UsageError(
                         f"assistant {name!r} uses {', '.join(hosted)}, which target "
                         f"{conn.target.name!r} does not support (capabilities.hosted_tools: "
-                        "false)")
+                        "false)"
+                    )
         backend = conn.backend()
         state = backend.fetch_state(self.project.name)
         needed = [self.project.assistant(n) for n in self._needed()]
-        result = sync.plan(self.project.name, conn.label, needed, state,
-                           local_assistants=backend.local_assistants)
+        result = sync.plan(
+            self.project.name, conn.label, needed, state, local_assistants=backend.local_assistants
+        )
         result.assistants = [c for c in result.assistants if c.name in self.needed_names]
         result.files = [c for c in result.files if c.action == "create"]
         result.stores = [c for c in result.stores if c.action in ("create", "update")]
         if result.changes:
             if not self.options.sync:
-                names = ", ".join(sorted({c.name for c in result.assistants
-                                          if c.action != "unchanged"}))
-                raise UsageError(f"assistants not in sync on {conn.label}: {names or 'files'}; "
-                                 "run `orch sync` first (or drop --no-sync)")
+                names = ", ".join(
+                    sorted({c.name for c in result.assistants if c.action != "unchanged"})
+                )
+                raise UsageError(
+                    f"assistants not in sync on {conn.label}: {names or 'files'}; "
+                    "run `orch sync` first (or drop --no-sync)"
+                )
             writes = sync.apply(result, backend, self.root)
-            self.echo(f"Synced {writes} change{'s' if writes != 1 else ''} for "
-                      f"{', '.join(self.needed_names)} on {conn.label}.")
+            self.echo(
+                f"Synced {writes} change{'s' if writes != 1 else ''} for "
+                f"{', '.join(self.needed_names)} on {conn.label}."
+            )
             state = backend.fetch_state(self.project.name)
         ids = {}
         for remote in state.assistants:
             if remote.managed_by(self.project.name):
                 ids.setdefault(remote.metadata[META_NAME], remote.id)
-        self.resources = {n: sync.assistant_resources(self.project.assistant(n),
-                                                      self.project.name, state)
-                          for n in self.needed_names}
+        self.resources = {
+            n: sync.assistant_resources(self.project.assistant(n), self.project.name, state)
+            for n in self.needed_names
+        }
         return ids
 
     # -- the run -------------------------------------------------------------------------------
@@ -226,18 +251,23 @@ class PipelineRunner:
         if self.options.resume:
             record = self.history.get(self.options.resume)
             if record.pipeline != pipeline.name:
-                raise UsageError(f"run {record.run_id} is of pipeline {record.pipeline!r}, "
-                                 f"not {pipeline.name!r}")
+                raise UsageError(
+                    f"run {record.run_id} is of pipeline {record.pipeline!r}, not {pipeline.name!r}"
+                )
             if record.pipeline_hash != self._pipeline_hash():
                 raise UsageError(
                     f"pipeline {pipeline.name!r} changed since run {record.run_id}; results "
-                    "would mix two versions. Start a new run instead.")
+                    "would mix two versions. Start a new run instead."
+                )
             run_id = record.run_id
             self.vars = record.meta.get("vars", self.vars)
             self.options.items_limit = record.meta.get("items_limit")
             statuses = self.history.item_status(run_id)
-            skip = {k for k, s in statuses.items()
-                    if not (self.options.retry_failed and s in ("failed", "error"))}
+            skip = {
+                k
+                for k, s in statuses.items()
+                if not (self.options.retry_failed and s in ("failed", "error"))
+            }
             started_at = record.started_at
         else:
             run_id = new_run_id()
@@ -252,37 +282,66 @@ class PipelineRunner:
             self.ids = self._ensure_synced(conn)
             self.uploads = Uploads(conn.client, self.project.name, self.root)
             meta = {
-                "schema_version": SCHEMA_VERSION, "run_id": run_id,
-                "pipeline": pipeline.name, "pipeline_file": pipeline.source,
-                "pipeline_hash": self._pipeline_hash(), "project": self.project.name,
-                "target": conn.label, "target_name": conn.target.name,
+                "schema_version": SCHEMA_VERSION,
+                "run_id": run_id,
+                "pipeline": pipeline.name,
+                "pipeline_file": pipeline.source,
+                "pipeline_hash": self._pipeline_hash(),
+                "project": self.project.name,
+                "target": conn.label,
+                "target_name": conn.target.name,
                 "assistants": {n: self.ids.get(n) for n in self.needed_names},
                 "models": {n: self.project.assistant(n).model for n in self.needed_names},
-                "scripted": conn.target.kind == "engine" and
-                conn.target.option("model", "scripted") == "scripted",
-                "vars": self.vars, "items_limit": self.options.items_limit,
-                "started_at": started_at, "status": "running", "orch_version": __version__,
+                "scripted": conn.target.kind == "engine"
+                and conn.target.option("model", "scripted") == "scripted",
+                "vars": self.vars,
+                "items_limit": self.options.items_limit,
+                "started_at": started_at,
+                "status": "running",
+                "orch_version": __version__,
                 "generated_at": now(),
             }
             self.history.start_run(meta)
             status = self._execute(skip)
         counts, usage = self._totals()
         total = counts["total"]
-        meta.update(status=status, finished_at=now(), counts=counts, usage=usage,
-                    duration_s=round(time.monotonic() - t0, 3), generated_at=now())
+        meta.update(
+            status=status,
+            finished_at=now(),
+            counts=counts,
+            usage=usage,
+            duration_s=round(time.monotonic() - t0, 3),
+            generated_at=now(),
+        )
         self.history.finish_run(meta)
         pass_rate = counts["passed"] / total if total else 1.0
-        summary = RunSummary(run_id, pipeline.name, status, counts, usage, meta["duration_s"],
-                             self.run_dir, pass_rate, pipeline.pass_rate)
+        summary = RunSummary(
+            run_id,
+            pipeline.name,
+            status,
+            counts,
+            usage,
+            meta["duration_s"],
+            self.run_dir,
+            pass_rate,
+            pipeline.pass_rate,
+        )
         self.history.close()
         return summary
 
     def _pipeline_hash(self) -> str:
-        return sha256_text(canonical_json({
-            "pipeline": self.pipeline.fingerprint(),
-            "assistants": {n: self.project.assistant(n).fingerprint()
-                           for n in self._needed() if self.project.assistant(n)},
-        }))
+        return sha256_text(
+            canonical_json(
+                {
+                    "pipeline": self.pipeline.fingerprint(),
+                    "assistants": {
+                        n: self.project.assistant(n).fingerprint()
+                        for n in self._needed()
+                        if self.project.assistant(n)
+                    },
+                }
+            )
+        )
 
     def _work(self, skip: set[str]):
         limit = self.options.items_limit
@@ -299,8 +358,9 @@ class PipelineRunner:
         total = sum(1 for _ in self._work(skip))
         self.reporter.start(self.run_id, self.pipeline.name, total, len(skip))
         concurrency = self.options.concurrency or self.pipeline.concurrency
-        handler_pool = ThreadPoolExecutor(max_workers=max(4, concurrency * 2),
-                                          thread_name_prefix="orch-handler")
+        handler_pool = ThreadPoolExecutor(
+            max_workers=max(4, concurrency * 2), thread_name_prefix="orch-handler"
+        )
         self.handler_pool = handler_pool
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="orch-item")
         pending: set[Future] = set()
@@ -353,7 +413,9 @@ class PipelineRunner:
         timeout = self.pipeline.timeout
         conv = self._session(
             stream=self.pipeline.stream if self.options.stream is None else self.options.stream,
-            deadline=t0 + timeout, files_dir=self.run_dir / "files" / key.replace("/", "_"))
+            deadline=t0 + timeout,
+            files_dir=self.run_dir / "files" / key.replace("/", "_"),
+        )
         steps_ctx: dict[str, Any] = {}
         records: list[dict] = []
         status, error = "passed", None
@@ -370,8 +432,10 @@ class PipelineRunner:
                     status = "failed"
         except ItemTimeout:
             conv.cancel()
-            status, error = "error", {"type": "timeout",
-                                      "message": f"timed out after {timeout:g}s; run cancelled"}
+            status, error = (
+                "error",
+                {"type": "timeout", "message": f"timed out after {timeout:g}s; run cancelled"},
+            )
         except Stopped:
             conv.cancel()
             return None
@@ -380,8 +444,14 @@ class PipelineRunner:
         except jinja2.TemplateError as exc:
             status, error = "error", {"type": "template", "message": f"template error: {exc}"}
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the other items
-            status, error = "error", {"type": "internal", "message": f"{type(exc).__name__}: "
-                                      f"{exc}", "traceback": traceback.format_exc(limit=8)}
+            status, error = (
+                "error",
+                {
+                    "type": "internal",
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(limit=8),
+                },
+            )
         if error is not None:
             error.setdefault("thread_id", conv.thread_id)
             error.setdefault("run_id", conv.run_id)
@@ -390,58 +460,101 @@ class PipelineRunner:
             for k, v in (r.get("usage") or {}).items():
                 usage[k] = usage.get(k, 0) + v
         return {
-            "schema_version": SCHEMA_VERSION, "key": key, "index": item.get("index", 0),
-            "repeat": rep, "item": item, "status": status, "thread_id": conv.thread_id,
-            "steps": records, "error": error, "usage": usage, "started_at": started_at,
-            "finished_at": now(), "duration_s": round(time.monotonic() - t0, 3),
+            "schema_version": SCHEMA_VERSION,
+            "key": key,
+            "index": item.get("index", 0),
+            "repeat": rep,
+            "item": item,
+            "status": status,
+            "thread_id": conv.thread_id,
+            "steps": records,
+            "error": error,
+            "usage": usage,
+            "started_at": started_at,
+            "finished_at": now(),
+            "duration_s": round(time.monotonic() - t0, 3),
         }
 
     def _session(self, stream: bool, deadline: float, files_dir: Path):
         """A Conversation (Assistants wire) or ResponsesSession for one item's thread."""
-        common = {"stream": stream, "deadline": deadline, "handler_pool": self.handler_pool,
-                  "files_dir": files_dir, "root": self.root, "stop": self.stop,
-                  "retries": self.pipeline.retries, "attempts": self.pipeline.retries + 2}
+        common = {
+            "stream": stream,
+            "deadline": deadline,
+            "handler_pool": self.handler_pool,
+            "files_dir": files_dir,
+            "root": self.root,
+            "stop": self.stop,
+            "retries": self.pipeline.retries,
+            "attempts": self.pipeline.retries + 2,
+        }
         if self.kind == "responses":
             from orch.backends.responses import ResponsesSession
 
-            return ResponsesSession(self.client, resources=self.resources,
-                                    capabilities=self.capabilities,
-                                    label=f"orchrun-{self.project.name}-{self.run_id}", **common)
+            return ResponsesSession(
+                self.client,
+                resources=self.resources,
+                capabilities=self.capabilities,
+                label=f"orchrun-{self.project.name}-{self.run_id}",
+                **common,
+            )
         return Conversation(self.client, **common)
 
     def _run_step(self, conv: Conversation, step, item, rep, steps_ctx) -> dict[str, Any]:
-        context = {"item": item, "vars": self.vars, "steps": steps_ctx, "repeat": rep,
-                   "run": {"id": self.run_id}}
+        context = {
+            "item": item,
+            "vars": self.vars,
+            "steps": steps_ctx,
+            "repeat": rep,
+            "run": {"id": self.run_id},
+        }
         prompt = render(step.prompt, context)
         name = step.assistant or self.pipeline.assistant
         assistant = self.project.assistant(name)
         content, attachments = self._message(prompt, step, context)
         turn = Turn(
-            assistant=assistant, assistant_id=self.ids.get(name), content=content,
+            assistant=assistant,
+            assistant_id=self.ids.get(name),
+            content=content,
             attachments=attachments,
             instructions=render(step.instructions, context) if step.instructions else None,
             additional_instructions=render(step.additional_instructions, context)
-            if step.additional_instructions else None)
+            if step.additional_instructions
+            else None,
+        )
         t0 = time.monotonic()
         outcome = conv.step(turn)
         latency = time.monotonic() - t0
         parsed = parse_json(outcome.output)
         record: dict[str, Any] = {
-            "id": step.id, "assistant": name, "prompt": prompt, "thread_id": conv.thread_id,
-            "run_id": outcome.run_id, "status": outcome.status, "output": outcome.output,
-            "tool_calls": outcome.tool_calls, "citations": outcome.citations,
+            "id": step.id,
+            "assistant": name,
+            "prompt": prompt,
+            "thread_id": conv.thread_id,
+            "run_id": outcome.run_id,
+            "status": outcome.status,
+            "output": outcome.output,
+            "tool_calls": outcome.tool_calls,
+            "citations": outcome.citations,
             "files": [_relative(p, self.run_dir) for p in outcome.files],
-            "usage": outcome.usage, "latency_s": round(latency, 3),
-            "attempts": outcome.attempts, "last_error": outcome.last_error,
+            "usage": outcome.usage,
+            "latency_s": round(latency, 3),
+            "attempts": outcome.attempts,
+            "last_error": outcome.last_error,
         }
         steps_ctx[step.id] = {
             "output": outcome.output if parsed is _MISSING_JSON else parsed,
-            "text": outcome.output, "tool_calls": outcome.tool_calls, "files": record["files"],
+            "text": outcome.output,
+            "tool_calls": outcome.tool_calls,
+            "files": record["files"],
         }
         if outcome.status != "completed":
             message = (outcome.last_error or {}).get("message") or f"run ended {outcome.status}"
-            record["error"] = {"type": f"run_{outcome.status}", "message": message,
-                               "thread_id": conv.thread_id, "run_id": outcome.run_id}
+            record["error"] = {
+                "type": f"run_{outcome.status}",
+                "message": message,
+                "thread_id": conv.thread_id,
+                "run_id": outcome.run_id,
+            }
             record["passed"], record["score"], record["assertions"] = False, 0.0, []
             return record
         record.update(judge(step, record, context, self._grade, self.root))
@@ -453,30 +566,45 @@ class PipelineRunner:
         for att in step.attachments:
             if att.path:
                 path = render(att.path, context)
-                attachments.append({"file_id": self.uploads.file_id(path),
-                                    "tools": [{"type": t} for t in att.tools]})
+                attachments.append(
+                    {
+                        "file_id": self.uploads.file_id(path),
+                        "tools": [{"type": t} for t in att.tools],
+                    }
+                )
                 continue
             image = render(att.image, context)
             detail = {"detail": att.detail} if att.detail else {}
             if image.startswith(("http://", "https://", "data:")):
                 content.append({"type": "image_url", "image_url": {"url": image, **detail}})
             else:
-                content.append({"type": "image_file", "image_file": {
-                    "file_id": self.uploads.file_id(image, purpose="vision"), **detail}})
+                content.append(
+                    {
+                        "type": "image_file",
+                        "image_file": {
+                            "file_id": self.uploads.file_id(image, purpose="vision"),
+                            **detail,
+                        },
+                    }
+                )
         return content, attachments
 
     def _grade(self, prompt: str, grader: str | None) -> str:
         """Send ``prompt`` to the grader assistant on a new thread; returns its answer text."""
         name = grader or self.project.grader
         assistant = self.project.assistant(name)
-        conv = self._session(stream=False, deadline=time.monotonic() + 120,
-                             files_dir=self.run_dir / "grader")
-        outcome = conv.step(Turn(assistant, self.ids.get(name),
-                                 [{"type": "text", "text": prompt}], []))
+        conv = self._session(
+            stream=False, deadline=time.monotonic() + 120, files_dir=self.run_dir / "grader"
+        )
+        outcome = conv.step(
+            Turn(assistant, self.ids.get(name), [{"type": "text", "text": prompt}], [])
+        )
         if outcome.status != "completed":
             message = (outcome.last_error or {}).get("message") or ""
-            raise BackendError(f"grader {name}: run {outcome.run_id} ended {outcome.status}"
-                               f"{': ' + message if message else ''}")
+            raise BackendError(
+                f"grader {name}: run {outcome.run_id} ended {outcome.status}"
+                f"{': ' + message if message else ''}"
+            )
         return outcome.output
 
 
@@ -517,8 +645,9 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.status == "interrupted":
         lines.append(f"Interrupted: finish it with `orch run --resume {summary.run_id}`.")
     elif c["errors"]:
-        lines.append(f"Errors are infrastructure failures; retry them with "
-                     f"`orch retry {summary.run_id}`.")
+        lines.append(
+            f"Errors are infrastructure failures; retry them with `orch retry {summary.run_id}`."
+        )
     return lines
 
 

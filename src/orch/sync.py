@@ -38,8 +38,18 @@ from orch.backends.base import (
 from orch.model import Assistant, LocalFile, canonical_json, sha256_text
 
 SHA_LEN = 16
-FIELDS = ("name", "model", "instructions", "description", "temperature", "top_p",
-          "response_format", "tools", "tool_resources", "metadata")
+FIELDS = (
+    "name",
+    "model",
+    "instructions",
+    "description",
+    "temperature",
+    "top_p",
+    "response_format",
+    "tools",
+    "tool_resources",
+    "metadata",
+)
 
 
 def managed_filename(project: str, sha256: str, path: str) -> str:
@@ -52,7 +62,7 @@ def parse_managed_filename(project: str, filename: str) -> str | None:
     prefix = f"orch-{project}-"
     if not filename.startswith(prefix):
         return None
-    rest = filename[len(prefix):]
+    rest = filename[len(prefix) :]
     if re.fullmatch(rf"[0-9a-f]{{{SHA_LEN}}}-.+", rest, flags=re.S):
         return rest[:SHA_LEN]
     return None
@@ -131,8 +141,7 @@ class Plan:
     @property
     def changes(self) -> list[Change]:
         """Every change that would write to the target."""
-        return [c for c in (*self.files, *self.stores, *self.assistants)
-                if c.action != "unchanged"]
+        return [c for c in (*self.files, *self.stores, *self.assistants) if c.action != "unchanged"]
 
     def count(self, action: str, kind: str = "assistant") -> int:
         """How many ``action`` changes of ``kind`` the plan holds."""
@@ -141,11 +150,18 @@ class Plan:
 
     def to_json(self) -> dict:
         """The plan as JSON-able data (``orch plan --json``)."""
+
         def change(c: Change) -> dict:
-            return {"action": c.action, "kind": c.kind, "name": c.name, "id": c.remote_id,
-                    "drift": c.drift, "reason": c.reason or None,
-                    "diff": [{"field": d.field, "remote": d.old, "local": d.new}
-                             for d in c.diffs]}
+            return {
+                "action": c.action,
+                "kind": c.kind,
+                "name": c.name,
+                "id": c.remote_id,
+                "drift": c.drift,
+                "reason": c.reason or None,
+                "diff": [{"field": d.field, "remote": d.old, "local": d.new} for d in c.diffs],
+            }
+
         return {
             "schema_version": 1,
             "project": self.project,
@@ -173,8 +189,7 @@ def _norm_tool(tool: dict, declared: dict | None = None) -> dict:
     tool = dict(tool)
     kind = tool.get("type")
     if kind == "function":
-        fn = {k: v for k, v in (tool.get("function") or {}).items()
-              if v not in (None, False, "")}
+        fn = {k: v for k, v in (tool.get("function") or {}).items() if v not in (None, False, "")}
         return {"type": "function", "function": fn}
     if kind == "file_search":
         options = tool.get("file_search") or {}
@@ -190,7 +205,8 @@ def desired_fields(assistant: Assistant, project: str) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     if assistant.files_for("code_interpreter"):
         resources["code_interpreter"] = sorted(
-            f.sha256[:SHA_LEN] for f in assistant.files_for("code_interpreter"))
+            f.sha256[:SHA_LEN] for f in assistant.files_for("code_interpreter")
+        )
     if assistant.files_for("file_search"):
         resources["file_search"] = files_hash(assistant.files_for("file_search"))
     return {
@@ -203,18 +219,24 @@ def desired_fields(assistant: Assistant, project: str) -> dict[str, Any]:
         "response_format": _default_format(assistant.response_format),
         "tools": [_norm_tool(t.wire(), t.wire()) for t in assistant.tools],
         "tool_resources": resources,
-        "metadata": {**dict(assistant.metadata), META_PROJECT: project,
-                     META_NAME: assistant.name, META_HASH: assistant.fingerprint()},
+        "metadata": {
+            **dict(assistant.metadata),
+            META_PROJECT: project,
+            META_NAME: assistant.name,
+            META_HASH: assistant.fingerprint(),
+        },
     }
 
 
-def remote_fields(remote: RemoteAssistant, state: RemoteState, project: str,
-                  declared: Assistant | None = None) -> dict[str, Any]:
+def remote_fields(
+    remote: RemoteAssistant, state: RemoteState, project: str, declared: Assistant | None = None
+) -> dict[str, Any]:
     """A remote assistant in the comparable form (file ids → content hashes)."""
     # only kept copies count: a reference to a duplicate (deleted by this sync) is a diff
     sha_by_id = {f.id: sha for sha, f in kept_files(project, state.files).items()}
-    store_hash = {s.id: s.metadata.get(META_HASH)
-                  for s in kept_stores(state.vector_stores).values()}
+    store_hash = {
+        s.id: s.metadata.get(META_HASH) for s in kept_stores(state.vector_stores).values()
+    }
     resources: dict[str, Any] = {}
     ci = (remote.tool_resources.get("code_interpreter") or {}).get("file_ids") or []
     if ci:
@@ -251,9 +273,15 @@ def _diff(old: dict, new: dict) -> tuple[FieldDiff, ...]:
 # -- plan ------------------------------------------------------------------------------------
 
 
-def plan(project: str, target: str, desired: list[Assistant], state: RemoteState,
-         prune: bool = False, adopt: dict[str, str] | None = None,
-         local_assistants: bool = False) -> Plan:
+def plan(
+    project: str,
+    target: str,
+    desired: list[Assistant],
+    state: RemoteState,
+    prune: bool = False,
+    adopt: dict[str, str] | None = None,
+    local_assistants: bool = False,
+) -> Plan:
     """Compare declared assistants with a target's state. Pure: no I/O.
 
     ``adopt`` maps declared names to ids of unmanaged assistants to take over (``orch import``);
@@ -262,8 +290,9 @@ def plan(project: str, target: str, desired: list[Assistant], state: RemoteState
     and vector stores are planned, and stores of undeclared assistants go only with ``prune``.
     """
     adopt = adopt or {}
-    result = Plan(project=project, target=target, remote=state,
-                  desired={a.name: a for a in desired})
+    result = Plan(
+        project=project, target=target, remote=state, desired={a.name: a for a in desired}
+    )
     managed: dict[str, list[RemoteAssistant]] = {}
     for remote in state.assistants:
         adopted = next((n for n, i in adopt.items() if i == remote.id), None)
@@ -274,29 +303,45 @@ def plan(project: str, target: str, desired: list[Assistant], state: RemoteState
         else:
             result.unmanaged.append(remote)
 
-    owners = set(managed) if not local_assistants else \
-        {s.metadata.get(META_NAME, "") for s in state.vector_stores}
+    owners = (
+        set(managed)
+        if not local_assistants
+        else {s.metadata.get(META_NAME, "") for s in state.vector_stores}
+    )
     keep_stale = not prune and any(name not in result.desired for name in owners)
     _plan_files(result, desired, state, keep_stale)
     _plan_stores(result, desired, state, managed, prune, local_assistants)
 
     for assistant in desired:
         if local_assistants:
-            result.assistants.append(Change("unchanged", "assistant", assistant.name,
-                                            reason="local definition, sent with each request"))
+            result.assistants.append(
+                Change(
+                    "unchanged",
+                    "assistant",
+                    assistant.name,
+                    reason="local definition, sent with each request",
+                )
+            )
             continue
         found = sorted(managed.get(assistant.name, []), key=lambda r: (r.created_at, r.id))
         want = desired_fields(assistant, project)
         if not found:
             result.assistants.append(Change("create", "assistant", assistant.name))
             continue
-        keep = next((r for r in found if r.metadata.get(META_HASH) == want["metadata"][META_HASH]),
-                    found[0])
+        keep = next(
+            (r for r in found if r.metadata.get(META_HASH) == want["metadata"][META_HASH]), found[0]
+        )
         for dup in found:
             if dup is not keep:
-                result.assistants.append(Change(
-                    "delete", "assistant", assistant.name, dup.id,
-                    reason=f"duplicate of {keep.id} (two managed objects claimed one name)"))
+                result.assistants.append(
+                    Change(
+                        "delete",
+                        "assistant",
+                        assistant.name,
+                        dup.id,
+                        reason=f"duplicate of {keep.id} (two managed objects claimed one name)",
+                    )
+                )
         have = remote_fields(keep, state, project, assistant)
         diffs = _diff(have, want)
         if not diffs:
@@ -306,8 +351,11 @@ def plan(project: str, target: str, desired: list[Assistant], state: RemoteState
         reason = "changed outside orch" if drift else ""
         if keep.id in adopt.values():
             reason = "adopting an unmanaged assistant"
-        result.assistants.append(Change(
-            "update", "assistant", assistant.name, keep.id, diffs, drift=drift, reason=reason))
+        result.assistants.append(
+            Change(
+                "update", "assistant", assistant.name, keep.id, diffs, drift=drift, reason=reason
+            )
+        )
 
     declared = {a.name for a in desired}
     for name, remotes in sorted(managed.items()):
@@ -315,16 +363,25 @@ def plan(project: str, target: str, desired: list[Assistant], state: RemoteState
             continue
         for remote in remotes:
             if prune:
-                result.assistants.append(Change("delete", "assistant", name, remote.id,
-                                                reason="no longer declared"))
+                result.assistants.append(
+                    Change("delete", "assistant", name, remote.id, reason="no longer declared")
+                )
             else:
-                result.assistants.append(Change("unchanged", "assistant", name, remote.id,
-                                                reason="no longer declared; --prune deletes it"))
+                result.assistants.append(
+                    Change(
+                        "unchanged",
+                        "assistant",
+                        name,
+                        remote.id,
+                        reason="no longer declared; --prune deletes it",
+                    )
+                )
     return result
 
 
-def _plan_files(result: Plan, desired: list[Assistant], state: RemoteState,
-                keep_stale: bool) -> None:
+def _plan_files(
+    result: Plan, desired: list[Assistant], state: RemoteState, keep_stale: bool
+) -> None:
     """Uploads for new content; stale uploads deleted unless undeclared assistants may use them."""
     wanted: dict[str, LocalFile] = {}
     for assistant in desired:
@@ -339,8 +396,9 @@ def _plan_files(result: Plan, desired: list[Assistant], state: RemoteState,
     for sha, local in sorted(wanted.items(), key=lambda kv: kv[1].path):
         if sha not in have:
             result.uploads[sha] = local
-            result.files.append(Change("create", "file", local.path,
-                                       reason=f"sha256 {sha}…, {local.size} bytes"))
+            result.files.append(
+                Change("create", "file", local.path, reason=f"sha256 {sha}…, {local.size} bytes")
+            )
     for sha, remotes in sorted(have.items()):
         remotes = sorted(remotes, key=lambda r: (r.created_at, r.id))
         stale = remotes[1:] if sha in wanted else ([] if keep_stale else remotes)
@@ -349,9 +407,14 @@ def _plan_files(result: Plan, desired: list[Assistant], state: RemoteState,
             result.files.append(Change("delete", "file", remote.filename, remote.id, reason=why))
 
 
-def _plan_stores(result: Plan, desired: list[Assistant], state: RemoteState,
-                 managed: dict[str, list[RemoteAssistant]], prune: bool,
-                 local_assistants: bool = False) -> None:
+def _plan_stores(
+    result: Plan,
+    desired: list[Assistant],
+    state: RemoteState,
+    managed: dict[str, list[RemoteAssistant]],
+    prune: bool,
+    local_assistants: bool = False,
+) -> None:
     by_owner: dict[str, list[RemoteVectorStore]] = {}
     for store in state.vector_stores:
         by_owner.setdefault(store.metadata.get(META_NAME, ""), []).append(store)
@@ -361,18 +424,27 @@ def _plan_stores(result: Plan, desired: list[Assistant], state: RemoteState,
         stores = sorted(by_owner.pop(assistant.name, []), key=lambda s: (s.created_at, s.id))
         if not files:
             for store in stores:
-                result.stores.append(Change("delete", "vector_store", store.name or store.id,
-                                            store.id, reason="no file_search files declared"))
+                result.stores.append(
+                    Change(
+                        "delete",
+                        "vector_store",
+                        store.name or store.id,
+                        store.id,
+                        reason="no file_search files declared",
+                    )
+                )
             continue
         name = store_name(result.project, assistant.name)
         if not stores:
-            result.stores.append(Change("create", "vector_store", name,
-                                        reason=f"{len(files)} file(s)"))
+            result.stores.append(
+                Change("create", "vector_store", name, reason=f"{len(files)} file(s)")
+            )
             continue
         keep, *extra = stores
         for store in extra:
-            result.stores.append(Change("delete", "vector_store", name, store.id,
-                                        reason=f"duplicate of {keep.id}"))
+            result.stores.append(
+                Change("delete", "vector_store", name, store.id, reason=f"duplicate of {keep.id}")
+            )
         digest = files_hash(files)
         # a store holds one file per content, however many declared paths share it
         healthy = keep.files_total == len({f.sha256 for f in files}) and keep.files_failed == 0
@@ -380,17 +452,31 @@ def _plan_stores(result: Plan, desired: list[Assistant], state: RemoteState,
             result.stores.append(Change("unchanged", "vector_store", name, keep.id))
         else:
             drift = keep.metadata.get(META_HASH) == digest
-            result.stores.append(Change(
-                "update", "vector_store", name, keep.id, drift=drift,
-                reason="files changed outside orch" if drift else "declared files changed"))
+            result.stores.append(
+                Change(
+                    "update",
+                    "vector_store",
+                    name,
+                    keep.id,
+                    drift=drift,
+                    reason="files changed outside orch" if drift else "declared files changed",
+                )
+            )
     for owner, stores in sorted(by_owner.items()):
         orphan = prune or (owner not in managed and not local_assistants)
         for store in stores:
             if owner in declared:
                 continue
             if orphan:
-                result.stores.append(Change("delete", "vector_store", store.name or store.id,
-                                            store.id, reason="its assistant is gone"))
+                result.stores.append(
+                    Change(
+                        "delete",
+                        "vector_store",
+                        store.name or store.id,
+                        store.id,
+                        reason="its assistant is gone",
+                    )
+                )
 
 
 # -- apply -----------------------------------------------------------------------------------
@@ -408,8 +494,9 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
         if change.action == "create":
             sha = next(s for s, f in plan_.uploads.items() if f.path == change.name)
             local = plan_.uploads[sha]
-            uploaded = backend.upload_file(root / local.path,
-                                           managed_filename(project, local.sha256, local.path))
+            uploaded = backend.upload_file(
+                root / local.path, managed_filename(project, local.sha256, local.path)
+            )
             file_ids[sha] = uploaded.id
             writes += 1
             report(change)
@@ -421,8 +508,10 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
         if change.action == "create" and assistant:
             files = assistant.files_for("file_search")
             store = backend.create_vector_store(
-                change.name, _store_meta(project, owner, files),
-                list(dict.fromkeys(file_ids[f.sha256[:SHA_LEN]] for f in files)))
+                change.name,
+                _store_meta(project, owner, files),
+                list(dict.fromkeys(file_ids[f.sha256[:SHA_LEN]] for f in files)),
+            )
             store_ids[owner] = store.id
             writes += 1
             report(change)
@@ -431,8 +520,12 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
             want = {file_ids[f.sha256[:SHA_LEN]] for f in files}
             have = set(backend.vector_store_file_ids(change.remote_id))
             remote = next(s for s in plan_.remote.vector_stores if s.id == change.remote_id)
-            backend.update_vector_store(remote, _store_meta(project, owner, files),
-                                        add=sorted(want - have), remove=sorted(have - want))
+            backend.update_vector_store(
+                remote,
+                _store_meta(project, owner, files),
+                add=sorted(want - have),
+                remove=sorted(have - want),
+            )
             store_ids[owner] = remote.id
             writes += 1
             report(change)
@@ -451,8 +544,11 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
     for change in [*plan_.assistants, *plan_.stores, *plan_.files]:
         if change.action != "delete":
             continue
-        {"assistant": backend.delete_assistant, "vector_store": backend.delete_vector_store,
-         "file": backend.delete_file}[change.kind](change.remote_id)
+        {
+            "assistant": backend.delete_assistant,
+            "vector_store": backend.delete_vector_store,
+            "file": backend.delete_file,
+        }[change.kind](change.remote_id)
         writes += 1
         report(change)
     return writes
@@ -462,14 +558,21 @@ def _store_meta(project: str, owner: str, files: tuple[LocalFile, ...]) -> dict[
     return {META_PROJECT: project, META_NAME: owner, META_HASH: files_hash(files)}
 
 
-def wire_spec(assistant: Assistant, project: str, file_ids: dict[str, str],
-              store_ids: dict[str, str]) -> dict[str, Any]:
+def wire_spec(
+    assistant: Assistant, project: str, file_ids: dict[str, str], store_ids: dict[str, str]
+) -> dict[str, Any]:
     """Full Assistants-API fields for create/update (every field, so updates also reset)."""
     resources: dict[str, Any] = {
-        "code_interpreter": {"file_ids": [file_ids[f.sha256[:SHA_LEN]]
-                                          for f in assistant.files_for("code_interpreter")]},
-        "file_search": {"vector_store_ids": [store_ids[assistant.name]]
-                        if assistant.files_for("file_search") else []},
+        "code_interpreter": {
+            "file_ids": [
+                file_ids[f.sha256[:SHA_LEN]] for f in assistant.files_for("code_interpreter")
+            ]
+        },
+        "file_search": {
+            "vector_store_ids": [store_ids[assistant.name]]
+            if assistant.files_for("file_search")
+            else []
+        },
     }
     response_format = assistant.response_format
     if isinstance(response_format, str) and response_format != "auto":
@@ -510,8 +613,13 @@ def render(plan_: Plan, verbose: bool = False) -> list[str]:
             if d.field == "instructions":
                 lines.append("      instructions:")
                 for line in difflib.unified_diff(
-                        (d.old or "").splitlines(), (d.new or "").splitlines(),
-                        "remote", "local", lineterm="", n=1):
+                    (d.old or "").splitlines(),
+                    (d.new or "").splitlines(),
+                    "remote",
+                    "local",
+                    lineterm="",
+                    n=1,
+                ):
                     lines.append(f"        {line}")
             elif d.field == "metadata":
                 keys = sorted(set(d.old or {}) | set(d.new or {}))
@@ -530,8 +638,10 @@ def render(plan_: Plan, verbose: bool = False) -> list[str]:
     if plan_.unmanaged:
         names = ", ".join(sorted(a.name or a.id for a in plan_.unmanaged)[:8])
         more = "…" if len(plan_.unmanaged) > 8 else ""
-        lines.append(f"  unmanaged: {len(plan_.unmanaged)} assistant(s) not tagged with project "
-                     f"{plan_.project!r}, left alone: {names}{more}")
+        lines.append(
+            f"  unmanaged: {len(plan_.unmanaged)} assistant(s) not tagged with project "
+            f"{plan_.project!r}, left alone: {names}{more}"
+        )
     a = plan_
     lines.append(
         f"Plan: {a.count('create')} to create, {a.count('update')} to update, "
@@ -555,11 +665,16 @@ def assistant_resources(assistant: Assistant, project: str, state: RemoteState) 
         sha = parse_managed_filename(project, remote.filename)
         if sha:
             file_ids.setdefault(sha, remote.id)
-    stores = [s.id for s in sorted(state.vector_stores, key=lambda s: (s.created_at, s.id))
-              if s.metadata.get(META_NAME) == assistant.name]
+    stores = [
+        s.id
+        for s in sorted(state.vector_stores, key=lambda s: (s.created_at, s.id))
+        if s.metadata.get(META_NAME) == assistant.name
+    ]
     return {
         "vector_store_ids": stores[:1] if assistant.files_for("file_search") else [],
-        "code_interpreter_file_ids": [file_ids[f.sha256[:SHA_LEN]]
-                                      for f in assistant.files_for("code_interpreter")
-                                      if f.sha256[:SHA_LEN] in file_ids],
+        "code_interpreter_file_ids": [
+            file_ids[f.sha256[:SHA_LEN]]
+            for f in assistant.files_for("code_interpreter")
+            if f.sha256[:SHA_LEN] in file_ids
+        ],
     }

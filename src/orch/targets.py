@@ -70,8 +70,9 @@ def _environ(project: Project) -> dict[str, str]:
 
 
 @contextmanager
-def connect(project: Project, name: str | None = None, quiet: bool = False,
-            timeout: float = 60.0) -> Iterator[Connection]:
+def connect(
+    project: Project, name: str | None = None, quiet: bool = False, timeout: float = 60.0
+) -> Iterator[Connection]:
     """Open the target ``name``; for kind engine, start and later stop the embedded engine."""
     target = resolve_target(project, name)
     env = _environ(project)
@@ -91,13 +92,16 @@ def connect(project: Project, name: str | None = None, quiet: bool = False,
         )
         try:
             if not quiet:
-                print(f"Started the embedded engine at {handle.base_url} (model: {model}, "
-                      f"state: {display_path(db)})", file=sys.stderr)
-            client = openai.OpenAI(base_url=handle.base_url, api_key=ENGINE_API_KEY,
-                                   max_retries=0, timeout=timeout)
+                print(
+                    f"Started the embedded engine at {handle.base_url} (model: {model}, "
+                    f"state: {display_path(db)})",
+                    file=sys.stderr,
+                )
+            client = openai.OpenAI(
+                base_url=handle.base_url, api_key=ENGINE_API_KEY, max_retries=0, timeout=timeout
+            )
             try:
-                yield Connection(target, client, f"the embedded engine ({handle.base_url})",
-                                 handle)
+                yield Connection(target, client, f"the embedded engine ({handle.base_url})", handle)
             finally:
                 client.close()  # idle keep-alive connections would hold up the engine's stop
         finally:
@@ -113,9 +117,14 @@ def connect(project: Project, name: str | None = None, quiet: bool = False,
             f"{target.api_key_env} (or put it in {project.root / '.env'})"
         )
     headers = target.option("headers") or None
-    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout,
-                           organization=target.option("organization"),
-                           default_headers=headers)
+    client = openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        max_retries=0,
+        timeout=timeout,
+        organization=target.option("organization"),
+        default_headers=headers,
+    )
     label = base_url if target.name == base_url else f"target {target.name!r} ({base_url})"
     try:
         yield Connection(target, client, label)

@@ -23,12 +23,19 @@ def _plan(project, conn, prune: bool) -> tuple[sync.Plan, object]:
     backend = conn.backend()
     state = backend.fetch_state(project.name)
     desired = [a for _, a in project.assistants]
-    return sync.plan(project.name, conn.label, desired, state, prune=prune,
-                     local_assistants=backend.local_assistants), backend
+    return sync.plan(
+        project.name,
+        conn.label,
+        desired,
+        state,
+        prune=prune,
+        local_assistants=backend.local_assistants,
+    ), backend
 
 
-def plan_task(path: Path | None, target: str | None, prune: bool, as_json: bool,
-              verbose: bool, echo: Echo) -> int:
+def plan_task(
+    path: Path | None, target: str | None, prune: bool, as_json: bool, verbose: bool, echo: Echo
+) -> int:
     """Show what sync would change. Exit 0 whatever the diff (``sync --check`` gates CI)."""
     project = load_project(path)
     with connect(project, target, quiet=as_json) as conn:
@@ -41,8 +48,9 @@ def plan_task(path: Path | None, target: str | None, prune: bool, as_json: bool,
     return ExitCode.OK
 
 
-def sync_task(path: Path | None, target: str | None, prune: bool, check: bool,
-              only_deletes: bool, echo: Echo) -> int:
+def sync_task(
+    path: Path | None, target: str | None, prune: bool, check: bool, only_deletes: bool, echo: Echo
+) -> int:
     """Apply the plan (or with ``check``, exit 1 when anything would change, writing nothing)."""
     project = load_project(path)
     with connect(project, target) as conn:
@@ -71,8 +79,14 @@ def sync_task(path: Path | None, target: str | None, prune: bool, check: bool,
     return ExitCode.OK
 
 
-def import_task(path: Path | None, target: str | None, out: Path | None, names: list[str],
-                force: bool, echo: Echo) -> int:
+def import_task(
+    path: Path | None,
+    target: str | None,
+    out: Path | None,
+    names: list[str],
+    force: bool,
+    echo: Echo,
+) -> int:
     """Write YAML for remote assistants not yet declared, then adopt them (tag + files)."""
     from orch.importer import import_assistants
 
@@ -82,8 +96,9 @@ def import_task(path: Path | None, target: str | None, out: Path | None, names: 
         backend = conn.backend()
         state = backend.fetch_state(project.name)
         declared = {name for name, _ in project.assistants}
-        imported = import_assistants(backend, state, project.name, project.root, out,
-                                     declared, names or None, force)
+        imported = import_assistants(
+            backend, state, project.name, project.root, out, declared, names or None, force
+        )
         if not imported:
             echo("Nothing to import: every assistant on the target is already declared.")
             return ExitCode.OK
@@ -99,13 +114,13 @@ def import_task(path: Path | None, target: str | None, out: Path | None, names: 
         result.files = [c for c in result.files if c.action == "create"]
         result.stores = [c for c in result.stores if c.action in ("create", "update")]
         writes = sync.apply(result, backend, project.root)
-        echo(f"Imported {len(imported)} assistant{'s' if len(imported) != 1 else ''} and "
-             f"adopted {'them' if len(imported) != 1 else 'it'} ({writes} write"
-             f"{'s' if writes != 1 else ''}); `orch plan` now shows no changes for "
-             f"{'them' if len(imported) != 1 else 'it'}.")
+        echo(
+            f"Imported {len(imported)} assistant{'s' if len(imported) != 1 else ''} and "
+            f"adopted {'them' if len(imported) != 1 else 'it'} ({writes} write"
+            f"{'s' if writes != 1 else ''}); `orch plan` now shows no changes for "
+            f"{'them' if len(imported) != 1 else 'it'}."
+        )
     return ExitCode.OK
-
-
 
 
 def find_pipeline(project, spec: str):
@@ -117,8 +132,9 @@ def find_pipeline(project, spec: str):
     if path.exists():
         target = path.resolve()
         for _, pipeline in project.pipelines:
-            if (project.root / pipeline.source).resolve() == target or \
-                    Path(pipeline.source).resolve() == target:
+            if (project.root / pipeline.source).resolve() == target or Path(
+                pipeline.source
+            ).resolve() == target:
                 return pipeline
     from orch.errors import UsageError
 
@@ -145,8 +161,9 @@ def parse_vars(pairs: list[str]) -> dict:
     return out
 
 
-def run_task(path: Path | None, pipeline_spec: str | None, options, quiet: bool, as_json: bool,
-             echo: Echo) -> int:
+def run_task(
+    path: Path | None, pipeline_spec: str | None, options, quiet: bool, as_json: bool, echo: Echo
+) -> int:
     """Run (or resume/retry) a pipeline; print the summary; return its exit code."""
     from orch import progress
     from orch.history import History
@@ -178,8 +195,9 @@ def run_task(path: Path | None, pipeline_spec: str | None, options, quiet: bool,
     return summary.exit_code
 
 
-def history_task(path: Path | None, limit: int, pipeline: str | None, as_json: bool,
-                 echo: Echo) -> int:
+def history_task(
+    path: Path | None, limit: int, pipeline: str | None, as_json: bool, echo: Echo
+) -> int:
     """List runs, newest first."""
     from orch.history import History
     from orch.runner import dumps
@@ -194,12 +212,16 @@ def history_task(path: Path | None, limit: int, pipeline: str | None, as_json: b
     if not runs:
         echo("No runs yet: start one with `orch run pipelines/<name>.yml`.")
         return ExitCode.OK
-    echo(f"{'RUN ID':<24} {'PIPELINE':<18} {'STATUS':<12} {'ITEMS':>5} {'PASS':>5} "
-         f"{'FAIL':>5} {'ERR':>5} {'TOKENS':>8}  STARTED")
+    echo(
+        f"{'RUN ID':<24} {'PIPELINE':<18} {'STATUS':<12} {'ITEMS':>5} {'PASS':>5} "
+        f"{'FAIL':>5} {'ERR':>5} {'TOKENS':>8}  STARTED"
+    )
     for r in runs:
-        echo(f"{r.run_id:<24} {r.pipeline[:18]:<18} {r.status:<12} {r.total:>5} {r.passed:>5} "
-             f"{r.failed:>5} {r.errors:>5} {r.prompt_tokens + r.completion_tokens:>8}  "
-             f"{r.started_at[:19].replace('T', ' ')}")
+        echo(
+            f"{r.run_id:<24} {r.pipeline[:18]:<18} {r.status:<12} {r.total:>5} {r.passed:>5} "
+            f"{r.failed:>5} {r.errors:>5} {r.prompt_tokens + r.completion_tokens:>8}  "
+            f"{r.started_at[:19].replace('T', ' ')}"
+        )
     return ExitCode.OK
 
 
@@ -218,9 +240,11 @@ def show_task(path: Path | None, run_id: str, as_json: bool, echo: Echo) -> int:
         return ExitCode.OK
     meta = record.meta
     echo(f"Run {record.run_id} — pipeline {record.pipeline} on {record.target}: {record.status}")
-    echo(f"  started {record.started_at}, finished {record.finished_at or '-'}; "
-         f"{record.total} items: {record.passed} passed, {record.failed} failed, "
-         f"{record.errors} errors; tokens {record.prompt_tokens + record.completion_tokens}")
+    echo(
+        f"  started {record.started_at}, finished {record.finished_at or '-'}; "
+        f"{record.total} items: {record.passed} passed, {record.failed} failed, "
+        f"{record.errors} errors; tokens {record.prompt_tokens + record.completion_tokens}"
+    )
     if meta.get("scripted"):
         echo("  model: scripted (rehearsal replies, not an AI)")
     for item in items:
@@ -234,6 +258,8 @@ def show_task(path: Path | None, run_id: str, as_json: bool, echo: Echo) -> int:
                     echo(f"          ✗ {verdict['name']}: {verdict['reason']}")
         if item.get("error"):
             err = item["error"]
-            echo(f"        error ({err.get('type')}): {err.get('message')} "
-                 f"[thread {err.get('thread_id')}, run {err.get('run_id')}]")
+            echo(
+                f"        error ({err.get('type')}): {err.get('message')} "
+                f"[thread {err.get('thread_id')}, run {err.get('run_id')}]"
+            )
     return ExitCode.OK

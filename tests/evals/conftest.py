@@ -249,9 +249,10 @@ FILES: dict[str, str] = {
 
 
 # files kept beside the tests (the user template is the README's example)
-COPIED = {rel: (HERE / name).read_text(encoding="utf-8")
-          for rel, name in {"script.yml": "script.yml",
-                            "reports/summary.md.j2": "summary.md.j2"}.items()}
+COPIED = {
+    rel: (HERE / name).read_text(encoding="utf-8")
+    for rel, name in {"script.yml": "script.yml", "reports/summary.md.j2": "summary.md.j2"}.items()
+}
 
 
 @dataclass

@@ -6,9 +6,24 @@ import json
 
 from .conftest import results
 
-ALL_KINDS = {"equals", "contains", "icontains", "not_contains", "contains_any", "contains_all",
-             "regex", "json", "json_schema", "jsonpath", "tool_called", "range", "max_latency",
-             "max_tokens", "python", "llm_rubric"}
+ALL_KINDS = {
+    "equals",
+    "contains",
+    "icontains",
+    "not_contains",
+    "contains_any",
+    "contains_all",
+    "regex",
+    "json",
+    "json_schema",
+    "jsonpath",
+    "tool_called",
+    "range",
+    "max_latency",
+    "max_tokens",
+    "python",
+    "llm_rubric",
+}
 
 
 def verdicts(record: dict) -> list[dict]:
@@ -33,8 +48,9 @@ def test_every_assertion_kind_passes(project, runs):
     python = [v for v in verdicts(record) if v["name"] == "python: checks:friendly"]
     assert python[0]["score"] == 0.9
     # default_expect was added to every step
-    assert all(s["assertions"][-1]["kind"] == "max_latency" or s["id"] == "greet"
-               for s in record["steps"])
+    assert all(
+        s["assertions"][-1]["kind"] == "max_latency" or s["id"] == "greet" for s in record["steps"]
+    )
     assert sum(v["kind"] == "max_latency" for v in verdicts(record)) == 4
 
 
@@ -49,17 +65,22 @@ def test_every_assertion_kind_fails_with_a_reason(project, runs):
     assert [v for v in found if v["passed"]] == []
     assert all(v["reason"] and not v["error"] for v in found)
     reasons = {v["name"]: v["reason"] for v in found}
-    assert reasons["tool_called: get_forecast"] == \
-        "get_forecast was not called (called: get_weather)"
-    assert "never with" in reasons['tool_called: {"name": "get_weather", "arguments": {"city": ' \
-                                   '"Tokyo"}}']
-    assert reasons["jsonpath: {\"path\": \"$.city\", \"equals\": \"Rome\"}"] == \
-        '$.city is "Paris", expected "Rome"'
+    assert (
+        reasons["tool_called: get_forecast"] == "get_forecast was not called (called: get_weather)"
+    )
+    assert (
+        "never with"
+        in reasons['tool_called: {"name": "get_weather", "arguments": {"city": "Tokyo"}}']
+    )
+    assert (
+        reasons['jsonpath: {"path": "$.city", "equals": "Rome"}']
+        == '$.city is "Paris", expected "Rome"'
+    )
     assert reasons["json_schema: strict answer"] == "(root): 'humidity' is a required property"
     assert reasons["max_tokens: 5"] == "used 15 tokens, limit 5"
     assert reasons["llm_rubric: The reply is a friendly greeting."] == "the reply is rude"
     assert reasons["python: checks:grumpy"] == "score 0.20 below threshold 0.5"
-    assert reasons["range: {\"path\": \"$.temp\", \"max\": 10}"] == "21 is outside [-inf, 10]"
+    assert reasons['range: {"path": "$.temp", "max": 10}'] == "21 is outside [-inf, 10]"
     assert reasons["max_latency: 1ms"].startswith("took ")
 
 

@@ -20,21 +20,27 @@ from orch.model import Assertion
 DATA = {"a": {"b": [1, 2, 3]}, "items": [{"met": True}, {"met": False}], "k-1": "x"}
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("$", DATA),
-    ("$.a.b[0]", 1),
-    ("$.a.b[-1]", 3),
-    ("$['k-1']", "x"),
-    ('$["a"]["b"][1]', 2),
-    ("$.items[*].met", [True, False]),
-    ("$.a.*", [[1, 2, 3]]),
-    ("$.a.c", _MISSING),
-    ("$.a.b[7]", _MISSING),
-    ("$.items[*].nope", _MISSING),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("$", DATA),
+        ("$.a.b[0]", 1),
+        ("$.a.b[-1]", 3),
+        ("$['k-1']", "x"),
+        ('$["a"]["b"][1]', 2),
+        ("$.items[*].met", [True, False]),
+        ("$.a.*", [[1, 2, 3]]),
+        ("$.a.c", _MISSING),
+        ("$.a.b[7]", _MISSING),
+        ("$.items[*].nope", _MISSING),
+    ],
+)
 def test_jsonpath(path, expected):
-    assert jsonpath(DATA, path) == expected if expected is not _MISSING else \
-        jsonpath(DATA, path) is _MISSING
+    assert (
+        jsonpath(DATA, path) == expected
+        if expected is not _MISSING
+        else jsonpath(DATA, path) is _MISSING
+    )
 
 
 @pytest.mark.parametrize("path", ["$..met", "$.items[?(@.met)]", "a.b", "$.a b"])
@@ -49,26 +55,40 @@ def test_unsupported_jsonpath_in_an_assertion_is_an_error_not_a_failure():
 
 
 def test_a_template_typo_in_an_assertion_is_an_error():
-    verdict = evaluate(Assertion("contains", "{{ item.expectd }}", line=7),
-                       {"output": "x"}, {"item": {}})
+    verdict = evaluate(
+        Assertion("contains", "{{ item.expectd }}", line=7), {"output": "x"}, {"item": {}}
+    )
     assert verdict.error and "line 7" in verdict.reason
 
 
-@pytest.mark.parametrize(("found", "expected", "same"), [
-    (21, "21", True), (2.5, "2.5", True), (True, "true", True), (21, 21, True),
-    (True, 1, False), (1, True, False), (False, False, True), ("21", 21, False),
-    ({"a": 1}, {"a": 1}, True), (None, "null", True),
-])
+@pytest.mark.parametrize(
+    ("found", "expected", "same"),
+    [
+        (21, "21", True),
+        (2.5, "2.5", True),
+        (True, "true", True),
+        (21, 21, True),
+        (True, 1, False),
+        (1, True, False),
+        (False, False, True),
+        ("21", 21, False),
+        ({"a": 1}, {"a": 1}, True),
+        (None, "null", True),
+    ],
+)
 def test_same(found, expected, same):
     assert _same(found, expected) is same
 
 
-@pytest.mark.parametrize(("answer", "passed"), [
-    ('{"pass": true, "score": 0.8, "reason": "ok"}', True),
-    ('```json\n{"pass": false, "score": 0.1}\n```', False),
-    ('Here is my verdict: {"pass": "false", "score": 0.9} — thanks', False),
-    ('{"score": 0.7}', True),
-])
+@pytest.mark.parametrize(
+    ("answer", "passed"),
+    [
+        ('{"pass": true, "score": 0.8, "reason": "ok"}', True),
+        ('```json\n{"pass": false, "score": 0.1}\n```', False),
+        ('Here is my verdict: {"pass": "false", "score": 0.9} — thanks', False),
+        ('{"score": 0.7}', True),
+    ],
+)
 def test_parse_grade(answer, passed):
     assert _scored(parse_grade(answer), 0.5)[0] is passed
 

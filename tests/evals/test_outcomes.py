@@ -57,20 +57,22 @@ def test_an_item_timeout_is_an_error(project, runs):
 
 
 def test_a_grader_that_cannot_grade_makes_an_error(make_project_copy):
-    root = make_project_copy({
-        "script.yml": """
+    root = make_project_copy(
+        {
+            "script.yml": """
             rules:
               - when: {assistant: grader}
                 reply: "I would rather not say."
             default: {reply: "Bonjour"}
         """,
-        "pipelines/grading.yml": """
+            "pipelines/grading.yml": """
             name: grading
             assistant: bot
             steps:
               - {prompt: "greet me", expect: [{llm_rubric: "Is friendly."}, {contains: Bonjour}]}
         """,
-    })
+        }
+    )
     ran = invoke("run", "grading", "--json", "-C", str(root))
     assert ran.exit_code == 2, ran.stdout + ran.stderr
     (record,) = results(root, ran.summary["run_id"])

@@ -14,8 +14,13 @@ import pytest
 
 from .conftest import invoke
 
-REPORTS = ["out/mixed.md", "out/mixed.junit.xml", "out/mixed.json", "out/mixed.html",
-           "out/summary.md"]
+REPORTS = [
+    "out/mixed.md",
+    "out/mixed.junit.xml",
+    "out/mixed.json",
+    "out/mixed.html",
+    "out/summary.md",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +36,12 @@ def mixed(project, runs) -> str:
 def test_junit_has_one_testcase_per_item_and_step(project, mixed):
     root = ET.parse(project / "out" / "mixed.junit.xml").getroot()
     assert root.tag == "testsuites"
-    assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == \
-        {"tests": "6", "failures": "1", "errors": "1", "skipped": "1"}
+    assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "6",
+        "failures": "1",
+        "errors": "1",
+        "skipped": "1",
+    }
     (suite,) = root.findall("testsuite")
     assert suite.get("tests") == "6" and suite.get("failures") == "1"
     cases = suite.findall("testcase")
@@ -42,9 +51,12 @@ def test_junit_has_one_testcase_per_item_and_step(project, mixed):
         kinds = [child.tag for child in case if child.tag != "system-out"]
         outcome[(case.get("classname"), case.get("name").split(":")[0])] = kinds
     assert outcome == {
-        ("mixed.item 0", "first"): [], ("mixed.item 0", "second"): [],
-        ("mixed.item 1", "first"): ["failure"], ("mixed.item 1", "second"): [],
-        ("mixed.item 2", "first"): ["error"], ("mixed.item 2", "second"): ["skipped"],
+        ("mixed.item 0", "first"): [],
+        ("mixed.item 0", "second"): [],
+        ("mixed.item 1", "first"): ["failure"],
+        ("mixed.item 1", "second"): [],
+        ("mixed.item 2", "first"): ["error"],
+        ("mixed.item 2", "second"): ["skipped"],
     }
     failure = suite.find("testcase/failure")
     assert "'Bonjour' not found in reply 'Go away.'" in failure.get("message")
@@ -61,8 +73,9 @@ def test_json_report_holds_the_documented_context(project, mixed):
     assert doc["schema_version"] == 1
     run = doc["run"]
     assert run["id"] == mixed and run["scripted"] is True
-    assert run["rehearsal_note"] == "Replies from the scripted model are rehearsal text, " \
-                                    "not an AI's."
+    assert (
+        run["rehearsal_note"] == "Replies from the scripted model are rehearsal text, not an AI's."
+    )
     assert run["counts"] == {"total": 3, "passed": 1, "failed": 1, "errors": 1}
     assert run["exit_code"] == 2 and run["outcome"] == "error"
     assert [i["status"] for i in doc["items"]] == ["passed", "failed", "error"]
@@ -84,7 +97,7 @@ def test_markdown_lists_failures_first(project, mixed):
     assert failures < text.index("## All items")
     assert failures < text.index("❌ FAIL item 1") < text.index("## All items")
     assert failures < text.index("⚠️ ERROR item 2") < text.index("## All items")
-    table = text[text.index("## All items"):]
+    table = text[text.index("## All items") :]
     assert table.index("❌ fail") < table.index("✅ pass")
     assert table.index("⚠️ error") < table.index("✅ pass")
     assert "'Bonjour' not found in reply 'Go away.'" in text
@@ -130,22 +143,41 @@ def test_code_interpreter_images_are_inline_in_html(project, runs):
 
 
 def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or \
-        shutil.which("google-chrome")
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
 
 
-@pytest.mark.skipif(_chromium() is None,
-                    reason="headless Chromium not installed (Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    _chromium() is None, reason="headless Chromium not installed (Debian: apt-get install chromium)"
+)
 def test_html_failed_filter_in_headless_chromium(project, mixed, tmp_path):
     """Open the report in a real browser: with #failed only the failed item stays visible."""
     page = (project / "out" / "mixed.html").resolve().as_uri() + "#failed"
     done = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--disable-default-apps", "--no-default-browser-check",
-         "--metrics-recording-only", f"--user-data-dir={tmp_path / 'chromium'}",
-         "--dump-dom", page],
-        capture_output=True, text=True, timeout=120)
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-default-apps",
+            "--no-default-browser-check",
+            "--metrics-recording-only",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--dump-dom",
+            page,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     tags = dict(re.findall(r'<details class="item" id="item-(\d)"([^>]*)>', dom))

@@ -14,14 +14,22 @@ SCRIPT = {
     "rules": [
         {"when": {"regex": "what did I say"}, "reply": "You asked me to remember."},
         {"when": {"contains": "remember"}, "reply": "I will remember that."},
-        {"when": {"assistant": "tools-bot", "after_tool_outputs": True},
-         "reply": "outputs: {{ tool_outputs | join(' | ') }}"},
-        {"when": {"assistant": "tools-bot", "contains": "weather"},
-         "tool_calls": [{"function": "get_weather", "arguments": {"city": "Paris"}},
-                        {"function": "get_weather", "arguments": {"city": "Tokyo"}}]},
-        {"when": {"contains": "chart"},
-         "code_interpreter": {"input": "plot()", "logs": "done", "image": True},
-         "reply": "Here is the chart."},
+        {
+            "when": {"assistant": "tools-bot", "after_tool_outputs": True},
+            "reply": "outputs: {{ tool_outputs | join(' | ') }}",
+        },
+        {
+            "when": {"assistant": "tools-bot", "contains": "weather"},
+            "tool_calls": [
+                {"function": "get_weather", "arguments": {"city": "Paris"}},
+                {"function": "get_weather", "arguments": {"city": "Tokyo"}},
+            ],
+        },
+        {
+            "when": {"contains": "chart"},
+            "code_interpreter": {"input": "plot()", "logs": "done", "image": True},
+            "reply": "Here is the chart.",
+        },
         {"when": {"contains": "otters"}, "file_search": True, "reply": "Found it."},
         {"when": {"contains": "rate"}, "reply": {"score": 7, "label": "good"}},
     ],
@@ -47,17 +55,18 @@ def engine(tmp_path_factory):
 @pytest.fixture
 def project(make_project, engine, monkeypatch):
     monkeypatch.setenv("RESPONSES_TEST_KEY", "unused")
-    return make_project({
-        "orch.yml": f"""
+    return make_project(
+        {
+            "orch.yml": f"""
             project: resp
             target: local
             targets:
               local: {{kind: responses, base_url: "{engine.base_url}",
                        api_key_env: RESPONSES_TEST_KEY}}
         """,
-        "handlers.py": HANDLERS,
-        "kb/otters.txt": "Sea otters hold hands while they sleep so they do not drift apart.",
-        "assistants/helper.yml": """
+            "handlers.py": HANDLERS,
+            "kb/otters.txt": "Sea otters hold hands while they sleep so they do not drift apart.",
+            "assistants/helper.yml": """
             name: helper
             model: gpt-4o
             instructions: You help.
@@ -65,13 +74,13 @@ def project(make_project, engine, monkeypatch):
             files:
               file_search: [kb/otters.txt]
         """,
-        "assistants/tools-bot.yml": """
+            "assistants/tools-bot.yml": """
             name: tools-bot
             model: gpt-4o
             tools:
               - function: {name: get_weather, handler: "handlers:get_weather"}
         """,
-        "assistants/rater.yml": """
+            "assistants/rater.yml": """
             name: rater
             model: gpt-4o
             response_format:
@@ -83,7 +92,8 @@ def project(make_project, engine, monkeypatch):
                   required: [score, label]
                   properties: {score: {type: integer}, label: {type: string}}
         """,
-    })
+        }
+    )
 
 
 def invoke(*args):
@@ -115,7 +125,10 @@ def test_plan_and_sync_manage_only_files_and_vector_stores(project, engine):
 
 @pytest.mark.parametrize("mode", [[], ["--poll"]])
 def test_multi_turn_on_a_conversation(project, mode):
-    write_pipeline(project, "chat", """
+    write_pipeline(
+        project,
+        "chat",
+        """
 assistant: helper
 steps:
   - id: first
@@ -123,7 +136,8 @@ steps:
     expect: [{contains: remember}]
   - prompt: "what did I say?"
     expect: [{contains: "You asked"}]
-""")
+""",
+    )
     result = invoke("run", "chat", *mode)
     assert result.exit_code == 0, result.output
     [record] = results(project)
@@ -133,14 +147,18 @@ steps:
 
 
 def test_parallel_function_calls_run_client_side(project):
-    write_pipeline(project, "tools", """
+    write_pipeline(
+        project,
+        "tools",
+        """
 assistant: tools-bot
 steps:
   - prompt: "what's the weather?"
     expect:
       - tool_called: {name: get_weather, arguments: {city: Tokyo}}
       - contains: '"city": "Paris"'
-""")
+""",
+    )
     result = invoke("run", "tools")
     assert result.exit_code == 0, result.output
     [record] = results(project)
@@ -149,12 +167,16 @@ steps:
 
 
 def test_file_search_cites_the_synced_file(project):
-    write_pipeline(project, "search", """
+    write_pipeline(
+        project,
+        "search",
+        """
 assistant: helper
 steps:
   - prompt: "tell me about otters"
     expect: [{contains: Found}]
-""")
+""",
+    )
     result = invoke("run", "search")
     assert result.exit_code == 0, result.output
     [record] = results(project)
@@ -163,12 +185,16 @@ steps:
 
 
 def test_code_interpreter_file_is_downloaded(project):
-    write_pipeline(project, "chart", """
+    write_pipeline(
+        project,
+        "chart",
+        """
 assistant: helper
 steps:
   - prompt: "draw a chart"
     expect: [{contains: chart}]
-""")
+""",
+    )
     result = invoke("run", "chart")
     assert result.exit_code == 0, result.output
     [record] = results(project)
@@ -178,14 +204,18 @@ steps:
 
 
 def test_json_schema_output(project):
-    write_pipeline(project, "rate", """
+    write_pipeline(
+        project,
+        "rate",
+        """
 assistant: rater
 steps:
   - prompt: "rate this"
     expect:
       - json_schema: {type: object, required: [score]}
       - jsonpath: {path: $.label, equals: good}
-""")
+""",
+    )
     result = invoke("run", "rate")
     assert result.exit_code == 0, result.output
 
@@ -206,14 +236,18 @@ targets:
 
 def test_without_conversations_the_history_is_sent(project, engine):
     with_capabilities(project, engine, "conversations: false")
-    write_pipeline(project, "chat", """
+    write_pipeline(
+        project,
+        "chat",
+        """
 assistant: tools-bot
 steps:
   - prompt: "please remember 7"
     expect: [{contains: remember}]
   - prompt: "what's the weather? what did I say?"
     expect: [{contains: "You asked"}]
-""")
+""",
+    )
     engine.reset_stats()
     result = invoke("run", "chat")
     assert result.exit_code == 0, result.output
@@ -224,12 +258,18 @@ steps:
 
 def test_hosted_tools_refused_when_the_server_lacks_them(project, engine):
     with_capabilities(project, engine, "hosted_tools: false")
-    write_pipeline(project, "search", """
+    write_pipeline(
+        project,
+        "search",
+        """
 assistant: helper
 steps: [{prompt: "tell me about otters"}]
-""")
+""",
+    )
     result = invoke("run", "search")
     assert result.exit_code == 2, result.output
-    assert "assistant 'helper' uses code_interpreter, file_search, which target 'local' does " \
+    assert (
+        "assistant 'helper' uses code_interpreter, file_search, which target 'local' does "
         "not support (capabilities.hosted_tools: false)" in result.output
+    )
     assert not (project / ".orch/runs").exists() or not any((project / ".orch/runs").iterdir())

@@ -50,8 +50,9 @@ class ChaosProxy:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="chaos-proxy")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="chaos-proxy"
+        )
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def start(self) -> ChaosProxy:
@@ -93,8 +94,9 @@ def _handler_for(proxy: ChaosProxy) -> type[BaseHTTPRequestHandler]:
             with proxy._lock:
                 proxy.forwarded[key] += 1
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-            upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port,
-                                                  timeout=120)
+            upstream = http.client.HTTPConnection(
+                proxy.upstream_host, proxy.upstream_port, timeout=120
+            )
             try:
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
@@ -178,6 +180,11 @@ def audit_thread(client: OpenAI, thread_id: str) -> tuple[list[str], list[str]]:
         warnings.simplefilter("ignore", DeprecationWarning)
         messages = client.beta.threads.messages.list(thread_id, order="asc", limit=100).data
         runs = client.beta.threads.runs.list(thread_id, order="asc", limit=100).data
-    texts = [part.text.value for m in messages if m.role == "user" for part in m.content
-             if part.type == "text"]
+    texts = [
+        part.text.value
+        for m in messages
+        if m.role == "user"
+        for part in m.content
+        if part.type == "text"
+    ]
     return texts, [r.id for r in runs]

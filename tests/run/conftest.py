@@ -100,6 +100,7 @@ def project(make_project):
 @pytest.fixture
 def invoke():
     """Run the CLI in-process; returns the click Result."""
+
     def run(*args: str):
         return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -109,6 +110,7 @@ def invoke():
 @pytest.fixture
 def results():
     """Records of the newest run's results.jsonl under a project root."""
+
     def read(root: Path) -> list[dict]:
         runs = sorted((root / ".orch" / "runs").iterdir())
         lines = (runs[-1] / "results.jsonl").read_text().splitlines()

@@ -34,26 +34,39 @@ CREATE_RUN = "POST /v1/threads/{thread_id}/runs"
 ECHO = {"rules": [], "default": {"reply": "echo: {{ message }}"}}
 
 
-def pipeline_yaml(n: int, *, steps: int = 1, concurrency: int = 8, timeout: str = "30s",
-                  retries: int = 4) -> str:
+def pipeline_yaml(
+    n: int, *, steps: int = 1, concurrency: int = 8, timeout: str = "30s", retries: int = 4
+) -> str:
     """A pipeline of ``n`` items whose every step expects its prompt echoed back."""
     lines = [
-        "name: chaos", "assistant: echo", f"concurrency: {concurrency}", f"timeout: {timeout}",
-        f"retries: {retries}", "items:", *[f"  - {{value: {i}}}" for i in range(n)], "steps:",
+        "name: chaos",
+        "assistant: echo",
+        f"concurrency: {concurrency}",
+        f"timeout: {timeout}",
+        f"retries: {retries}",
+        "items:",
+        *[f"  - {{value: {i}}}" for i in range(n)],
+        "steps:",
     ]
     for s in range(steps):
-        lines += [f"  - id: s{s}", f'    prompt: "step {s} item {{{{ item.value }}}}"',
-                  "    expect:", f'      - contains: "step {s} item {{{{ item.value }}}}"']
+        lines += [
+            f"  - id: s{s}",
+            f'    prompt: "step {s} item {{{{ item.value }}}}"',
+            "    expect:",
+            f'      - contains: "step {s} item {{{{ item.value }}}}"',
+        ]
     return "\n".join(lines) + "\n"
 
 
 @pytest.fixture
 def root(make_project) -> Path:
     """A project with one assistant (its replies come from the engine's script)."""
-    return make_project({
-        "orch.yml": "project: resilience\n",
-        "assistants/echo.yml": "name: echo\nmodel: gpt-4o\ninstructions: Repeat the user.\n",
-    })
+    return make_project(
+        {
+            "orch.yml": "project: resilience\n",
+            "assistants/echo.yml": "name: echo\nmodel: gpt-4o\ninstructions: Repeat the user.\n",
+        }
+    )
 
 
 class Engines:
@@ -174,8 +187,9 @@ def test_engine_faults_lose_and_duplicate_nothing(root: Path, engines: Engines) 
 
 
 @pytest.mark.parametrize("mode", ["lost", "cut"])
-def test_lost_create_responses_are_found_not_repeated(root: Path, engines: Engines,
-                                                      mode: str) -> None:
+def test_lost_create_responses_are_found_not_repeated(
+    root: Path, engines: Engines, mode: str
+) -> None:
     """A run created server-side whose response never arrived is looked up, not re-created."""
     n, steps = 24, 2
     root.joinpath("pipelines").mkdir()
@@ -207,8 +221,10 @@ def test_lost_create_responses_are_found_not_repeated(root: Path, engines: Engin
 def test_item_timeout_cancels_the_run_and_records_where(root: Path, engines: Engines) -> None:
     root.joinpath("pipelines").mkdir()
     root.joinpath("pipelines/chaos.yml").write_text(pipeline_yaml(4, timeout="1s"))
-    slow = {"rules": [{"when": {"contains": "item 2"}, "delay_ms": 20000, "reply": "late"}],
-            "default": ECHO["default"]}
+    slow = {
+        "rules": [{"when": {"contains": "item 2"}, "delay_ms": 20000, "reply": "late"}],
+        "default": ECHO["default"],
+    }
     engine = engines.start(slow)
     sync(engine.base_url)
 
@@ -225,8 +241,7 @@ def test_item_timeout_cancels_the_run_and_records_where(root: Path, engines: Eng
     run = client.beta.threads.runs.retrieve(error["run_id"], thread_id=error["thread_id"])
     assert run.status in ("cancelled", "cancelling")
     client.close()
-    assert {k: r["status"] for k, r in items.items() if k != "2"} == dict.fromkeys("013",
-                                                                                    "passed")
+    assert {k: r["status"] for k, r in items.items() if k != "2"} == dict.fromkeys("013", "passed")
 
 
 # -- kill -9, Ctrl-C, resume, retry --------------------------------------------------------------
@@ -236,7 +251,11 @@ def _spawn(root: Path, url: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     return subprocess.Popen(
         [sys.executable, "-m", "orch", "run", "pipelines/chaos.yml", "--target", url, "-q"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_for_lines(root: Path, proc: subprocess.Popen, at_least: int) -> str:
@@ -266,8 +285,9 @@ def _history(root: Path, run_id: str) -> dict:
 
 
 @pytest.mark.parametrize("how", ["kill", "sigint"])
-def test_resume_after_kill_or_interrupt_runs_only_the_rest(root: Path, engines: Engines,
-                                                           how: str) -> None:
+def test_resume_after_kill_or_interrupt_runs_only_the_rest(
+    root: Path, engines: Engines, how: str
+) -> None:
     n = 40
     root.joinpath("pipelines").mkdir()
     root.joinpath("pipelines/chaos.yml").write_text(pipeline_yaml(n, concurrency=4))
@@ -308,10 +328,13 @@ def test_retry_reruns_only_failed_and_errored_items(root: Path, engines: Engines
     n = 10
     root.joinpath("pipelines").mkdir()
     root.joinpath("pipelines/chaos.yml").write_text(pipeline_yaml(n))
-    flaky = {"rules": [
-        {"when": {"regex": "item [37]$"}, "fail": {"code": "invalid_prompt", "message": "no"}},
-        {"when": {"regex": "item 5$"}, "reply": "something else"},
-    ], "default": ECHO["default"]}
+    flaky = {
+        "rules": [
+            {"when": {"regex": "item [37]$"}, "fail": {"code": "invalid_prompt", "message": "no"}},
+            {"when": {"regex": "item 5$"}, "reply": "something else"},
+        ],
+        "default": ECHO["default"],
+    }
     engine = engines.start(flaky)
     sync(engine.base_url)
 

@@ -16,7 +16,10 @@ def pipeline(name: str, body: str) -> dict[str, str]:
 
 
 def test_multi_turn_steps_share_one_thread(project, invoke, results):
-    root = project(pipeline("chat", """
+    root = project(
+        pipeline(
+            "chat",
+            """
 assistant: helper
 steps:
   - id: first
@@ -25,7 +28,9 @@ steps:
   - id: second
     prompt: "what did I say? (you said: {{ steps.first.output }})"
     expect: [{contains: "You asked"}]
-"""))
+""",
+        )
+    )
     result = invoke("run", "chat")
     assert result.exit_code == 0, result.output
     [record] = results(root)
@@ -44,14 +49,19 @@ steps:
 
 
 def test_parallel_function_calls_are_answered_by_handlers(project, invoke, results):
-    root = project(pipeline("tools", """
+    root = project(
+        pipeline(
+            "tools",
+            """
 assistant: tools-bot
 steps:
   - prompt: "what's the weather?"
     expect:
       - tool_called: {name: get_weather, arguments: {city: Tokyo}}
       - contains: '"city": "Paris"'
-"""))
+""",
+        )
+    )
     result = invoke("run", "tools")
     assert result.exit_code == 0, result.output
     [record] = results(root)
@@ -62,12 +72,17 @@ steps:
 
 
 def test_a_raising_handler_becomes_an_error_output_not_a_crash(project, invoke, results):
-    root = project(pipeline("boom", """
+    root = project(
+        pipeline(
+            "boom",
+            """
 assistant: tools-bot
 steps:
   - prompt: "please explode"
     expect: [{contains: "handler exploded"}]
-"""))
+""",
+        )
+    )
     result = invoke("run", "boom")
     assert result.exit_code == 0, result.output
     [record] = results(root)
@@ -79,12 +94,17 @@ steps:
 
 @pytest.mark.parametrize("mode", [[], ["--poll"]])
 def test_code_interpreter_image_is_downloaded(project, invoke, results, mode):
-    root = project(pipeline("chart", """
+    root = project(
+        pipeline(
+            "chart",
+            """
 assistant: helper
 steps:
   - prompt: "draw a chart"
     expect: [{contains: chart}]
-"""))
+""",
+        )
+    )
     result = invoke("run", "chart", *mode)
     assert result.exit_code == 0, result.output
     [record] = results(root)
@@ -96,11 +116,14 @@ steps:
 
 
 def test_batch_over_files_uploads_each_content_once(project, invoke, results):
-    root = project({
-        "data/a.txt": "alpha facts about otters",
-        "data/b.txt": "beta facts about otters",
-        "data/c.txt": "alpha facts about otters",  # same bytes as a.txt
-        **pipeline("batch", """
+    root = project(
+        {
+            "data/a.txt": "alpha facts about otters",
+            "data/b.txt": "beta facts about otters",
+            "data/c.txt": "alpha facts about otters",  # same bytes as a.txt
+            **pipeline(
+                "batch",
+                """
 assistant: helper
 items: {files: "data/*.txt"}
 concurrency: 3
@@ -108,8 +131,10 @@ steps:
   - prompt: "search {{ item.name }} for otters"
     attachments: [{path: "{{ item.path }}", tools: [file_search]}]
     expect: [{contains: Found}]
-"""),
-    })
+""",
+            ),
+        }
+    )
     result = invoke("run", "batch")
     assert result.exit_code == 0, result.output
     records = results(root)
@@ -124,31 +149,43 @@ steps:
 
 
 def test_items_from_csv_vars_and_limit(project, invoke, results):
-    root = project({
-        "data/q.csv": "word,expected\nping,pong\nping again,pong\nthird,never\n",
-        **pipeline("csvrun", """
+    root = project(
+        {
+            "data/q.csv": "word,expected\nping,pong\nping again,pong\nthird,never\n",
+            **pipeline(
+                "csvrun",
+                """
 assistant: helper
 items: {csv: data/q.csv}
 vars: {suffix: "!"}
 steps:
   - prompt: "{{ item.word }}{{ vars.suffix }}"
     expect: [{contains: "{{ item.expected }}"}, {contains: "{{ vars.suffix }}"}]
-"""),
-    })
+""",
+            ),
+        }
+    )
     result = invoke("run", "pipelines/csvrun.yml", "--items-limit", "2", "--var", "suffix=?")
     assert result.exit_code == 0, result.output
     records = results(root)
-    assert [r["steps"][0]["prompt"] for r in sorted(records, key=lambda r: r["index"])] == \
-        ["ping?", "ping again?"]
+    assert [r["steps"][0]["prompt"] for r in sorted(records, key=lambda r: r["index"])] == [
+        "ping?",
+        "ping again?",
+    ]
 
 
 def test_failed_assertion_exits_1_and_show_explains(project, invoke, results):
-    project(pipeline("strict", """
+    project(
+        pipeline(
+            "strict",
+            """
 assistant: helper
 steps:
   - prompt: "ping"
     expect: [{contains: "nothing like this"}]
-"""))
+""",
+        )
+    )
     result = invoke("run", "strict")
     assert result.exit_code == 1, result.output
     history = invoke("history", "--json")
@@ -159,13 +196,18 @@ steps:
 
 
 def test_timeout_cancels_and_records_failure(project, invoke, results):
-    root = project(pipeline("slow", """
+    root = project(
+        pipeline(
+            "slow",
+            """
 assistant: helper
 timeout: 1s
 items: [{q: slow}, {q: ping}]
 steps:
   - prompt: "{{ item.q }}"
-"""))
+""",
+        )
+    )
     result = invoke("run", "slow")
     assert result.exit_code == 2, result.output
     by_key = {r["key"]: r for r in results(root)}
@@ -183,10 +225,15 @@ def test_unknown_pipeline_is_a_clear_usage_error(project, invoke, results):
 
 
 def test_json_summary(project, invoke, results):
-    project(pipeline("p", """
+    project(
+        pipeline(
+            "p",
+            """
 assistant: helper
 steps: [{prompt: ping, expect: [{icontains: PONG}]}]
-"""))
+""",
+        )
+    )
     result = invoke("run", "p", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

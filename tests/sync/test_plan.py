@@ -38,25 +38,38 @@ def rfile(f: LocalFile, file_id: str, created_at: int = 100, project: str = P) -
     return RemoteFile(file_id, name, f.size, "assistants", created_at)
 
 
-def rstore(owner: str, files: tuple[LocalFile, ...], store_id: str, created_at: int = 100,
-           **overrides) -> RemoteVectorStore:
+def rstore(
+    owner: str, files: tuple[LocalFile, ...], store_id: str, created_at: int = 100, **overrides
+) -> RemoteVectorStore:
     meta = {META_PROJECT: P, META_NAME: owner, META_HASH: sync.files_hash(files)}
-    fields = dict(id=store_id, name=sync.store_name(P, owner), metadata=meta,
-                  files_total=len(files), files_failed=0, created_at=created_at)
+    fields = dict(
+        id=store_id,
+        name=sync.store_name(P, owner),
+        metadata=meta,
+        files_total=len(files),
+        files_failed=0,
+        created_at=created_at,
+    )
     return RemoteVectorStore(**{**fields, **overrides})
 
 
-def remote(a: Assistant, asst_id: str = "asst_1", created_at: int = 100,
-           file_ids: dict[str, str] | None = None, store_ids: dict[str, str] | None = None,
-           **overrides) -> RemoteAssistant:
+def remote(
+    a: Assistant,
+    asst_id: str = "asst_1",
+    created_at: int = 100,
+    file_ids: dict[str, str] | None = None,
+    store_ids: dict[str, str] | None = None,
+    **overrides,
+) -> RemoteAssistant:
     """What a server would hold after orch synced ``a`` (then ``overrides`` applied)."""
     spec = sync.wire_spec(a, P, file_ids or {}, store_ids or {})
     return RemoteAssistant(id=asst_id, created_at=created_at, **{**spec, **overrides})
 
 
 def unmanaged(asst_id: str = "asst_u", name: str = "hand-made", **meta) -> RemoteAssistant:
-    return RemoteAssistant(asst_id, name, "gpt-4o", "hi", None, None, None, None, [], {},
-                           dict(meta), 50)
+    return RemoteAssistant(
+        asst_id, name, "gpt-4o", "hi", None, None, None, None, [], {}, dict(meta), 50
+    )
 
 
 def run_plan(desired, state=None, **kw) -> sync.Plan:
@@ -86,12 +99,21 @@ def test_matching_remote_is_unchanged():
 
 def test_edited_yaml_is_an_update_with_field_diffs():
     old = asst(temperature=0.3)
-    new = replace(old, model="gpt-4.1", instructions="Be kind.\nBe thorough.", temperature=0.7,
-                  tools=(Tool("code_interpreter"),))
+    new = replace(
+        old,
+        model="gpt-4.1",
+        instructions="Be kind.\nBe thorough.",
+        temperature=0.7,
+        tools=(Tool("code_interpreter"),),
+    )
     result = run_plan([new], RemoteState(assistants=[remote(old)]))
     (change,) = result.assistants
-    assert (change.action, change.remote_id, change.drift, change.reason) == \
-        ("update", "asst_1", False, "")
+    assert (change.action, change.remote_id, change.drift, change.reason) == (
+        "update",
+        "asst_1",
+        False,
+        "",
+    )
     diffs = {d.field: (d.old, d.new) for d in change.diffs}
     assert set(diffs) == {"model", "instructions", "temperature", "tools", "metadata"}
     assert diffs["model"] == ("gpt-4o", "gpt-4.1")
@@ -101,14 +123,17 @@ def test_edited_yaml_is_an_update_with_field_diffs():
     assert diffs["metadata"][1][META_HASH] == new.fingerprint()
 
 
-@pytest.mark.parametrize("edit, field", [
-    ({"temperature": 1.5}, "temperature"),
-    ({"instructions": "Edited in the dashboard."}, "instructions"),
-    ({"model": "gpt-3.5-turbo"}, "model"),
-    ({"tools": [{"type": "code_interpreter"}]}, "tools"),
-    ({"description": "someone wrote this"}, "description"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        ({"temperature": 1.5}, "temperature"),
+        ({"instructions": "Edited in the dashboard."}, "instructions"),
+        ({"model": "gpt-3.5-turbo"}, "model"),
+        ({"tools": [{"type": "code_interpreter"}]}, "tools"),
+        ({"description": "someone wrote this"}, "description"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+    ],
+)
 def test_remote_edited_behind_orchs_back_is_drift(edit, field):
     a = asst()
     result = run_plan([a], RemoteState(assistants=[remote(a, **edit)]))
@@ -126,27 +151,69 @@ def test_edited_user_metadata_is_drift_too():
     assert [d.field for d in change.diffs] == ["metadata"]
 
 
-@pytest.mark.parametrize("declared, overrides", [
-    ({}, {"temperature": None, "top_p": None}),  # server leaves defaults unset
-    ({}, {"response_format": None}),
-    ({}, {"response_format": "auto"}),
-    ({"response_format": "auto"}, {"response_format": None}),
-    ({"response_format": "text"}, {"response_format": {"type": "text"}}),
-    ({"temperature": 1.0, "top_p": 1.0}, {"temperature": None, "top_p": None}),
-    ({"instructions": None, "description": None}, {"instructions": "", "description": None}),
-    ({"temperature": 1}, {"temperature": 1.0}),
-    # servers fill in file_search defaults the YAML does not mention
-    ({"tools": (Tool("file_search"),)},
-     {"tools": [{"type": "file_search", "file_search": {
-         "max_num_results": 20, "ranking_options": {"ranker": "auto", "score_threshold": 0}}}]}),
-    ({"tools": (Tool("file_search", options=(("max_num_results", 5),)),)},
-     {"tools": [{"type": "file_search", "file_search": {
-         "max_num_results": 5, "ranking_options": {"ranker": "auto", "score_threshold": 0}}}]}),
-    # strict: false and absent mean the same
-    ({"tools": (Tool("function", function=FunctionTool("f", parameters={"type": "object"})),)},
-     {"tools": [{"type": "function", "function": {
-         "name": "f", "parameters": {"type": "object"}, "strict": False, "description": None}}]}),
-])
+@pytest.mark.parametrize(
+    "declared, overrides",
+    [
+        ({}, {"temperature": None, "top_p": None}),  # server leaves defaults unset
+        ({}, {"response_format": None}),
+        ({}, {"response_format": "auto"}),
+        ({"response_format": "auto"}, {"response_format": None}),
+        ({"response_format": "text"}, {"response_format": {"type": "text"}}),
+        ({"temperature": 1.0, "top_p": 1.0}, {"temperature": None, "top_p": None}),
+        ({"instructions": None, "description": None}, {"instructions": "", "description": None}),
+        ({"temperature": 1}, {"temperature": 1.0}),
+        # servers fill in file_search defaults the YAML does not mention
+        (
+            {"tools": (Tool("file_search"),)},
+            {
+                "tools": [
+                    {
+                        "type": "file_search",
+                        "file_search": {
+                            "max_num_results": 20,
+                            "ranking_options": {"ranker": "auto", "score_threshold": 0},
+                        },
+                    }
+                ]
+            },
+        ),
+        (
+            {"tools": (Tool("file_search", options=(("max_num_results", 5),)),)},
+            {
+                "tools": [
+                    {
+                        "type": "file_search",
+                        "file_search": {
+                            "max_num_results": 5,
+                            "ranking_options": {"ranker": "auto", "score_threshold": 0},
+                        },
+                    }
+                ]
+            },
+        ),
+        # strict: false and absent mean the same
+        (
+            {
+                "tools": (
+                    Tool("function", function=FunctionTool("f", parameters={"type": "object"})),
+                )
+            },
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "parameters": {"type": "object"},
+                            "strict": False,
+                            "description": None,
+                        },
+                    }
+                ]
+            },
+        ),
+    ],
+)
 def test_server_defaults_are_normalised(declared, overrides):
     a = asst(**declared)
     result = run_plan([a], RemoteState(assistants=[remote(a, **overrides)]))
@@ -165,10 +232,14 @@ def test_duplicates_converge_to_the_oldest_one():
     a = asst()
     first, second = remote(a, "asst_old", 100), remote(a, "asst_new", 200)
     result = run_plan([a], RemoteState(assistants=[second, first]))
-    assert actions(result.assistants) == [("delete", "tutor", "asst_new"),
-                                          ("unchanged", "tutor", "asst_old")]
-    assert result.assistants[0].reason == \
-        "duplicate of asst_old (two managed objects claimed one name)"
+    assert actions(result.assistants) == [
+        ("delete", "tutor", "asst_new"),
+        ("unchanged", "tutor", "asst_old"),
+    ]
+    assert (
+        result.assistants[0].reason
+        == "duplicate of asst_old (two managed objects claimed one name)"
+    )
     assert len(result.changes) == 1
 
 
@@ -176,8 +247,10 @@ def test_duplicates_keep_the_one_matching_the_yaml():
     old, new = asst(instructions="v1"), asst(instructions="v2")
     stale, current = remote(old, "asst_a", 100), remote(new, "asst_b", 200)
     result = run_plan([new], RemoteState(assistants=[stale, current]))
-    assert actions(result.assistants) == [("delete", "tutor", "asst_a"),
-                                          ("unchanged", "tutor", "asst_b")]
+    assert actions(result.assistants) == [
+        ("delete", "tutor", "asst_a"),
+        ("unchanged", "tutor", "asst_b"),
+    ]
     assert "duplicate of asst_b" in result.assistants[0].reason
 
 
@@ -186,25 +259,31 @@ def test_undeclared_managed_assistant_is_only_deleted_with_prune():
     state = RemoteState(assistants=[remote(kept, "asst_k"), remote(gone, "asst_g")])
 
     without = run_plan([kept], state)
-    assert actions(without.assistants) == [("unchanged", "kept", "asst_k"),
-                                           ("unchanged", "gone", "asst_g")]
+    assert actions(without.assistants) == [
+        ("unchanged", "kept", "asst_k"),
+        ("unchanged", "gone", "asst_g"),
+    ]
     assert without.assistants[1].reason == "no longer declared; --prune deletes it"
     assert without.changes == []
 
     with_prune = run_plan([kept], state, prune=True)
-    assert actions(with_prune.assistants) == [("unchanged", "kept", "asst_k"),
-                                              ("delete", "gone", "asst_g")]
+    assert actions(with_prune.assistants) == [
+        ("unchanged", "kept", "asst_k"),
+        ("delete", "gone", "asst_g"),
+    ]
     assert with_prune.assistants[1].reason == "no longer declared"
 
 
 @pytest.mark.parametrize("prune", [False, True])
 def test_unmanaged_assistants_are_listed_and_never_planned(prune):
     a = asst("tutor")
-    state = RemoteState(assistants=[
-        unmanaged("asst_plain", "tutor"),  # same display name, no tags
-        unmanaged("asst_other", "tutor", orch_project="someone-else", orch_name="tutor"),
-        unmanaged("asst_nameless", "x", orch_project=P),  # our project but no orch_name
-    ])
+    state = RemoteState(
+        assistants=[
+            unmanaged("asst_plain", "tutor"),  # same display name, no tags
+            unmanaged("asst_other", "tutor", orch_project="someone-else", orch_name="tutor"),
+            unmanaged("asst_nameless", "x", orch_project=P),  # our project but no orch_name
+        ]
+    )
     result = run_plan([a], state, prune=prune)
     assert actions(result.assistants) == [("create", "tutor", None)]
     assert [u.id for u in result.unmanaged] == ["asst_plain", "asst_other", "asst_nameless"]
@@ -214,11 +293,16 @@ def test_unmanaged_assistants_are_listed_and_never_planned(prune):
 def test_adopt_takes_over_an_unmanaged_assistant():
     a = asst("imported")
     hand_made = remote(a, "asst_u", metadata={"owner": "x"})
-    result = run_plan([a], RemoteState(assistants=[hand_made, unmanaged("asst_v")]),
-                      adopt={"imported": "asst_u"})
+    result = run_plan(
+        [a], RemoteState(assistants=[hand_made, unmanaged("asst_v")]), adopt={"imported": "asst_u"}
+    )
     (change,) = result.assistants
-    assert (change.action, change.remote_id, change.drift, change.reason) == \
-        ("update", "asst_u", False, "adopting an unmanaged assistant")
+    assert (change.action, change.remote_id, change.drift, change.reason) == (
+        "update",
+        "asst_u",
+        False,
+        "adopting an unmanaged assistant",
+    )
     assert [d.field for d in change.diffs] == ["metadata"]
     assert [u.id for u in result.unmanaged] == ["asst_v"]
 
@@ -242,8 +326,9 @@ def test_new_content_is_uploaded_once():
 
 def test_uploaded_content_is_found_by_name_alone():
     a = asst(tools=(Tool("code_interpreter"),), files=(("code_interpreter", (CSV,)),))
-    state = RemoteState(assistants=[remote(a, file_ids={CSV.sha256[:16]: "file-1"})],
-                        files=[rfile(CSV, "file-1")])
+    state = RemoteState(
+        assistants=[remote(a, file_ids={CSV.sha256[:16]: "file-1"})], files=[rfile(CSV, "file-1")]
+    )
     result = run_plan([a], state)
     assert result.changes == []
     assert actions(result.files) == []
@@ -252,24 +337,30 @@ def test_uploaded_content_is_found_by_name_alone():
 def test_changed_content_is_reuploaded_and_the_stale_upload_deleted():
     old = asst(tools=(Tool("code_interpreter"),), files=(("code_interpreter", (CSV,)),))
     new = replace(old, files=(("code_interpreter", (CSV2,)),))
-    state = RemoteState(assistants=[remote(old, file_ids={CSV.sha256[:16]: "file-1"})],
-                        files=[rfile(CSV, "file-1")])
+    state = RemoteState(
+        assistants=[remote(old, file_ids={CSV.sha256[:16]: "file-1"})], files=[rfile(CSV, "file-1")]
+    )
     result = run_plan([new], state)
-    assert actions(result.files) == [("create", "data/sales.csv", None),
-                                     ("delete", rfile(CSV, "file-1").filename, "file-1")]
+    assert actions(result.files) == [
+        ("create", "data/sales.csv", None),
+        ("delete", rfile(CSV, "file-1").filename, "file-1"),
+    ]
     assert result.files[1].reason == "content no longer declared"
     (change,) = result.assistants
     assert change.action == "update" and not change.drift
     diffs = {d.field: (d.old, d.new) for d in change.diffs}
-    assert diffs["tool_resources"] == ({"code_interpreter": [CSV.sha256[:16]]},
-                                       {"code_interpreter": [CSV2.sha256[:16]]})
+    assert diffs["tool_resources"] == (
+        {"code_interpreter": [CSV.sha256[:16]]},
+        {"code_interpreter": [CSV2.sha256[:16]]},
+    )
 
 
 def test_duplicate_uploads_keep_the_oldest():
     a = asst(tools=(Tool("code_interpreter"),), files=(("code_interpreter", (CSV,)),))
     state = RemoteState(
         assistants=[remote(a, file_ids={CSV.sha256[:16]: "file-a"})],
-        files=[rfile(CSV, "file-b", 200), rfile(CSV, "file-a", 100)])
+        files=[rfile(CSV, "file-b", 200), rfile(CSV, "file-a", 100)],
+    )
     result = run_plan([a], state)
     assert actions(result.files) == [("delete", rfile(CSV, "file-b").filename, "file-b")]
     assert result.files[0].reason == "duplicate upload"
@@ -281,7 +372,8 @@ def test_assistant_pointing_at_a_duplicate_upload_is_repointed():
     a = asst(tools=(Tool("code_interpreter"),), files=(("code_interpreter", (CSV,)),))
     state = RemoteState(
         assistants=[remote(a, file_ids={CSV.sha256[:16]: "file-b"})],
-        files=[rfile(CSV, "file-a", 100), rfile(CSV, "file-b", 200)])
+        files=[rfile(CSV, "file-a", 100), rfile(CSV, "file-b", 200)],
+    )
     result = run_plan([a], state)
     assert actions(result.files) == [("delete", rfile(CSV, "file-b").filename, "file-b")]
     (change,) = result.assistants
@@ -290,19 +382,22 @@ def test_assistant_pointing_at_a_duplicate_upload_is_repointed():
 
 def test_foreign_files_are_never_planned():
     a = asst()
-    state = RemoteState(files=[
-        RemoteFile("file-x", "report.pdf", 10, "assistants"),
-        rfile(CSV, "file-y", project="other"),
-        RemoteFile("file-z", f"orch-{P}-not-a-hash-x.csv", 10, "assistants"),
-    ])
+    state = RemoteState(
+        files=[
+            RemoteFile("file-x", "report.pdf", 10, "assistants"),
+            rfile(CSV, "file-y", project="other"),
+            RemoteFile("file-z", f"orch-{P}-not-a-hash-x.csv", 10, "assistants"),
+        ]
+    )
     assert run_plan([a], state).files == []
 
 
 def test_stale_uploads_survive_while_an_undeclared_assistant_may_use_them():
     gone = asst("gone", tools=(Tool("code_interpreter"),), files=(("code_interpreter", (CSV,)),))
-    state = RemoteState(assistants=[remote(gone, "asst_g",
-                                           file_ids={CSV.sha256[:16]: "file-1"})],
-                        files=[rfile(CSV, "file-1")])
+    state = RemoteState(
+        assistants=[remote(gone, "asst_g", file_ids={CSV.sha256[:16]: "file-1"})],
+        files=[rfile(CSV, "file-1")],
+    )
     assert run_plan([asst("other")], state).files == []
     pruned = run_plan([asst("other")], state, prune=True)
     assert actions(pruned.files) == [("delete", rfile(CSV, "file-1").filename, "file-1")]
@@ -311,9 +406,10 @@ def test_stale_uploads_survive_while_an_undeclared_assistant_may_use_them():
 def test_file_id_not_known_to_the_target_is_a_diff():
     a = asst(tools=(Tool("code_interpreter"),), files=(("code_interpreter", (CSV,)),))
     res = {"code_interpreter": {"file_ids": ["file-unknown"]}}
-    state = RemoteState(assistants=[remote(a, file_ids={CSV.sha256[:16]: "file-1"},
-                                           tool_resources=res)],
-                        files=[rfile(CSV, "file-1")])
+    state = RemoteState(
+        assistants=[remote(a, file_ids={CSV.sha256[:16]: "file-1"}, tool_resources=res)],
+        files=[rfile(CSV, "file-1")],
+    )
     (change,) = run_plan([a], state).assistants
     assert change.action == "update" and change.drift
     assert change.diffs[0].old == {"code_interpreter": ["id:file-unknown"]}
@@ -330,7 +426,9 @@ def synced(a: Assistant, store: RemoteVectorStore, *uploads: RemoteFile) -> Remo
     ids = {sync.parse_managed_filename(P, f.filename): f.id for f in uploads}
     return RemoteState(
         assistants=[remote(a, file_ids=ids, store_ids={a.name: store.id})],
-        files=list(uploads), vector_stores=[store])
+        files=list(uploads),
+        vector_stores=[store],
+    )
 
 
 def test_file_search_files_get_a_vector_store():
@@ -342,8 +440,9 @@ def test_file_search_files_get_a_vector_store():
 
 def test_indexed_store_with_matching_files_is_unchanged():
     a = searcher(PDF, PDF2)
-    state = synced(a, rstore("tutor", (PDF, PDF2), "vs_1"),
-                   rfile(PDF, "file-1"), rfile(PDF2, "file-2"))
+    state = synced(
+        a, rstore("tutor", (PDF, PDF2), "vs_1"), rfile(PDF, "file-1"), rfile(PDF2, "file-2")
+    )
     result = run_plan([a], state)
     assert actions(result.stores) == [("unchanged", f"orch-{P}-tutor", "vs_1")]
     assert result.changes == []
@@ -354,8 +453,12 @@ def test_declared_file_change_updates_the_store():
     state = synced(old, rstore("tutor", (PDF,), "vs_1"), rfile(PDF, "file-1"))
     result = run_plan([new], state)
     (store,) = result.stores
-    assert (store.action, store.remote_id, store.drift, store.reason) == \
-        ("update", "vs_1", False, "declared files changed")
+    assert (store.action, store.remote_id, store.drift, store.reason) == (
+        "update",
+        "vs_1",
+        False,
+        "declared files changed",
+    )
     assert actions(result.files) == [("create", "docs/more.pdf", None)]
     (change,) = result.assistants
     assert change.action == "update"
@@ -365,11 +468,18 @@ def test_declared_file_change_updates_the_store():
 @pytest.mark.parametrize("counts", [{"files_total": 1}, {"files_failed": 1}])
 def test_store_whose_files_went_missing_or_failed_is_repaired(counts):
     a = searcher(PDF, PDF2)
-    state = synced(a, rstore("tutor", (PDF, PDF2), "vs_1", **counts),
-                   rfile(PDF, "file-1"), rfile(PDF2, "file-2"))
+    state = synced(
+        a,
+        rstore("tutor", (PDF, PDF2), "vs_1", **counts),
+        rfile(PDF, "file-1"),
+        rfile(PDF2, "file-2"),
+    )
     (store,) = run_plan([a], state).stores
-    assert (store.action, store.drift, store.reason) == \
-        ("update", True, "files changed outside orch")
+    assert (store.action, store.drift, store.reason) == (
+        "update",
+        True,
+        "files changed outside orch",
+    )
 
 
 def test_store_without_declared_files_is_deleted():
@@ -386,8 +496,10 @@ def test_duplicate_stores_keep_the_oldest():
     state = synced(a, rstore("tutor", (PDF,), "vs_a", 100), rfile(PDF, "file-1"))
     state.vector_stores.append(rstore("tutor", (PDF,), "vs_b", 200))
     result = run_plan([a], state)
-    assert actions(result.stores) == [("delete", f"orch-{P}-tutor", "vs_b"),
-                                      ("unchanged", f"orch-{P}-tutor", "vs_a")]
+    assert actions(result.stores) == [
+        ("delete", f"orch-{P}-tutor", "vs_b"),
+        ("unchanged", f"orch-{P}-tutor", "vs_a"),
+    ]
     assert result.stores[0].reason == "duplicate of vs_a"
 
 
@@ -413,9 +525,13 @@ def test_render_shows_a_unified_diff_drift_and_unmanaged():
     old = asst("writer", instructions="line one\nline two\nline three")
     new = replace(old, instructions="line one\nline 2\nline three", temperature=0.5)
     drifted = asst("drifty")
-    state = RemoteState(assistants=[
-        remote(old, "asst_w"), remote(drifted, "asst_d", temperature=1.7),
-        unmanaged("asst_u", "hand-made")])
+    state = RemoteState(
+        assistants=[
+            remote(old, "asst_w"),
+            remote(drifted, "asst_d", temperature=1.7),
+            unmanaged("asst_u", "hand-made"),
+        ]
+    )
     lines = sync.render(run_plan([new, drifted], state))
     text = "\n".join(lines)
     assert lines[0] == f"Plan for project {P!r} on test target:"
@@ -426,8 +542,7 @@ def test_render_shows_a_unified_diff_drift_and_unmanaged():
     assert any(line.startswith("      metadata.orch_hash: ") for line in lines)
     assert "  ~ update    assistant drifty  (changed outside orch)" in lines
     assert "      temperature: 1.7 → 1.0" in lines
-    assert "unmanaged: 1 assistant(s) not tagged with project 'proj', left alone: hand-made" \
-        in text
+    assert "unmanaged: 1 assistant(s) not tagged with project 'proj', left alone: hand-made" in text
     assert lines[-1].startswith("Plan: 0 to create, 2 to update, 0 to delete, 0 unchanged")
     assert "No changes" not in text
 
@@ -454,27 +569,57 @@ def test_render_lists_not_declared_and_long_values_are_cut():
 
 def test_to_json_shape():
     old = asst()
-    new = replace(old, instructions="new", tools=(Tool("code_interpreter"),),
-                  files=(("code_interpreter", (CSV,)),))
+    new = replace(
+        old,
+        instructions="new",
+        tools=(Tool("code_interpreter"),),
+        files=(("code_interpreter", (CSV,)),),
+    )
     state = RemoteState(assistants=[remote(old), unmanaged("asst_u", "hand-made")])
     data = sync.plan(P, "t", [new, asst("fresh")], state).to_json()
     assert json.loads(json.dumps(data)) == data
-    assert set(data) == {"schema_version", "project", "target", "changes", "assistants",
-                         "vector_stores", "files", "unmanaged"}
-    assert (data["schema_version"], data["project"], data["target"], data["changes"]) == \
-        (1, P, "t", 3)
+    assert set(data) == {
+        "schema_version",
+        "project",
+        "target",
+        "changes",
+        "assistants",
+        "vector_stores",
+        "files",
+        "unmanaged",
+    }
+    assert (data["schema_version"], data["project"], data["target"], data["changes"]) == (
+        1,
+        P,
+        "t",
+        3,
+    )
     update, create = data["assistants"]
     assert set(update) == {"action", "kind", "name", "id", "drift", "reason", "diff"}
-    assert (update["action"], update["id"], update["drift"], update["reason"]) == \
-        ("update", "asst_1", False, None)
+    assert (update["action"], update["id"], update["drift"], update["reason"]) == (
+        "update",
+        "asst_1",
+        False,
+        None,
+    )
     by_field = {d["field"]: d for d in update["diff"]}
-    assert by_field["instructions"] == {"field": "instructions", "remote": old.instructions,
-                                        "local": "new"}
+    assert by_field["instructions"] == {
+        "field": "instructions",
+        "remote": old.instructions,
+        "local": "new",
+    }
     assert (create["action"], create["id"], create["diff"]) == ("create", None, [])
-    assert data["files"] == [{"action": "create", "kind": "file", "name": "data/sales.csv",
-                              "id": None, "drift": False,
-                              "reason": f"sha256 {CSV.sha256[:16]}…, {CSV.size} bytes",
-                              "diff": []}]
+    assert data["files"] == [
+        {
+            "action": "create",
+            "kind": "file",
+            "name": "data/sales.csv",
+            "id": None,
+            "drift": False,
+            "reason": f"sha256 {CSV.sha256[:16]}…, {CSV.size} bytes",
+            "diff": [],
+        }
+    ]
     assert data["vector_stores"] == []
     assert data["unmanaged"] == [{"id": "asst_u", "name": "hand-made"}]
 
@@ -493,8 +638,10 @@ def test_assistant_pointing_at_a_duplicate_store_is_repointed():
     state = synced(a, rstore("tutor", (PDF,), "vs_b", 200), rfile(PDF, "file-1"))
     state.vector_stores.append(rstore("tutor", (PDF,), "vs_a", 100))
     result = run_plan([a], state)
-    assert actions(result.stores) == [("delete", f"orch-{P}-tutor", "vs_b"),
-                                      ("unchanged", f"orch-{P}-tutor", "vs_a")]
+    assert actions(result.stores) == [
+        ("delete", f"orch-{P}-tutor", "vs_b"),
+        ("unchanged", f"orch-{P}-tutor", "vs_a"),
+    ]
     (change,) = result.assistants
     assert change.action == "update" and [d.field for d in change.diffs] == ["tool_resources"]
 
@@ -503,6 +650,5 @@ def test_same_content_twice_is_one_upload_and_one_store_file():
     copy = local("docs/copy-of-scale.pdf", b"%PDF-1.4 scale")
     a = searcher(PDF, copy)
     assert [c.name for c in run_plan([a]).files] == ["docs/scale.pdf"]
-    state = synced(a, rstore("tutor", (PDF, copy), "vs_1", files_total=1),
-                   rfile(PDF, "file-1"))
+    state = synced(a, rstore("tutor", (PDF, copy), "vs_1", files_total=1), rfile(PDF, "file-1"))
     assert run_plan([a], state).changes == []

@@ -61,8 +61,11 @@ READS = {"GET /v1/assistants": 1, "GET /v1/files": 1, "GET /v1/vector_stores": 1
 
 
 def managed(sdk: OpenAI, project: str = "demo") -> list:
-    return [a for a in sdk.beta.assistants.list(limit=100).data
-            if (a.metadata or {}).get("orch_project") == project]
+    return [
+        a
+        for a in sdk.beta.assistants.list(limit=100).data
+        if (a.metadata or {}).get("orch_project") == project
+    ]
 
 
 def by_name(sdk: OpenAI, name: str):
@@ -84,10 +87,12 @@ def assert_one_clear_line(ran, *needles: str) -> None:
 # -- the acceptance chain --------------------------------------------------------------------
 
 
-def test_create_noop_update_drift_prune(make_project, engine: EngineHandle, sdk: OpenAI,
-                                        orch: Orch):
-    root = make_project({"orch.yml": ORCH_YML, "assistants/tutor.yml": TUTOR,
-                         "assistants/grader.yml": GRADER})
+def test_create_noop_update_drift_prune(
+    make_project, engine: EngineHandle, sdk: OpenAI, orch: Orch
+):
+    root = make_project(
+        {"orch.yml": ORCH_YML, "assistants/tutor.yml": TUTOR, "assistants/grader.yml": GRADER}
+    )
     t = ("--target", engine.base_url)
 
     ran = orch("plan", *t)
@@ -115,12 +120,14 @@ def test_create_noop_update_drift_prune(make_project, engine: EngineHandle, sdk:
     assert orch("sync", "--check", *t).exit_code == 0
 
     # edit the instructions: plan shows a unified diff, sync makes one write
-    make_project({"assistants/tutor.yml": TUTOR.replace("Explain step by step.",
-                                                         "Explain it in two steps.")})
+    make_project(
+        {"assistants/tutor.yml": TUTOR.replace("Explain step by step.", "Explain it in two steps.")}
+    )
     ran = orch("plan", *t)
     assert "  ~ update    assistant tutor" in ran.lines
     assert ["        --- remote", "        +++ local"] == [
-        line for line in ran.lines if line.startswith(("        ---", "        +++"))]
+        line for line in ran.lines if line.startswith(("        ---", "        +++"))
+    ]
     assert "        -Explain step by step." in ran.lines
     assert "        +Explain it in two steps." in ran.lines
     assert "         Never give away the final answer." in ran.lines
@@ -154,10 +161,10 @@ def test_create_noop_update_drift_prune(make_project, engine: EngineHandle, sdk:
     hand = sdk.beta.assistants.create(model="gpt-4o", name="hand-made", instructions="mine")
     (root / "assistants/grader.yml").unlink()
     ran = orch("plan", *t)
-    assert "  = unchanged assistant grader  (no longer declared; --prune deletes it)" \
-        in ran.lines
-    assert any(line.startswith("  unmanaged: 1 assistant(s)") and "hand-made" in line
-               for line in ran.lines)
+    assert "  = unchanged assistant grader  (no longer declared; --prune deletes it)" in ran.lines
+    assert any(
+        line.startswith("  unmanaged: 1 assistant(s)") and "hand-made" in line for line in ran.lines
+    )
     assert orch("sync", "--check", *t).exit_code == 0  # keeping it is no change
     ran = orch("plan", "--prune", *t)
     assert "  - delete    assistant grader  (no longer declared)" in ran.lines
@@ -175,8 +182,9 @@ def test_create_noop_update_drift_prune(make_project, engine: EngineHandle, sdk:
 
 
 def test_prune_only_deletes(make_project, engine: EngineHandle, sdk: OpenAI, orch: Orch):
-    root = make_project({"orch.yml": ORCH_YML, "assistants/tutor.yml": TUTOR,
-                         "assistants/grader.yml": GRADER})
+    root = make_project(
+        {"orch.yml": ORCH_YML, "assistants/tutor.yml": TUTOR, "assistants/grader.yml": GRADER}
+    )
     t = ("--target", engine.base_url)
     assert orch("sync", *t).exit_code == 0
     hand = sdk.beta.assistants.create(model="gpt-4o", name="grader")  # same name, unmanaged
@@ -191,14 +199,18 @@ def test_prune_only_deletes(make_project, engine: EngineHandle, sdk: OpenAI, orc
     assert sdk.beta.assistants.retrieve(hand.id).name == "grader"
 
 
-def test_files_and_vector_stores(make_project, engine: EngineHandle, sdk: OpenAI, orch: Orch,
-                                 tmp_path: Path):
-    root = make_project({
-        "orch.yml": ORCH_YML, "assistants/analyst.yml": ANALYST,
-        "data/sales.csv": "region,total\nnorth,10\nsouth,20\n",
-        "docs/a.md": "# Alpha\nThe alpha scale has eleven items.\n",
-        "docs/b.md": "# Beta\nBeta trials are randomised.\n",
-    })
+def test_files_and_vector_stores(
+    make_project, engine: EngineHandle, sdk: OpenAI, orch: Orch, tmp_path: Path
+):
+    root = make_project(
+        {
+            "orch.yml": ORCH_YML,
+            "assistants/analyst.yml": ANALYST,
+            "data/sales.csv": "region,total\nnorth,10\nsouth,20\n",
+            "docs/a.md": "# Alpha\nThe alpha scale has eleven items.\n",
+            "docs/b.md": "# Beta\nBeta trials are randomised.\n",
+        }
+    )
     t = ("--target", engine.base_url)
     ran = orch("sync", *t)
     assert ran.exit_code == 0, ran.stderr
@@ -235,9 +247,11 @@ def test_files_and_vector_stores(make_project, engine: EngineHandle, sdk: OpenAI
     assert f"  - delete    file {csv.filename}  (content no longer declared)" in ran.lines
     engine.reset_stats()
     assert orch("sync", *t).exit_code == 0
-    assert writes(engine.stats()) == {"POST /v1/files": 1,
-                                      "POST /v1/assistants/{assistant_id}": 1,
-                                      "DELETE /v1/files/{file_id}": 1}
+    assert writes(engine.stats()) == {
+        "POST /v1/files": 1,
+        "POST /v1/assistants/{assistant_id}": 1,
+        "DELETE /v1/files/{file_id}": 1,
+    }
     with pytest.raises(openai.NotFoundError):
         sdk.files.retrieve(csv.id)
     new_ids = sdk.beta.assistants.retrieve(analyst.id).tool_resources.code_interpreter.file_ids
@@ -266,15 +280,19 @@ def test_files_and_vector_stores(make_project, engine: EngineHandle, sdk: OpenAI
     sdk.vector_stores.files.delete(some, vector_store_id=store.id)
     ran = orch("sync", "--check", *t)
     assert ran.exit_code == 1
-    assert "  ~ update    vector store orch-demo-analyst  (files changed outside orch)" \
-        in ran.lines
+    assert "  ~ update    vector store orch-demo-analyst  (files changed outside orch)" in ran.lines
     assert orch("sync", *t).exit_code == 0
     assert sdk.vector_stores.retrieve(store.id).file_counts.completed == 2
     assert orch("sync", "--check", *t).exit_code == 0
 
     # no file_search files any more: the store and its uploads go
-    make_project({"assistants/analyst.yml": ANALYST.replace(
-        "      file_search: [docs/a.md, docs/b.md]\n", "").replace(", file_search", "")})
+    make_project(
+        {
+            "assistants/analyst.yml": ANALYST.replace(
+                "      file_search: [docs/a.md, docs/b.md]\n", ""
+            ).replace(", file_search", "")
+        }
+    )
     ran = orch("sync", *t)
     assert "  - deleted vector store orch-demo-analyst" in ran.lines
     assert sdk.vector_stores.list().data == []
@@ -283,31 +301,44 @@ def test_files_and_vector_stores(make_project, engine: EngineHandle, sdk: OpenAI
     assert orch("sync", "--check", *t).exit_code == 0
 
 
-def test_indexing_failure_is_reported_on_every_sync(make_project, engine: EngineHandle,
-                                                   sdk: OpenAI, orch: Orch):
-    make_project({"orch.yml": ORCH_YML, "docs/ok.md": "fine\n",
-                  "docs/broken.pdf": b"%PDF-1.4 this is no PDF",
-                  "assistants/reader.yml": """\
+def test_indexing_failure_is_reported_on_every_sync(
+    make_project, engine: EngineHandle, sdk: OpenAI, orch: Orch
+):
+    make_project(
+        {
+            "orch.yml": ORCH_YML,
+            "docs/ok.md": "fine\n",
+            "docs/broken.pdf": b"%PDF-1.4 this is no PDF",
+            "assistants/reader.yml": """\
                       name: reader
                       model: gpt-4o
                       tools: [file_search]
                       files: {file_search: [docs/ok.md, docs/broken.pdf]}
-                  """})
+                  """,
+        }
+    )
     t = ("--target", engine.base_url)
     for _ in range(2):  # not hidden behind an "updated" the second time
         ran = orch("sync", *t)
-        assert_one_clear_line(ran, "indexing files into vector store orch-demo-reader failed "
-                                   "for 1 file(s)", "could not read PDF")
+        assert_one_clear_line(
+            ran,
+            "indexing files into vector store orch-demo-reader failed for 1 file(s)",
+            "could not read PDF",
+        )
     (store,) = sdk.vector_stores.list().data
     assert (store.file_counts.completed, store.file_counts.failed) == (1, 1)
     root = make_project({})
     (root / "docs/broken.pdf").unlink()
-    make_project({"assistants/reader.yml": """\
+    make_project(
+        {
+            "assistants/reader.yml": """\
         name: reader
         model: gpt-4o
         tools: [file_search]
         files: {file_search: [docs/ok.md]}
-    """})
+    """
+        }
+    )
     assert orch("sync", *t).exit_code == 0
     store = sdk.vector_stores.retrieve(store.id)
     assert (store.file_counts.total, store.file_counts.failed) == (1, 0)
@@ -315,19 +346,31 @@ def test_indexing_failure_is_reported_on_every_sync(make_project, engine: Engine
 
 
 def test_duplicates_converge(make_project, engine: EngineHandle, sdk: OpenAI, orch: Orch):
-    make_project({"orch.yml": ORCH_YML, "assistants/tutor.yml": TUTOR,
-                  "assistants/analyst.yml": ANALYST, "data/sales.csv": "a,b\n1,2\n",
-                  "docs/a.md": "alpha\n", "docs/b.md": "beta\n"})
+    make_project(
+        {
+            "orch.yml": ORCH_YML,
+            "assistants/tutor.yml": TUTOR,
+            "assistants/analyst.yml": ANALYST,
+            "data/sales.csv": "a,b\n1,2\n",
+            "docs/a.md": "alpha\n",
+            "docs/b.md": "beta\n",
+        }
+    )
     t = ("--target", engine.base_url)
     assert orch("sync", *t).exit_code == 0
     original = by_name(sdk, "tutor")
     # a raced second sync left a twin behind: same fields, same tags
     twin = sdk.beta.assistants.create(
-        model=original.model, name=original.name, instructions=original.instructions,
-        temperature=original.temperature, tools=[{"type": "code_interpreter"}],
-        metadata=original.metadata)
-    (csv,) = [f for f in sdk.files.list(purpose="assistants").data
-              if f.filename.endswith("-sales.csv")]
+        model=original.model,
+        name=original.name,
+        instructions=original.instructions,
+        temperature=original.temperature,
+        tools=[{"type": "code_interpreter"}],
+        metadata=original.metadata,
+    )
+    (csv,) = [
+        f for f in sdk.files.list(purpose="assistants").data if f.filename.endswith("-sales.csv")
+    ]
     csv_twin = sdk.files.create(file=(csv.filename, b"a,b\n1,2\n"), purpose="assistants")
 
     ran = orch("plan", *t)
@@ -343,8 +386,9 @@ def test_duplicates_converge(make_project, engine: EngineHandle, sdk: OpenAI, or
     assert f"duplicate of {survivors[0]}" in "\n".join(deletes)
     names = [f.filename for f in sdk.files.list(purpose="assistants").data]
     assert names.count(csv.filename) == 1
-    kept_csv = next(f.id for f in sdk.files.list(purpose="assistants").data
-                    if f.filename == csv.filename)
+    kept_csv = next(
+        f.id for f in sdk.files.list(purpose="assistants").data if f.filename == csv.filename
+    )
     assert kept_csv in (csv.id, csv_twin.id)
     assert by_name(sdk, "analyst").tool_resources.code_interpreter.file_ids == [kept_csv]
     engine.reset_stats()
@@ -356,8 +400,9 @@ def test_import_round_trip(make_project, engine: EngineHandle, sdk: OpenAI, orch
     root = make_project({"orch.yml": ORCH_YML})
     t = ("--target", engine.base_url)
     notes = sdk.files.create(file=("notes.csv", b"x,y\n1,2\n"), purpose="assistants")
-    guide = sdk.files.create(file=("guide.md", b"# Guide\nAlways cite the source.\n"),
-                             purpose="assistants")
+    guide = sdk.files.create(
+        file=("guide.md", b"# Guide\nAlways cite the source.\n"), purpose="assistants"
+    )
     store = sdk.vector_stores.create(name="research docs", file_ids=[guide.id])
     deadline = time.monotonic() + 10
     while sdk.vector_stores.retrieve(store.id).file_counts.in_progress:
@@ -365,19 +410,36 @@ def test_import_round_trip(make_project, engine: EngineHandle, sdk: OpenAI, orch
         time.sleep(0.01)
     instructions = "\n".join(f"Rule {i}: be careful with claim number {i}." for i in range(12))
     research = sdk.beta.assistants.create(
-        model="gpt-4o", name="Research Helper", description="Finds sources.",
-        instructions=instructions, temperature=0.2, top_p=0.9,
-        tools=[{"type": "code_interpreter"}, {"type": "file_search"},
-               {"type": "function", "function": {
-                   "name": "get_weather", "description": "Weather for a city.",
-                   "parameters": {"type": "object",
-                                  "properties": {"city": {"type": "string"}}}}}],
-        tool_resources={"code_interpreter": {"file_ids": [notes.id]},
-                        "file_search": {"vector_store_ids": [store.id]}},
-        metadata={"owner": "research"})
-    short = sdk.beta.assistants.create(model="gpt-4o-mini", name="Short One",
-                                       instructions="Answer in JSON.",
-                                       response_format={"type": "json_object"})
+        model="gpt-4o",
+        name="Research Helper",
+        description="Finds sources.",
+        instructions=instructions,
+        temperature=0.2,
+        top_p=0.9,
+        tools=[
+            {"type": "code_interpreter"},
+            {"type": "file_search"},
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather for a city.",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            },
+        ],
+        tool_resources={
+            "code_interpreter": {"file_ids": [notes.id]},
+            "file_search": {"vector_store_ids": [store.id]},
+        },
+        metadata={"owner": "research"},
+    )
+    short = sdk.beta.assistants.create(
+        model="gpt-4o-mini",
+        name="Short One",
+        instructions="Answer in JSON.",
+        response_format={"type": "json_object"},
+    )
 
     ran = orch("import", *t)
     assert ran.exit_code == 0, ran.stderr
@@ -409,22 +471,29 @@ def test_import_round_trip(make_project, engine: EngineHandle, sdk: OpenAI, orch
     assert sdk.files.retrieve(notes.id).id == notes.id
     assert sdk.vector_stores.retrieve(store.id).id == store.id
     assert orch("import", *t).lines == [
-        "Nothing to import: every assistant on the target is already declared."]
+        "Nothing to import: every assistant on the target is already declared."
+    ]
 
 
 # -- targets ---------------------------------------------------------------------------------
 
 
 def _subprocess_orch(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ORCH_", "OPENAI_"))}
-    return subprocess.run([sys.executable, "-m", "orch", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "OPENAI_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "orch", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_default_target_is_the_embedded_engine(make_project):
-    root = make_project({"orch.yml": "project: demo\ntarget: embedded\n",
-                         "assistants/tutor.yml": TUTOR})
+    root = make_project(
+        {"orch.yml": "project: demo\ntarget: embedded\n", "assistants/tutor.yml": TUTOR}
+    )
     first = _subprocess_orch(root, "sync")
     assert first.returncode == 0, first.stderr
     assert first.stderr.startswith("Started the embedded engine at http://127.0.0.1:")
@@ -438,7 +507,8 @@ def test_default_target_is_the_embedded_engine(make_project):
 
 
 def test_embedded_engine_without_orch_yml_makes_no_writes_on_resync(
-        make_project, orch: Orch, monkeypatch: pytest.MonkeyPatch):
+    make_project, orch: Orch, monkeypatch: pytest.MonkeyPatch
+):
     import orch.engine.server as server
 
     handles: list[EngineHandle] = []
@@ -461,11 +531,13 @@ def test_embedded_engine_without_orch_yml_makes_no_writes_on_resync(
     assert orch("plan", "--json").stderr == ""  # --json keeps stdout and stderr clean
 
 
-def test_targets_from_orch_yml_env_and_dotenv(make_project, tmp_path: Path, orch: Orch,
-                                              monkeypatch: pytest.MonkeyPatch):
+def test_targets_from_orch_yml_env_and_dotenv(
+    make_project, tmp_path: Path, orch: Orch, monkeypatch: pytest.MonkeyPatch
+):
     with start_engine(tmp_path / "secure.db", api_key="s3cret-key-123") as secure:
-        make_project({
-            "orch.yml": f"""\
+        make_project(
+            {
+                "orch.yml": f"""\
                 project: demo
                 target: secure
                 targets:
@@ -473,8 +545,9 @@ def test_targets_from_orch_yml_env_and_dotenv(make_project, tmp_path: Path, orch
                             api_key_env: SECURE_KEY}}
                   implicit: {{kind: assistants}}
             """,
-            "assistants/tutor.yml": TUTOR,
-        })
+                "assistants/tutor.yml": TUTOR,
+            }
+        )
         # wrong key in the environment: one clear line, exit 2
         ran = orch("plan", env={"SECURE_KEY": "wrong-key-456"})
         assert_one_clear_line(ran, "refused the credentials (401)", "Incorrect API key")
@@ -494,8 +567,7 @@ def test_targets_from_orch_yml_env_and_dotenv(make_project, tmp_path: Path, orch
         assert secure.stats() == READS
 
         # ORCH_TARGET picks a URL target
-        ran = orch("plan", env={"ORCH_TARGET": secure.base_url,
-                                "OPENAI_API_KEY": "s3cret-key-123"})
+        ran = orch("plan", env={"ORCH_TARGET": secure.base_url, "OPENAI_API_KEY": "s3cret-key-123"})
         assert ran.exit_code == 0, ran.stderr
         assert ran.stdout.startswith(f"Plan for project 'demo' on {secure.base_url}:")
 
@@ -511,8 +583,9 @@ def test_server_without_assistants_api(make_project, orch: Orch):
     with serve_app(Starlette()) as url:  # answers 404 to everything
         for command in ("plan", "sync"):
             ran = orch(command, "--target", url)
-            assert_one_clear_line(ran, "answered 404 for /assistants", "kind: responses",
-                                  "2026-08-26")
+            assert_one_clear_line(
+                ran, "answered 404 for /assistants", "kind: responses", "2026-08-26"
+            )
 
 
 def test_connection_refused(make_project, orch: Orch, monkeypatch: pytest.MonkeyPatch):
@@ -531,11 +604,20 @@ def _rate_limited_app(failures: int | None):
         seen.append(f"{request.method} {request.url.path}")
         if failures is None or len(seen) <= failures:
             return JSONResponse(
-                {"error": {"message": "Rate limit reached for requests", "type": "requests",
-                           "param": None, "code": "rate_limit_exceeded"}},
-                status_code=429, headers={"retry-after-ms": "30"})
-        return JSONResponse({"object": "list", "data": [], "first_id": None, "last_id": None,
-                             "has_more": False})
+                {
+                    "error": {
+                        "message": "Rate limit reached for requests",
+                        "type": "requests",
+                        "param": None,
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                status_code=429,
+                headers={"retry-after-ms": "30"},
+            )
+        return JSONResponse(
+            {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+        )
 
     from starlette.routing import Route
 
@@ -543,8 +625,9 @@ def _rate_limited_app(failures: int | None):
     return Starlette(routes=[Route(p, endpoint) for p in paths]), seen
 
 
-def test_rate_limits_are_retried_honouring_retry_after_ms(make_project, orch: Orch,
-                                                         monkeypatch: pytest.MonkeyPatch):
+def test_rate_limits_are_retried_honouring_retry_after_ms(
+    make_project, orch: Orch, monkeypatch: pytest.MonkeyPatch
+):
     delays: list[float] = []
     real = retry.retry_delay
 
@@ -566,21 +649,30 @@ def test_rate_limits_are_retried_honouring_retry_after_ms(make_project, orch: Or
     app, seen = _rate_limited_app(failures=None)
     with serve_app(app) as url:
         ran = orch("sync", "--target", url)
-    assert_one_clear_line(ran, "list assistants: rate limited (429) after retries",
-                          "Rate limit reached")
+    assert_one_clear_line(
+        ran, "list assistants: rate limited (429) after retries", "Rate limit reached"
+    )
     assert len(seen) == 4 and delays == [0.03] * 3
 
 
 @pytest.mark.parametrize("seed", [3, 7])
-def test_sync_converges_on_a_flaky_engine(make_project, tmp_path: Path, orch: Orch, seed: int,
-                                          monkeypatch: pytest.MonkeyPatch):
+def test_sync_converges_on_a_flaky_engine(
+    make_project, tmp_path: Path, orch: Orch, seed: int, monkeypatch: pytest.MonkeyPatch
+):
     """Injected 429s, 500s and dropped connections: retried, creates never duplicated."""
     real = retry.retry_delay
     monkeypatch.setattr(retry, "retry_delay", lambda exc, attempt: min(real(exc, attempt), 0.02))
-    make_project({"orch.yml": ORCH_YML, "assistants/tutor.yml": TUTOR,
-                  "assistants/grader.yml": GRADER, "assistants/analyst.yml": ANALYST,
-                  "data/sales.csv": "a,b\n1,2\n", "docs/a.md": "alpha\n",
-                  "docs/b.md": "beta\n"})
+    make_project(
+        {
+            "orch.yml": ORCH_YML,
+            "assistants/tutor.yml": TUTOR,
+            "assistants/grader.yml": GRADER,
+            "assistants/analyst.yml": ANALYST,
+            "data/sales.csv": "a,b\n1,2\n",
+            "docs/a.md": "alpha\n",
+            "docs/b.md": "beta\n",
+        }
+    )
     with start_engine(tmp_path / "flaky.db", fault_rate=0.2, fault_seed=seed) as flaky:
         ran = orch("sync", "--target", flaky.base_url)
         assert ran.exit_code == 0, ran.stderr
@@ -594,6 +686,8 @@ def test_sync_converges_on_a_flaky_engine(make_project, tmp_path: Path, orch: Or
         assert names == ["analyst", "grader", "tutor"]
         assert len(stores) == 1 and len(files) == 3
         steady.reset_stats()
-        assert orch("sync", "--target", steady.base_url).lines[-1] == \
-            "No changes: the target matches the YAML."
+        assert (
+            orch("sync", "--target", steady.base_url).lines[-1]
+            == "No changes: the target matches the YAML."
+        )
         assert writes(steady.stats()) == {}

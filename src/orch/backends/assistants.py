@@ -81,21 +81,24 @@ class AssistantsBackend:
         assistants = self._list_assistants()
         files = self._pages(
             "list files",
-            lambda after: self.client.files.list(purpose="assistants", limit=10000,
-                                                 order="asc", **_after(after)),
+            lambda after: self.client.files.list(
+                purpose="assistants", limit=10000, order="asc", **_after(after)
+            ),
         )
         stores = self._pages(
             "list vector stores",
-            lambda after: self.client.vector_stores.list(limit=PAGE, order="asc",
-                                                         **_after(after)),
+            lambda after: self.client.vector_stores.list(limit=PAGE, order="asc", **_after(after)),
         )
         return RemoteState(
             assistants=assistants,
             files=[RemoteFile(f.id, f.filename, f.bytes, f.purpose, f.created_at) for f in files],
             vector_stores=[
                 RemoteVectorStore(
-                    id=s.id, name=s.name, metadata=dict(s.metadata or {}),
-                    files_total=s.file_counts.total, files_failed=s.file_counts.failed,
+                    id=s.id,
+                    name=s.name,
+                    metadata=dict(s.metadata or {}),
+                    files_total=s.file_counts.total,
+                    files_failed=s.file_counts.failed,
                     created_at=s.created_at,
                 )
                 for s in stores
@@ -107,8 +110,7 @@ class AssistantsBackend:
         try:
             found = self._pages(
                 "list assistants",
-                lambda after: self.beta.assistants.list(limit=PAGE, order="asc",
-                                                        **_after(after)),
+                lambda after: self.beta.assistants.list(limit=PAGE, order="asc", **_after(after)),
             )
         except NotFoundError as exc:
             raise NotFoundError(
@@ -122,8 +124,9 @@ class AssistantsBackend:
         """Ids of the files in a vector store (all pages)."""
         files = self._pages(
             "list vector store files",
-            lambda after: self.client.vector_stores.files.list(store_id, limit=PAGE,
-                                                               **_after(after)),
+            lambda after: self.client.vector_stores.files.list(
+                store_id, limit=PAGE, **_after(after)
+            ),
         )
         return [f.id for f in files]
 
@@ -161,8 +164,12 @@ class AssistantsBackend:
 
     def delete_assistant(self, assistant_id: str) -> None:
         """Delete; already gone is fine."""
-        _ignore_404(lambda: retry.call(f"delete assistant {assistant_id}",
-                                       lambda: self.beta.assistants.delete(assistant_id)))
+        _ignore_404(
+            lambda: retry.call(
+                f"delete assistant {assistant_id}",
+                lambda: self.beta.assistants.delete(assistant_id),
+            )
+        )
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -177,16 +184,21 @@ class AssistantsBackend:
                 if not retry.is_transient(exc) or attempt == 3:
                     raise retry.to_backend_error(f"upload {path}", exc) from exc
                 time.sleep(retry.retry_delay(exc, attempt))
-                for f in self._pages("list files", lambda after: self.client.files.list(
-                        purpose="assistants", limit=10000, **_after(after))):
+                for f in self._pages(
+                    "list files",
+                    lambda after: self.client.files.list(
+                        purpose="assistants", limit=10000, **_after(after)
+                    ),
+                ):
                     if f.filename == filename and f.bytes == path.stat().st_size:
                         return RemoteFile(f.id, f.filename, f.bytes, f.purpose, f.created_at)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def delete_file(self, file_id: str) -> None:
         """Delete; already gone is fine."""
-        _ignore_404(lambda: retry.call(f"delete file {file_id}",
-                                       lambda: self.client.files.delete(file_id)))
+        _ignore_404(
+            lambda: retry.call(f"delete file {file_id}", lambda: self.client.files.delete(file_id))
+        )
 
     # -- vector stores -------------------------------------------------------------------------
 
@@ -206,9 +218,16 @@ class AssistantsBackend:
                 if not retry.is_transient(exc) or attempt == 3:
                     raise retry.to_backend_error(f"create vector store {name}", exc) from exc
                 time.sleep(retry.retry_delay(exc, attempt))
-                found = [s for s in self._pages("list vector stores", lambda after: (
-                    self.client.vector_stores.list(limit=PAGE, order="asc", **_after(after))))
-                    if s.name == name and dict(s.metadata or {}) == metadata]
+                found = [
+                    s
+                    for s in self._pages(
+                        "list vector stores",
+                        lambda after: self.client.vector_stores.list(
+                            limit=PAGE, order="asc", **_after(after)
+                        ),
+                    )
+                    if s.name == name and dict(s.metadata or {}) == metadata
+                ]
                 if found:
                     store = found[0]
                     break
@@ -217,7 +236,10 @@ class AssistantsBackend:
         return self._store(store.id)
 
     def update_vector_store(
-        self, store: RemoteVectorStore, metadata: dict[str, str], add: list[str],
+        self,
+        store: RemoteVectorStore,
+        metadata: dict[str, str],
+        add: list[str],
         remove: list[str],
     ) -> RemoteVectorStore:
         """Remove and add files (waiting for indexing), then replace metadata.
@@ -226,38 +248,59 @@ class AssistantsBackend:
         rather than hidden behind an "updated".
         """
         if store.files_failed:
-            failed = [f.id for f in self._pages(
-                "list failed vector store files",
-                lambda after: self.client.vector_stores.files.list(
-                    store.id, filter="failed", limit=PAGE, **_after(after)))]
+            failed = [
+                f.id
+                for f in self._pages(
+                    "list failed vector store files",
+                    lambda after: self.client.vector_stores.files.list(
+                        store.id, filter="failed", limit=PAGE, **_after(after)
+                    ),
+                )
+            ]
             again = [i for i in failed if i not in remove and i not in add]
             remove, add = [*remove, *again], [*add, *again]
         for file_id in remove:
-            _ignore_404(lambda file_id=file_id: retry.call(
-                "remove file from vector store",
-                lambda: self.client.vector_stores.files.delete(file_id, vector_store_id=store.id)))
+            _ignore_404(
+                lambda file_id=file_id: retry.call(
+                    "remove file from vector store",
+                    lambda: self.client.vector_stores.files.delete(
+                        file_id, vector_store_id=store.id
+                    ),
+                )
+            )
         if add:
             self._add_files(store.id, store.name or store.id, add)
-        retry.call("update vector store",
-                   lambda: self.client.vector_stores.update(store.id, metadata=metadata))
+        retry.call(
+            "update vector store",
+            lambda: self.client.vector_stores.update(store.id, metadata=metadata),
+        )
         return self._store(store.id)
 
     def delete_vector_store(self, store_id: str) -> None:
         """Delete; already gone is fine."""
-        _ignore_404(lambda: retry.call(f"delete vector store {store_id}",
-                                       lambda: self.client.vector_stores.delete(store_id)))
+        _ignore_404(
+            lambda: retry.call(
+                f"delete vector store {store_id}",
+                lambda: self.client.vector_stores.delete(store_id),
+            )
+        )
 
     def _store(self, store_id: str) -> RemoteVectorStore:
-        s = retry.call("retrieve vector store",
-                       lambda: self.client.vector_stores.retrieve(store_id))
+        s = retry.call(
+            "retrieve vector store", lambda: self.client.vector_stores.retrieve(store_id)
+        )
         return RemoteVectorStore(
-            id=s.id, name=s.name, metadata=dict(s.metadata or {}),
-            files_total=s.file_counts.total, files_failed=s.file_counts.failed,
+            id=s.id,
+            name=s.name,
+            metadata=dict(s.metadata or {}),
+            files_total=s.file_counts.total,
+            files_failed=s.file_counts.failed,
             created_at=s.created_at,
         )
 
-    def _add_files(self, store_id: str, name: str, file_ids: list[str],
-                   timeout: float = 600.0) -> None:
+    def _add_files(
+        self, store_id: str, name: str, file_ids: list[str], timeout: float = 600.0
+    ) -> None:
         batch = retry.call(
             f"index files into {name}",
             lambda: self.client.vector_stores.file_batches.create(store_id, file_ids=file_ids),
@@ -271,20 +314,27 @@ class AssistantsBackend:
             # small batches finish fast: start polling quickly, back off to poll_interval
             time.sleep(min(self.poll_interval, 0.01 * 2**polls))
             polls += 1
-            batch = retry.call("poll file batch", lambda: self.client.vector_stores.file_batches
-                               .retrieve(batch_id, vector_store_id=store_id))
+            batch = retry.call(
+                "poll file batch",
+                lambda: self.client.vector_stores.file_batches.retrieve(
+                    batch_id, vector_store_id=store_id
+                ),
+            )
         if batch.status != "completed" or batch.file_counts.failed:
             failed = self._pages(
                 "list failed files",
                 lambda after: self.client.vector_stores.file_batches.list_files(
-                    batch_id, vector_store_id=store_id, filter="failed", limit=PAGE,
-                    **_after(after)),
+                    batch_id, vector_store_id=store_id, filter="failed", limit=PAGE, **_after(after)
+                ),
             )
             detail = "; ".join(
                 f"{f.id}: {f.last_error.message if f.last_error else 'failed'}" for f in failed
             )
-            outcome = (f"failed for {batch.file_counts.failed} file(s)"
-                       if batch.status == "completed" else batch.status)
+            outcome = (
+                f"failed for {batch.file_counts.failed} file(s)"
+                if batch.status == "completed"
+                else batch.status
+            )
             raise BackendError(
                 f"indexing files into vector store {name} {outcome}"
                 f"{': ' + detail if detail else ''}"

@@ -74,42 +74,66 @@ def text_format(response_format: Any) -> dict | None:
     return None
 
 
-def request_tools(assistant: Assistant, resources: dict, item_stores: list[str],
-                  item_files: list[str], hosted: bool) -> list[dict]:
+def request_tools(
+    assistant: Assistant,
+    resources: dict,
+    item_stores: list[str],
+    item_files: list[str],
+    hosted: bool,
+) -> list[dict]:
     """The assistant's tools in Responses form, with the vector stores and files they use."""
     tools = []
     for tool in assistant.tools:
         if tool.function:
             fn = tool.function
-            tools.append({"type": "function", "name": fn.name,
-                          "description": fn.description or "",
-                          "parameters": fn.parameters or {"type": "object", "properties": {}},
-                          "strict": bool(fn.strict)})
+            tools.append(
+                {
+                    "type": "function",
+                    "name": fn.name,
+                    "description": fn.description or "",
+                    "parameters": fn.parameters or {"type": "object", "properties": {}},
+                    "strict": bool(fn.strict),
+                }
+            )
             continue
         if not hosted:
             raise UsageError(
                 f"assistant {assistant.name!r} uses {tool.type}, which this target does not "
-                "support (capabilities.hosted_tools is false)")
+                "support (capabilities.hosted_tools is false)"
+            )
         if tool.type == "file_search":
             stores = [*resources.get("vector_store_ids", []), *item_stores]
             if stores:
-                tools.append({"type": "file_search", "vector_store_ids": stores,
-                              **dict(tool.options)})
+                tools.append(
+                    {"type": "file_search", "vector_store_ids": stores, **dict(tool.options)}
+                )
         elif tool.type == "code_interpreter":
             files = [*resources.get("code_interpreter_file_ids", []), *item_files]
-            tools.append({"type": "code_interpreter",
-                          "container": {"type": "auto", "file_ids": files}})
+            tools.append(
+                {"type": "code_interpreter", "container": {"type": "auto", "file_ids": files}}
+            )
     return tools
 
 
 class ResponsesSession(Session):
     """One item's conversation over the Responses API; same contract as ``Conversation``."""
 
-    def __init__(self, client: openai.OpenAI, *, resources: dict[str, dict] | None = None,
-                 capabilities: dict | None = None, label: str = "orch", **common: Any):
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        *,
+        resources: dict[str, dict] | None = None,
+        capabilities: dict | None = None,
+        label: str = "orch",
+        **common: Any,
+    ):
         super().__init__(client, **common)
-        caps = {"conversations": True, "hosted_tools": True, "streaming": True,
-                **(capabilities or {})}
+        caps = {
+            "conversations": True,
+            "hosted_tools": True,
+            "streaming": True,
+            **(capabilities or {}),
+        }
         self.stream = self.stream and caps["streaming"]
         self.resources = resources or {}
         self.use_conversations = caps["conversations"]
@@ -125,8 +149,11 @@ class ResponsesSession(Session):
         """Send the step's message, answer function calls until the model stops asking."""
         self._attach(turn.attachments)
         if self.use_conversations and self.thread_id is None:
-            conv = retry.call("create conversation", lambda: self.client.conversations.create(
-                metadata={"orch": self.label}), idempotent=False)
+            conv = retry.call(
+                "create conversation",
+                lambda: self.client.conversations.create(metadata={"orch": self.label}),
+                idempotent=False,
+            )
             self.thread_id = conv.id
         for attempt in range(self.retries + 1):
             outcome = StepOutcome(attempts=attempt + 1)
@@ -136,24 +163,35 @@ class ResponsesSession(Session):
                 response = self._create(turn, inputs)
                 self.run_id = response.id
                 self._collect(response, outcome)
-                calls = [ToolRequest(o.call_id, o.name, o.arguments)
-                         for o in response.output if o.type == "function_call"]
+                calls = [
+                    ToolRequest(o.call_id, o.name, o.arguments)
+                    for o in response.output
+                    if o.type == "function_call"
+                ]
                 if response.status != "completed" or not calls:
                     break
                 outputs = call_handlers(calls, turn.assistant, self.pool, self.root, outcome)
-                inputs = [{"type": "function_call_output", "call_id": call_id, "output": out}
-                          for call_id, out in outputs]
+                inputs = [
+                    {"type": "function_call_output", "call_id": call_id, "output": out}
+                    for call_id, out in outputs
+                ]
             outcome.run_id, outcome.status = response.id, response.status
             if response.error:
-                outcome.last_error = {"code": response.error.code,
-                                      "message": response.error.message}
+                outcome.last_error = {
+                    "code": response.error.code,
+                    "message": response.error.message,
+                }
             elif response.status == "incomplete" and response.incomplete_details:
-                outcome.last_error = {"code": "incomplete",
-                                      "message": str(response.incomplete_details.reason)}
+                outcome.last_error = {
+                    "code": "incomplete",
+                    "message": str(response.incomplete_details.reason),
+                }
             retryable = response.error and response.error.code in (
-                "server_error", "rate_limit_exceeded")
+                "server_error",
+                "rate_limit_exceeded",
+            )
             if response.status == "failed" and retryable and attempt < self.retries:
-                self._pause(min(2.0, 0.25 * 2 ** attempt))
+                self._pause(min(2.0, 0.25 * 2**attempt))
                 continue
             return outcome
         raise AssertionError("unreachable")  # pragma: no cover
@@ -170,12 +208,22 @@ class ResponsesSession(Session):
                 parts.append({"type": "input_text", "text": part["text"]})
             elif part["type"] == "image_url":
                 image = part["image_url"]
-                parts.append({"type": "input_image", "image_url": image["url"],
-                              "detail": image.get("detail", "auto")})
+                parts.append(
+                    {
+                        "type": "input_image",
+                        "image_url": image["url"],
+                        "detail": image.get("detail", "auto"),
+                    }
+                )
             elif part["type"] == "image_file":
                 image = part["image_file"]
-                parts.append({"type": "input_image", "file_id": image["file_id"],
-                              "detail": image.get("detail", "auto")})
+                parts.append(
+                    {
+                        "type": "input_image",
+                        "file_id": image["file_id"],
+                        "detail": image.get("detail", "auto"),
+                    }
+                )
         return {"role": "user", "content": parts}
 
     def _attach(self, attachments: list[dict]) -> None:
@@ -184,30 +232,44 @@ class ResponsesSession(Session):
         It has no message attachments: file_search files go into the item's vector store,
         code-interpreter files into the container.
         """
-        search = [a["file_id"] for a in attachments
-                  if any(t["type"] == "file_search" for t in a["tools"])]
-        self.item_files += [a["file_id"] for a in attachments
-                            if any(t["type"] == "code_interpreter" for t in a["tools"])]
+        search = [
+            a["file_id"] for a in attachments if any(t["type"] == "file_search" for t in a["tools"])
+        ]
+        self.item_files += [
+            a["file_id"]
+            for a in attachments
+            if any(t["type"] == "code_interpreter" for t in a["tools"])
+        ]
         if not search:
             return
         if not self.item_stores:
-            store = retry.call("create vector store", lambda: self.client.vector_stores.create(
-                name=f"{self.label}-item", expires_after={"anchor": "last_active_at",
-                                                          "days": 1}), idempotent=False)
+            store = retry.call(
+                "create vector store",
+                lambda: self.client.vector_stores.create(
+                    name=f"{self.label}-item", expires_after={"anchor": "last_active_at", "days": 1}
+                ),
+                idempotent=False,
+            )
             self.item_stores.append(store.id)
         backend = AssistantsBackend(self.client)
         backend._add_files(self.item_stores[0], "the item's vector store", search)
 
     def _create(self, turn: Turn, inputs: list[Any]):
         assistant = turn.assistant
-        instructions = turn.instructions if turn.instructions is not None else \
-            assistant.instructions
+        instructions = (
+            turn.instructions if turn.instructions is not None else assistant.instructions
+        )
         if turn.additional_instructions:
             instructions = f"{instructions or ''}\n\n{turn.additional_instructions}"
         params: dict[str, Any] = {
             "model": assistant.model,
-            "tools": request_tools(assistant, self.resources.get(assistant.name, {}),
-                                   self.item_stores, self.item_files, self.hosted),
+            "tools": request_tools(
+                assistant,
+                self.resources.get(assistant.name, {}),
+                self.item_stores,
+                self.item_files,
+                self.hosted,
+            ),
             "metadata": {"orch_assistant": assistant.name, "orch_nonce": uuid.uuid4().hex},
         }
         if instructions:
@@ -228,8 +290,9 @@ class ResponsesSession(Session):
                 raise Stopped()
             try:
                 if self.stream:
-                    response = self._consume(self.client.responses.create(
-                        stream=True, timeout=self._timeout(), **params))
+                    response = self._consume(
+                        self.client.responses.create(stream=True, timeout=self._timeout(), **params)
+                    )
                 else:
                     response = self.client.responses.create(timeout=self._timeout(), **params)
                 break
@@ -275,8 +338,9 @@ class ResponsesSession(Session):
         """Poll a response whose stream broke until it is done."""
         delay = 0.05
         while True:
-            response = retry.call("retrieve response",
-                                  lambda: self.client.responses.retrieve(response_id))
+            response = retry.call(
+                "retrieve response", lambda: self.client.responses.retrieve(response_id)
+            )
             if response.status in DONE:
                 return response
             if time.monotonic() > self.deadline:
@@ -297,15 +361,20 @@ class ResponsesSession(Session):
                     for note in part.annotations or []:
                         outcome.citations.append(note.model_dump(mode="json", exclude_none=True))
                         if note.type == "container_file_citation":
-                            path = self._download(note.container_id, note.file_id,
-                                                  getattr(note, "filename", "") or "")
+                            path = self._download(
+                                note.container_id, note.file_id, getattr(note, "filename", "") or ""
+                            )
                             if path not in outcome.files:
                                 outcome.files.append(path)
             elif item.type == "code_interpreter_call":
-                outputs = [o.model_dump(mode="json", exclude_none=True)
-                           for o in item.outputs or []]
-                record = {"id": item.id, "type": "code_interpreter", "name": "code_interpreter",
-                          "input": item.code, "outputs": outputs}
+                outputs = [o.model_dump(mode="json", exclude_none=True) for o in item.outputs or []]
+                record = {
+                    "id": item.id,
+                    "type": "code_interpreter",
+                    "name": "code_interpreter",
+                    "input": item.code,
+                    "outputs": outputs,
+                }
                 for out in item.outputs or []:
                     url = getattr(out, "url", None)
                     if out.type == "image" and url and url.startswith("data:"):
@@ -314,16 +383,23 @@ class ResponsesSession(Session):
                         outcome.files.append(path)
                 outcome.tool_calls.append(record)
             elif item.type == "file_search_call":
-                outcome.tool_calls.append({"id": item.id, "type": "file_search",
-                                           "name": "file_search",
-                                           "queries": list(item.queries or [])})
+                outcome.tool_calls.append(
+                    {
+                        "id": item.id,
+                        "type": "file_search",
+                        "name": "file_search",
+                        "queries": list(item.queries or []),
+                    }
+                )
         if texts:
             outcome.output = "\n\n".join(t for t in [outcome.output, *texts] if t)
         usage = response.usage
         if usage:
-            for key, value in (("prompt_tokens", usage.input_tokens),
-                               ("completion_tokens", usage.output_tokens),
-                               ("total_tokens", usage.total_tokens)):
+            for key, value in (
+                ("prompt_tokens", usage.input_tokens),
+                ("completion_tokens", usage.output_tokens),
+                ("total_tokens", usage.total_tokens),
+            ):
                 outcome.usage[key] = outcome.usage.get(key, 0) + (value or 0)
 
     def _download(self, container_id: str, file_id: str, filename: str) -> str:
@@ -334,7 +410,9 @@ class ResponsesSession(Session):
             content = retry.call(
                 f"download {file_id}",
                 lambda: self.client.containers.files.content.retrieve(
-                    file_id, container_id=container_id))
+                    file_id, container_id=container_id
+                ),
+            )
             target.write_bytes(content.read())
         return str(target)
 

@@ -174,10 +174,18 @@ def start_engine(
     ``api_key``, an unusable port, or a startup failure; ``ConfigError`` for a bad script.
     """
     config, sock = _prepared(
-        host, port, db_path=db_path, model=model, script=script,
-        upstream_base_url=upstream_base_url, upstream_api_key_env=upstream_api_key_env,
-        api_key=api_key, fault_rate=fault_rate, fault_seed=fault_seed,
-        run_expiry_seconds=run_expiry_seconds, poll_after_ms=poll_after_ms,
+        host,
+        port,
+        db_path=db_path,
+        model=model,
+        script=script,
+        upstream_base_url=upstream_base_url,
+        upstream_api_key_env=upstream_api_key_env,
+        api_key=api_key,
+        fault_rate=fault_rate,
+        fault_seed=fault_seed,
+        run_expiry_seconds=run_expiry_seconds,
+        poll_after_ms=poll_after_ms,
     )
     stats = RequestStats()
     app = create_app(config, stats=stats)
@@ -224,9 +232,15 @@ def serve_forever(
 ) -> None:
     """Run the engine in the foreground until interrupted (``orch serve``)."""
     config, sock = _prepared(
-        host, port, db_path=db, model=model, script=script,
-        upstream_base_url=upstream_base_url, upstream_api_key_env=upstream_api_key_env,
-        api_key=api_key, fault_rate=fault_rate,
+        host,
+        port,
+        db_path=db,
+        model=model,
+        script=script,
+        upstream_base_url=upstream_base_url,
+        upstream_api_key_env=upstream_api_key_env,
+        api_key=api_key,
+        fault_rate=fault_rate,
     )
     app = create_app(config)
     actual = sock.getsockname()[1]

@@ -31,8 +31,12 @@ def get_current_weather(
     """
     temperature, conditions = _lookup(location)
     return json.dumps(
-        {"location": location, "temperature": str(temperature), "unit": unit,
-         "conditions": conditions}
+        {
+            "location": location,
+            "temperature": str(temperature),
+            "unit": unit,
+            "conditions": conditions,
+        }
     )
 
 
@@ -42,7 +46,11 @@ def get_forecast(location: str, days: int = 3) -> str:
         raise ValueError("days must be between 1 and 7")
     temperature, conditions = _lookup(location)
     return json.dumps(
-        {"location": location,
-         "days": [{"day": i + 1, "high": temperature + i, "conditions": conditions}
-                  for i in range(days)]}
+        {
+            "location": location,
+            "days": [
+                {"day": i + 1, "high": temperature + i, "conditions": conditions}
+                for i in range(days)
+            ],
+        }
     )
