@@ -24,8 +24,8 @@ import time
 import warnings
 from pathlib import Path
 
+from orch.cli.tasks import sync_task
 from orch.engine.server import start_engine
-from orch.tasks import sync_task
 
 warnings.simplefilter("ignore", DeprecationWarning)
 

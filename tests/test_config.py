@@ -8,11 +8,11 @@ from typing import Literal
 
 import pytest
 
-from orch.config import load_project, load_script
-from orch.document import format_path, load_document
 from orch.errors import ConfigError, Problem
-from orch.model import EMBEDDED, Assistant, ItemSource, LocalFile, Tool, parse_duration
-from orch.tools import HandlerError, describe, resolve_handler, schema_from_signature
+from orch.project.documents import format_path, load_document
+from orch.project.handlers import HandlerError, describe, resolve_handler, schema_from_signature
+from orch.project.loading import load_project, load_script
+from orch.project.model import EMBEDDED, Assistant, ItemSource, LocalFile, Tool, parse_duration
 
 TUTOR = """\
     name: tutor

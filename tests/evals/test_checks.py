@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orch.evals import (
+from orch.evals.assertions import (
     _MISSING,
     CheckError,
     Verdict,
@@ -15,7 +15,7 @@ from orch.evals import (
     parse_grade,
     step_score,
 )
-from orch.model import Assertion
+from orch.project.model import Assertion
 
 DATA = {"a": {"b": [1, 2, 3]}, "items": [{"met": True}, {"met": False}], "k-1": "x"}
 

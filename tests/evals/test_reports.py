@@ -213,8 +213,8 @@ def test_report_rerenders_from_history_without_an_engine(project, mixed, monkeyp
     def no_engine(*args, **kwargs):
         raise AssertionError("orch report must not connect to a target")
 
-    monkeypatch.setattr("orch.targets.connect", no_engine)
-    monkeypatch.setattr("orch.runner.connect", no_engine)
+    monkeypatch.setattr("orch.targets.connection.connect", no_engine)
+    monkeypatch.setattr("orch.run.runner.connect", no_engine)
     ran = invoke("report", mixed[:-2])  # a unique prefix (seconds alone can be shared)
     assert ran.exit_code == 0, ran.stderr
     assert ran.stdout.splitlines() == [f"wrote {rel}" for rel in REPORTS]

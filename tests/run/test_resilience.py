@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from orch.cli import main
 from orch.engine.server import EngineHandle, start_engine
-from orch.history import History
+from orch.results.history import History
 
 from .chaos import ChaosProxy, audit_thread, client_for
 

@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 from orch import sync
-from orch.backends.base import (
+from orch.project.model import Assistant, FunctionTool, LocalFile, Tool
+from orch.targets.base import (
     META_HASH,
     META_NAME,
     META_PROJECT,
@@ -18,7 +19,6 @@ from orch.backends.base import (
     RemoteState,
     RemoteVectorStore,
 )
-from orch.model import Assistant, FunctionTool, LocalFile, Tool
 
 P = "proj"
 

@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from orch import retry
 from orch.engine.server import EngineHandle, start_engine
+from orch.targets import retry
 
 from .conftest import Orch, free_port, serve_app, writes
 

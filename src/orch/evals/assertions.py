@@ -29,10 +29,10 @@ from typing import Any
 import jinja2
 import jsonschema
 
-from orch.conversation import ItemTimeout, Stopped
 from orch.errors import OrchError
-from orch.model import Assertion, Step, parse_duration
-from orch.tools import resolve_handler
+from orch.project.handlers import resolve_handler
+from orch.project.model import Assertion, Step, parse_duration
+from orch.targets.session import ItemTimeout, Stopped
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined)
 _MISSING = object()

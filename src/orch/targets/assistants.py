@@ -1,6 +1,7 @@
 """Backend for servers speaking the Assistants v2 wire protocol (embedded engine, Azure, ...).
 
-Uses the official ``openai`` SDK with ``max_retries=0``; retrying is :mod:`orch.retry`'s job.
+Uses the official ``openai`` SDK with ``max_retries=0``; retrying is
+:mod:`orch.targets.retry`'s job.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 import openai
 
-from orch import retry
-from orch.backends.base import (
+from orch.errors import BackendError, NotFoundError
+from orch.targets import retry
+from orch.targets.base import (
     META_HASH,
     META_NAME,
     META_PROJECT,
@@ -21,7 +23,6 @@ from orch.backends.base import (
     RemoteState,
     RemoteVectorStore,
 )
-from orch.errors import BackendError, NotFoundError
 
 PAGE = 100
 

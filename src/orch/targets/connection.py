@@ -20,9 +20,9 @@ from typing import Any
 import openai
 from dotenv import dotenv_values
 
-from orch.document import display_path
 from orch.errors import UsageError
-from orch.model import Project, Target
+from orch.project.documents import display_path
+from orch.project.model import Project, Target
 
 ENGINE_API_KEY = "orch-embedded"  # the in-process engine listens on loopback without auth
 
@@ -39,10 +39,10 @@ class Connection:
     def backend(self):
         """The sync backend for this target's kind."""
         if self.target.kind == "responses":
-            from orch.backends.responses import ResponsesBackend
+            from orch.targets.responses import ResponsesBackend
 
             return ResponsesBackend(self.client, label=self.label)
-        from orch.backends.assistants import AssistantsBackend
+        from orch.targets.assistants import AssistantsBackend
 
         return AssistantsBackend(self.client, label=self.label)
 

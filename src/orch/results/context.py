@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orch.history import History, RunRecord
-from orch.model import Pipeline, Project
+from orch.project.model import Pipeline, Project
+from orch.results.history import History, RunRecord
 
 REHEARSAL_NOTE = "Replies from the scripted model are rehearsal text, not an AI's."
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}

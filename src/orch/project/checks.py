@@ -2,8 +2,8 @@
 
 What a JSON Schema cannot say: an unknown assistant, a missing file, a handler that does not
 import, a duplicate name or step id, an invalid JSON Schema or regex inside a config, a Jinja
-template that does not parse. Used by :mod:`orch.config`, which collects the problems of every
-file before raising one ``ConfigError``.
+template that does not parse. Used by :mod:`orch.project.loading`, which collects the
+problems of every file before raising one ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from orch import jsonschemas
-from orch.document import Document, display_path, format_path
 from orch.errors import ConfigError, Problem
-from orch.items import iter_items
-from orch.model import (
+from orch.project import schemas as jsonschemas
+from orch.project.documents import Document, display_path, format_path
+from orch.project.handlers import HandlerError, describe, resolve_handler, schema_from_signature
+from orch.project.items import iter_items
+from orch.project.model import (
     Assertion,
     Assistant,
     Attachment,
@@ -33,10 +34,9 @@ from orch.model import (
     Tool,
     parse_duration,
 )
-from orch.tools import HandlerError, describe, resolve_handler, schema_from_signature
 
 if TYPE_CHECKING:
-    from orch.config import _ProjectLoader
+    from orch.project.loading import _ProjectLoader
 
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
@@ -243,7 +243,7 @@ class Checker:
                 if not (self.root / template).is_file():
                     self.problem(("report", i, "template"), f"template not found: {template}")
                 else:  # with the report filters (percent, usd, md, ...) it will render with
-                    from orch.reports import check_template
+                    from orch.results.reports import check_template
 
                     message = check_template(self.root, template)
                     if message:

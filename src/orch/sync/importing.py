@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from orch.backends.base import META_NAME, META_PROJECT, Backend, RemoteAssistant, RemoteState
 from orch.errors import UsageError
-from orch.sync import SHA_LEN, parse_managed_filename
+from orch.sync.naming import SHA_LEN, parse_managed_filename
+from orch.targets.base import META_NAME, META_PROJECT, Backend, RemoteAssistant, RemoteState
 
 INLINE_LIMIT = 200
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orch.errors import ConfigError
-from orch.model import ItemSource
+from orch.project.model import ItemSource
 
 
 def iter_items(source: ItemSource, root: Path) -> Iterator[dict[str, Any]]:

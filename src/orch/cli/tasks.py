@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orch import sync
-from orch.config import load_project
-from orch.document import display_path
 from orch.errors import ExitCode
-from orch.targets import connect
+from orch.project.documents import display_path
+from orch.project.loading import load_project
+from orch.targets.connection import connect
 
 Echo = Callable[[str], None]
 
@@ -88,7 +88,7 @@ def import_task(
     echo: Echo,
 ) -> int:
     """Write YAML for remote assistants not yet declared, then adopt them (tag + files)."""
-    from orch.importer import import_assistants
+    from orch.sync.importing import import_assistants
 
     project = load_project(path)
     out = out or project.root / "assistants"
@@ -165,9 +165,9 @@ def run_task(
     path: Path | None, pipeline_spec: str | None, options, quiet: bool, as_json: bool, echo: Echo
 ) -> int:
     """Run (or resume/retry) a pipeline; print the summary; return its exit code."""
-    from orch import progress
-    from orch.history import History
-    from orch.runner import PipelineRunner, dumps, summary_lines
+    from orch.results.history import History
+    from orch.run import progress
+    from orch.run.runner import PipelineRunner, dumps, summary_lines
 
     project = load_project(path)
     options.quiet = quiet
@@ -182,7 +182,7 @@ def run_task(
     runner = PipelineRunner(project, pipeline, options, reporter, echo=say)
     summary = runner.run()
     try:
-        from orch.reports import render_declared
+        from orch.results.reports import render_declared
     except ImportError:  # reports arrive with the evaluations issue
         render_declared = None
     if render_declared is not None and summary.status != "interrupted":
@@ -199,8 +199,8 @@ def history_task(
     path: Path | None, limit: int, pipeline: str | None, as_json: bool, echo: Echo
 ) -> int:
     """List runs, newest first."""
-    from orch.history import History
-    from orch.runner import dumps
+    from orch.results.history import History
+    from orch.run.runner import dumps
 
     project = load_project(path)
     history = History(project.root)
@@ -227,8 +227,8 @@ def history_task(
 
 def show_task(path: Path | None, run_id: str, as_json: bool, echo: Echo) -> int:
     """Show one run: its summary and every item's outcome."""
-    from orch.history import History
-    from orch.runner import dumps
+    from orch.results.history import History
+    from orch.run.runner import dumps
 
     project = load_project(path)
     history = History(project.root)

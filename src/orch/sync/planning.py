@@ -1,43 +1,34 @@
-"""Terraform-style sync: a pure ``plan(desired, remote)`` and a separate ``apply``.
+"""The plan: a pure function of the declared assistants and the remote state.
 
-Identity lives on the server, never in a local state file:
-
-* assistants carry metadata ``orch_project``, ``orch_name``, ``orch_hash`` (the fingerprint of
-  the YAML, file contents included);
-* uploaded files are named ``orch-<project>-<sha256[:16]>-<basename>``, so content identity
-  survives a fresh checkout and stale uploads can be found;
-* each assistant with ``file_search`` files owns one vector store named
-  ``orch-<project>-<assistant>``, tagged like assistants, whose ``orch_hash`` is the hash of its
-  files' contents.
-
-A re-sync with nothing changed therefore costs three list requests and no writes. An object whose
-fields no longer match what its own ``orch_hash`` says was edited behind orch's back: that is
-*drift*, shown as such and repaired. Objects without this project's tags are listed as
-unmanaged and never touched.
+``plan()`` never talks to a server; it compares fields (normalised the way servers echo them)
+and ``orch_hash`` tags, and classifies each object as create, update (with a field diff, drift
+when the remote no longer matches its own hash), delete (prune) or unchanged.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from orch.backends.base import (
+from orch.project.model import Assistant, LocalFile
+from orch.sync.naming import (
+    SHA_LEN,
+    files_hash,
+    kept_files,
+    kept_stores,
+    parse_managed_filename,
+    store_name,
+)
+from orch.targets.base import (
     META_HASH,
     META_NAME,
     META_PROJECT,
-    Backend,
     RemoteAssistant,
     RemoteFile,
     RemoteState,
     RemoteVectorStore,
 )
-from orch.model import Assistant, LocalFile, canonical_json, sha256_text
 
-SHA_LEN = 16
 FIELDS = (
     "name",
     "model",
@@ -50,56 +41,6 @@ FIELDS = (
     "tool_resources",
     "metadata",
 )
-
-
-def managed_filename(project: str, sha256: str, path: str) -> str:
-    """The name a file is uploaded under: content-addressed and tagged with the project."""
-    return f"orch-{project}-{sha256[:SHA_LEN]}-{Path(path).name}"
-
-
-def parse_managed_filename(project: str, filename: str) -> str | None:
-    """The content hash prefix in ``filename`` when it is one of ``project``'s uploads."""
-    prefix = f"orch-{project}-"
-    if not filename.startswith(prefix):
-        return None
-    rest = filename[len(prefix) :]
-    if re.fullmatch(rf"[0-9a-f]{{{SHA_LEN}}}-.+", rest, flags=re.S):
-        return rest[:SHA_LEN]
-    return None
-
-
-def store_name(project: str, assistant: str) -> str:
-    """Name of the vector store holding an assistant's file_search files."""
-    return f"orch-{project}-{assistant}"
-
-
-def files_hash(files: tuple[LocalFile, ...]) -> str:
-    """Identity of a set of files by content."""
-    return sha256_text(canonical_json(sorted(f.sha256 for f in files)))
-
-
-def kept_files(project: str, files: list[RemoteFile]) -> dict[str, RemoteFile]:
-    """The upload kept per content hash: the oldest (ties by id); the others are duplicates.
-
-    Plan and apply must agree on it, or apply could point an assistant at a copy that the same
-    sync deletes.
-    """
-    kept: dict[str, RemoteFile] = {}
-    for remote in sorted(files, key=lambda r: (r.created_at, r.id)):
-        sha = parse_managed_filename(project, remote.filename)
-        if sha:
-            kept.setdefault(sha, remote)
-    return kept
-
-
-def kept_stores(stores: list[RemoteVectorStore]) -> dict[str, RemoteVectorStore]:
-    """The vector store kept per owning assistant: the oldest (ties by id)."""
-    kept: dict[str, RemoteVectorStore] = {}
-    for store in sorted(stores, key=lambda s: (s.created_at, s.id)):
-        owner = store.metadata.get(META_NAME)
-        if owner:
-            kept.setdefault(owner, store)
-    return kept
 
 
 @dataclass(frozen=True)
@@ -172,9 +113,6 @@ class Plan:
             "files": [change(c) for c in self.files],
             "unmanaged": [{"id": a.id, "name": a.name} for a in self.unmanaged],
         }
-
-
-# -- desired state ---------------------------------------------------------------------------
 
 
 def _default_format(value: Any) -> Any:
@@ -268,9 +206,6 @@ def remote_fields(
 
 def _diff(old: dict, new: dict) -> tuple[FieldDiff, ...]:
     return tuple(FieldDiff(k, old.get(k), new.get(k)) for k in FIELDS if old.get(k) != new.get(k))
-
-
-# -- plan ------------------------------------------------------------------------------------
 
 
 def plan(
@@ -477,182 +412,6 @@ def _plan_stores(
                         reason="its assistant is gone",
                     )
                 )
-
-
-# -- apply -----------------------------------------------------------------------------------
-
-
-Reporter = Callable[[Change], None]
-
-
-def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c: None) -> int:
-    """Carry out ``plan_`` on ``backend``; returns the number of writes. Deletes come last."""
-    project = plan_.project
-    writes = 0
-    file_ids = {sha: f.id for sha, f in kept_files(project, plan_.remote.files).items()}
-    for change in plan_.files:
-        if change.action == "create":
-            sha = next(s for s, f in plan_.uploads.items() if f.path == change.name)
-            local = plan_.uploads[sha]
-            uploaded = backend.upload_file(
-                root / local.path, managed_filename(project, local.sha256, local.path)
-            )
-            file_ids[sha] = uploaded.id
-            writes += 1
-            report(change)
-
-    store_ids = {owner: s.id for owner, s in kept_stores(plan_.remote.vector_stores).items()}
-    for change in plan_.stores:
-        owner = change.name.removeprefix(f"orch-{project}-")
-        assistant = plan_.desired.get(owner)
-        if change.action == "create" and assistant:
-            files = assistant.files_for("file_search")
-            store = backend.create_vector_store(
-                change.name,
-                _store_meta(project, owner, files),
-                list(dict.fromkeys(file_ids[f.sha256[:SHA_LEN]] for f in files)),
-            )
-            store_ids[owner] = store.id
-            writes += 1
-            report(change)
-        elif change.action == "update" and assistant:
-            files = assistant.files_for("file_search")
-            want = {file_ids[f.sha256[:SHA_LEN]] for f in files}
-            have = set(backend.vector_store_file_ids(change.remote_id))
-            remote = next(s for s in plan_.remote.vector_stores if s.id == change.remote_id)
-            backend.update_vector_store(
-                remote,
-                _store_meta(project, owner, files),
-                add=sorted(want - have),
-                remove=sorted(have - want),
-            )
-            store_ids[owner] = remote.id
-            writes += 1
-            report(change)
-
-    for change in plan_.assistants:
-        if change.action not in ("create", "update") or change.name not in plan_.desired:
-            continue
-        spec = wire_spec(plan_.desired[change.name], project, file_ids, store_ids)
-        if change.action == "create":
-            backend.create_assistant(spec)
-        else:
-            backend.update_assistant(change.remote_id, spec)
-        writes += 1
-        report(change)
-
-    for change in [*plan_.assistants, *plan_.stores, *plan_.files]:
-        if change.action != "delete":
-            continue
-        {
-            "assistant": backend.delete_assistant,
-            "vector_store": backend.delete_vector_store,
-            "file": backend.delete_file,
-        }[change.kind](change.remote_id)
-        writes += 1
-        report(change)
-    return writes
-
-
-def _store_meta(project: str, owner: str, files: tuple[LocalFile, ...]) -> dict[str, str]:
-    return {META_PROJECT: project, META_NAME: owner, META_HASH: files_hash(files)}
-
-
-def wire_spec(
-    assistant: Assistant, project: str, file_ids: dict[str, str], store_ids: dict[str, str]
-) -> dict[str, Any]:
-    """Full Assistants-API fields for create/update (every field, so updates also reset)."""
-    resources: dict[str, Any] = {
-        "code_interpreter": {
-            "file_ids": [
-                file_ids[f.sha256[:SHA_LEN]] for f in assistant.files_for("code_interpreter")
-            ]
-        },
-        "file_search": {
-            "vector_store_ids": [store_ids[assistant.name]]
-            if assistant.files_for("file_search")
-            else []
-        },
-    }
-    response_format = assistant.response_format
-    if isinstance(response_format, str) and response_format != "auto":
-        response_format = {"type": response_format}
-    return {
-        "name": assistant.name,
-        "model": assistant.model,
-        "instructions": assistant.instructions or "",
-        "description": assistant.description or "",
-        "temperature": 1.0 if assistant.temperature is None else assistant.temperature,
-        "top_p": 1.0 if assistant.top_p is None else assistant.top_p,
-        "response_format": response_format or "auto",
-        "tools": [t.wire() for t in assistant.tools],
-        "tool_resources": resources,
-        "metadata": desired_fields(assistant, project)["metadata"],
-    }
-
-
-# -- rendering -------------------------------------------------------------------------------
-
-SYMBOLS = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
-
-
-def _show(value: Any) -> str:
-    text = value if isinstance(value, str) else canonical_json(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def render(plan_: Plan, verbose: bool = False) -> list[str]:
-    """Human-readable lines for ``orch plan`` / ``orch sync``."""
-    lines = [f"Plan for project {plan_.project!r} on {plan_.target}:"]
-    for change in plan_.assistants:
-        if change.action == "unchanged" and not (verbose or change.reason):
-            continue
-        note = f"  ({change.reason})" if change.reason else ""
-        lines.append(f"  {SYMBOLS[change.action]} {change.action:<9} assistant {change.name}{note}")
-        for d in change.diffs:
-            if d.field == "instructions":
-                lines.append("      instructions:")
-                for line in difflib.unified_diff(
-                    (d.old or "").splitlines(),
-                    (d.new or "").splitlines(),
-                    "remote",
-                    "local",
-                    lineterm="",
-                    n=1,
-                ):
-                    lines.append(f"        {line}")
-            elif d.field == "metadata":
-                keys = sorted(set(d.old or {}) | set(d.new or {}))
-                for k in keys:
-                    old, new = (d.old or {}).get(k), (d.new or {}).get(k)
-                    if old != new:
-                        lines.append(f"      metadata.{k}: {_show(old)} → {_show(new)}")
-            else:
-                lines.append(f"      {d.field}: {_show(d.old)} → {_show(d.new)}")
-    for change in [*plan_.stores, *plan_.files]:
-        if change.action == "unchanged" and not verbose:
-            continue
-        note = f"  ({change.reason})" if change.reason else ""
-        label = "vector store" if change.kind == "vector_store" else "file"
-        lines.append(f"  {SYMBOLS[change.action]} {change.action:<9} {label} {change.name}{note}")
-    if plan_.unmanaged:
-        names = ", ".join(sorted(a.name or a.id for a in plan_.unmanaged)[:8])
-        more = "…" if len(plan_.unmanaged) > 8 else ""
-        lines.append(
-            f"  unmanaged: {len(plan_.unmanaged)} assistant(s) not tagged with project "
-            f"{plan_.project!r}, left alone: {names}{more}"
-        )
-    a = plan_
-    lines.append(
-        f"Plan: {a.count('create')} to create, {a.count('update')} to update, "
-        f"{a.count('delete')} to delete, {a.count('unchanged')} unchanged"
-        f" (files: {a.count('create', 'file')} to upload, {a.count('delete', 'file')} to delete;"
-        f" vector stores: {a.count('create', 'vector_store') + a.count('update', 'vector_store')}"
-        f" to write, {a.count('delete', 'vector_store')} to delete)."
-    )
-    if not plan_.changes:
-        lines.append("No changes: the target matches the YAML.")
-    return lines
 
 
 def assistant_resources(assistant: Assistant, project: str, state: RemoteState) -> dict:

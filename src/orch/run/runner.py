@@ -26,16 +26,17 @@ from typing import Any
 import jinja2
 import openai
 
-from orch import __version__, retry, sync
-from orch.backends.base import META_NAME
-from orch.conversation import Conversation, ItemTimeout, Stopped, Turn
+from orch import __version__, sync
 from orch.errors import BackendError, ExitCode, OrchError, UsageError
-from orch.evals import judge, parse_json
-from orch.history import SCHEMA_VERSION, History
-from orch.items import item_key, iter_items
-from orch.model import Pipeline, Project, canonical_json, sha256_file, sha256_text
-from orch.progress import Reporter
-from orch.targets import connect
+from orch.evals.assertions import judge, parse_json
+from orch.project.items import item_key, iter_items
+from orch.project.model import Pipeline, Project, canonical_json, sha256_file, sha256_text
+from orch.results.history import SCHEMA_VERSION, History
+from orch.run.progress import Reporter
+from orch.targets import retry
+from orch.targets.base import META_NAME
+from orch.targets.connection import connect
+from orch.targets.session import Conversation, ItemTimeout, Stopped, Turn
 
 _TEMPLATES = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 _MISSING_JSON = parse_json("")
@@ -488,7 +489,7 @@ class PipelineRunner:
             "attempts": self.pipeline.retries + 2,
         }
         if self.kind == "responses":
-            from orch.backends.responses import ResponsesSession
+            from orch.targets.responses import ResponsesSession
 
             return ResponsesSession(
                 self.client,

@@ -32,10 +32,10 @@ import openai
 # with the rest of orch so that one-time cost is paid at start-up, not by a run's first item.
 import openai.resources.beta.threads.runs.runs  # noqa: F401
 
-from orch import retry
 from orch.errors import BackendError, TransportError
-from orch.model import Assistant
-from orch.tools import resolve_handler
+from orch.project.handlers import resolve_handler
+from orch.project.model import Assistant
+from orch.targets import retry
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
 RETRYABLE_RUN_ERRORS = {"server_error", "rate_limit_exceeded"}

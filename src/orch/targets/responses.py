@@ -24,10 +24,12 @@ from typing import Any
 
 import openai
 
-from orch import retry
-from orch.backends.assistants import AssistantsBackend
-from orch.backends.base import RemoteAssistant
-from orch.conversation import (
+from orch.errors import BackendError, UsageError
+from orch.project.model import Assistant
+from orch.targets import retry
+from orch.targets.assistants import AssistantsBackend
+from orch.targets.base import RemoteAssistant
+from orch.targets.session import (
     ItemTimeout,
     Session,
     StepOutcome,
@@ -36,8 +38,6 @@ from orch.conversation import (
     Turn,
     call_handlers,
 )
-from orch.errors import BackendError, UsageError
-from orch.model import Assistant
 
 DONE = {"completed", "failed", "incomplete", "cancelled"}
 

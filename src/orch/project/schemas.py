@@ -18,8 +18,8 @@ import jsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from orch.document import Document
 from orch.errors import Problem
+from orch.project.documents import Document
 
 SCHEMA_NAMES = ("orch", "assistant", "pipeline", "script")
 
@@ -29,7 +29,7 @@ def schema_dir() -> Path:
     packaged = resources.files("orch") / "schemas"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "schemas"
+    return Path(__file__).resolve().parents[3] / "schemas"
 
 
 @functools.cache

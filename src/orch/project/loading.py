@@ -3,10 +3,11 @@
 Loading runs in three passes and collects every problem before raising one
 :class:`~orch.errors.ConfigError`:
 
-1. parse each YAML file (lines, duplicate keys, ``!file``, ``${ENV}``) — :mod:`orch.document`;
-2. validate each against its JSON Schema — :mod:`orch.jsonschemas`;
+1. parse each YAML file (lines, duplicate keys, ``!file``, ``${ENV}``) —
+   :mod:`orch.project.documents`;
+2. validate each against its JSON Schema — :mod:`orch.project.schemas`;
 3. cross-file checks (unknown assistant, missing files, handlers that do not import, duplicate
-   names, invalid JSON Schemas and Jinja templates) — this module, in :mod:`orch.checks`.
+   names, invalid JSON Schemas and Jinja templates) — this module, in :mod:`orch.project.checks`.
 
 Paths written in configs (files, attachments, items, schemas, report outputs) are relative to the
 project root, the directory holding orch.yml. ``!file`` includes are relative to the including
@@ -23,11 +24,11 @@ from typing import Any
 import jinja2
 from dotenv import dotenv_values
 
-from orch import jsonschemas
-from orch.checks import Checker
-from orch.document import Document, display_path, load_document
 from orch.errors import ConfigError, Problem
-from orch.model import (
+from orch.project import schemas as jsonschemas
+from orch.project.checks import Checker
+from orch.project.documents import Document, display_path, load_document
+from orch.project.model import (
     EMBEDDED,
     Assistant,
     Pipeline,

@@ -1,7 +1,7 @@
 """Reports: a run from the history rendered through Jinja templates.
 
 A report is a template (``builtin:markdown|html|junit|json`` or a file in the project) rendered
-over the *report context* (:mod:`orch.report_context`) made from a run's ``run.json`` and item
+over the *report context* (:mod:`orch.results.context`) made from a run's ``run.json`` and item
 records — never from a model, so ``orch report RUN_ID`` re-renders any past run offline.
 
 Templates render with ``StrictUndefined`` (a typo is an error naming ``file:line``, not an empty
@@ -21,10 +21,10 @@ from typing import Any
 
 import jinja2
 
-from orch.document import display_path
 from orch.errors import OrchError
-from orch.model import Pipeline, Project
-from orch.report_context import REHEARSAL_NOTE, RunData, build_context, load_run
+from orch.project.documents import display_path
+from orch.project.model import Pipeline, Project
+from orch.results.context import REHEARSAL_NOTE, RunData, build_context, load_run
 
 __all__ = [
     "REHEARSAL_NOTE",
@@ -268,8 +268,8 @@ def report_task(
     path: Path | None, run_id: str, template: str | None, output: str | None, echo
 ) -> int:
     """``orch report``: re-render a past run's reports (or one template) from the history."""
-    from orch.config import load_project
     from orch.errors import ExitCode
+    from orch.project.loading import load_project
 
     project = load_project(path)
     data = load_run(project.root, run_id)

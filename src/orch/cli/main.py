@@ -88,7 +88,7 @@ def validate(path: Path | None) -> None:
       orch validate                       the whole project
       orch validate assistants/tutor.yml  one file (cross-file checks still run)
     """
-    from orch.config import load_project, validate_path
+    from orch.project.loading import load_project, validate_path
 
     if path is not None and path.is_file():
         summary = validate_path(path)
@@ -137,7 +137,7 @@ def plan(project_dir, target, prune, as_json, verbose) -> None:
       orch plan --target azure      against a target from orch.yml
       orch plan --json | jq .changes
     """
-    from orch.tasks import plan_task
+    from orch.cli.tasks import plan_task
 
     sys.exit(plan_task(project_dir, target, prune, as_json, verbose, click.echo))
 
@@ -165,7 +165,7 @@ def sync(project_dir, target, check, prune) -> None:
       orch sync --check             CI: fail if the target drifted from the YAML
       orch sync --prune             also delete assistants removed from assistants/
     """
-    from orch.tasks import sync_task
+    from orch.cli.tasks import sync_task
 
     sys.exit(sync_task(project_dir, target, prune, check, False, click.echo))
 
@@ -183,7 +183,7 @@ def prune(project_dir, target) -> None:
     Example:
       orch prune --target azure
     """
-    from orch.tasks import sync_task
+    from orch.cli.tasks import sync_task
 
     sys.exit(sync_task(project_dir, target, True, False, True, click.echo))
 
@@ -211,7 +211,7 @@ def import_(project_dir, target, names, out, force) -> None:
       orch import --target azure                 everything not yet declared
       orch import --target azure "Math Tutor"    one assistant
     """
-    from orch.tasks import import_task
+    from orch.cli.tasks import import_task
 
     sys.exit(import_task(project_dir, target, out, list(names), force, click.echo))
 
@@ -279,8 +279,8 @@ def run(
       orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
       orch run --resume 20261121-220512-3fa2c1
     """
-    from orch.runner import RunOptions
-    from orch.tasks import parse_vars, run_task
+    from orch.cli.tasks import parse_vars, run_task
+    from orch.run.runner import RunOptions
 
     if pipeline is None and not resume:
         raise click.UsageError("name a pipeline (or --resume RUN_ID)")
@@ -310,8 +310,8 @@ def retry(project_dir, target, run_id, concurrency, poll, no_sync, quiet, as_jso
     Example:
       orch retry 20261121-220512-3fa2c1
     """
-    from orch.runner import RunOptions
-    from orch.tasks import run_task
+    from orch.cli.tasks import run_task
+    from orch.run.runner import RunOptions
 
     options = RunOptions(
         target=target,
@@ -343,7 +343,7 @@ def history(project_dir, limit, pipeline, as_json) -> None:
       orch history
       orch history --pipeline quickstart --json
     """
-    from orch.tasks import history_task
+    from orch.cli.tasks import history_task
 
     sys.exit(history_task(project_dir, limit, pipeline, as_json, click.echo))
 
@@ -367,7 +367,7 @@ def show(project_dir, run_id, as_json) -> None:
     Example:
       orch show 20261121-2205
     """
-    from orch.tasks import show_task
+    from orch.cli.tasks import show_task
 
     sys.exit(show_task(project_dir, run_id, as_json, click.echo))
 
@@ -408,7 +408,7 @@ def report(project_dir, run_id, template, output) -> None:
       orch report 20261121-2205 -T builtin:html -o out/run.html
       orch report 20261121-2205 -T reports/summary.md.j2 print a user template
     """
-    from orch.reports import report_task
+    from orch.results.reports import report_task
 
     sys.exit(report_task(project_dir, run_id, template, output, click.echo))
 
@@ -454,7 +454,7 @@ def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regres
       orch compare 20261120-0900 20261121-2205 --markdown -o out/compare.md
       orch compare 20261120-0900 20261121-2205 --fail-on-regression    a CI gate
     """
-    from orch.compare import compare_task
+    from orch.results.compare import compare_task
 
     sys.exit(
         compare_task(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orch.report_context import build_context, load_run
+from orch.results.context import build_context, load_run
 
 _SCORE_EPSILON = 0.005
 
@@ -266,9 +266,9 @@ def compare_task(
     echo,
 ) -> int:
     """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked."""
-    from orch.config import load_project
     from orch.errors import ExitCode
-    from orch.runner import dumps
+    from orch.project.loading import load_project
+    from orch.run.runner import dumps
 
     project = load_project(path)
     contexts = [build_context(project, load_run(project.root, r)) for r in (run_a, run_b)]

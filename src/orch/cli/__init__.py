@@ -1,0 +1,5 @@
+"""The ``orch`` command line (see :mod:`orch.cli.main`)."""
+
+from orch.cli.main import main
+
+__all__ = ["main"]
