@@ -14,8 +14,8 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
+from orch.engine.errors import EngineSetupError
 from orch.engine.server import start_engine
-from orch.errors import UsageError
 
 from .conftest import wait_on_run
 
@@ -87,7 +87,7 @@ def test_api_key_is_required_when_set(tmp_path: Path):
 
 
 def test_refuses_non_loopback_without_api_key(tmp_path: Path):
-    with pytest.raises(UsageError, match="refusing to listen on 0.0.0.0"):
+    with pytest.raises(EngineSetupError, match="refusing to listen on 0.0.0.0"):
         start_engine(tmp_path / "e.db", host="0.0.0.0")
 
 

@@ -56,3 +56,11 @@ def unknown_parameter(name: str) -> ApiError:
         param=name,
         code="unknown_parameter",
     )
+
+
+class EngineSetupError(ValueError):
+    """The engine cannot start as asked: a bad option, script, bind address or port.
+
+    Raised by :func:`orch.engine.server.start_engine` and ``serve_forever`` before anything
+    is served (or when the server does not come up); the message is meant for the user as is.
+    """

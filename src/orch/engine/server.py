@@ -21,7 +21,7 @@ import uvicorn
 
 from orch.engine.app import FaultDropped, create_app
 from orch.engine.core import EngineConfig, RequestStats
-from orch.errors import UsageError
+from orch.engine.errors import EngineSetupError
 
 log = logging.getLogger("orch.engine")
 
@@ -39,7 +39,7 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, api_key: str | None) -> None:
     """Refuse to expose the engine beyond loopback without an API key."""
     if not is_loopback(host) and not api_key:
-        raise UsageError(
+        raise EngineSetupError(
             f"refusing to listen on {host}: the engine only binds non-loopback addresses when "
             "an API key is required (--api-key or ORCH_ENGINE_API_KEY)"
         )
@@ -55,7 +55,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise EngineSetupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -83,11 +83,11 @@ def _prepare(config: EngineConfig) -> None:
             config.script = ScriptedModel.from_source(config.script).script
     elif config.model == "openai-chat":
         if not config.upstream_base_url:
-            raise UsageError(
+            raise EngineSetupError(
                 "--model openai-chat needs --upstream-base-url (or ORCH_UPSTREAM_BASE_URL)"
             )
     else:
-        raise UsageError(
+        raise EngineSetupError(
             f"unknown engine model {config.model!r} (expected 'scripted' or 'openai-chat')"
         )
 
@@ -169,9 +169,11 @@ def start_engine(
 ) -> EngineHandle:
     """Start the engine in a background thread and return once it accepts connections.
 
-    ``script`` is a script file (validated by ``orch.config.load_script``) or an already
-    validated dict. Raises :class:`orch.errors.UsageError` for a non-loopback ``host`` without
-    ``api_key``, an unusable port, or a startup failure; ``ConfigError`` for a bad script.
+    ``script`` is a script dict (callers validate it against the schema) or a script file,
+    read with :func:`orch.engine.models.scripted.load_script`. Raises
+    :class:`~orch.engine.errors.EngineSetupError` for a non-loopback ``host`` without
+    ``api_key``, an unusable port, an unreadable script, a bad model choice, or a startup
+    failure.
     """
     config, sock = _prepared(
         host,
@@ -212,7 +214,7 @@ def start_engine(
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
             sock.close()
-            raise UsageError(
+            raise EngineSetupError(
                 f"the embedded engine did not start (database {db_path}); see the log above"
             )
         time.sleep(0.005)
@@ -224,13 +226,16 @@ def serve_forever(
     port: int = 8000,
     db: str | Path = ".orch/engine.db",
     model: str = "scripted",
-    script: str | Path | None = None,
+    script: str | Path | dict[str, Any] | None = None,
     upstream_base_url: str | None = None,
     upstream_api_key_env: str = "OPENAI_API_KEY",
     api_key: str | None = None,
     fault_rate: float = 0.0,
 ) -> None:
-    """Run the engine in the foreground until interrupted (``orch serve``)."""
+    """Run the engine in the foreground until interrupted (``orch serve``).
+
+    Options and errors are those of :func:`start_engine` (``db`` is its ``db_path``).
+    """
     config, sock = _prepared(
         host,
         port,

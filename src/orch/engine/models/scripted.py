@@ -12,8 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from orch.engine.errors import EngineSetupError
 from orch.engine.models.base import (
     Citation,
     CodeCall,
@@ -68,12 +70,12 @@ class ScriptedModel:
 
     @classmethod
     def from_source(cls, script: str | Path | dict[str, Any] | None) -> ScriptedModel:
-        """Build from a script file (validated by ``orch.config.load_script``), a dict, or None."""
+        """Build from a script file (see :func:`load_script`), a script dict, or None (built-in)."""
         if script is None:
             return cls(BUILTIN_SCRIPT)
         if isinstance(script, dict):
             return cls(script)
-        return cls(_load_script(Path(script)))
+        return cls(load_script(script))
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -251,12 +253,28 @@ def _citations(text: str, citations: list[dict[str, Any]]) -> list[Citation]:
     return out
 
 
-def _load_script(path: Path) -> dict[str, Any]:
-    # Imported here: orch.config is the single place YAML is validated against the schemas.
-    try:
-        from orch.config import load_script
-    except ImportError:  # pragma: no cover - only while orch.config is being written
-        import yaml
+def load_script(path: str | Path) -> dict[str, Any]:
+    """A script file's rules as a dict, read with a plain YAML load (an empty file: ``{}``).
 
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return load_script(path)
+    The engine does not check scripts against ``schemas/script.schema.json``: callers that want
+    located schema errors validate the file first and pass the dict. Raises
+    :class:`~orch.engine.errors.EngineSetupError` when the file cannot be read, is not YAML,
+    or is not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EngineSetupError(f"cannot read script {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise EngineSetupError(f"script {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise EngineSetupError(
+            f"script {path} must be a mapping (with 'rules' and/or 'default'), "
+            f"not {type(data).__name__}"
+        )
+    return data
