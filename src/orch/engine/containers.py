@@ -8,25 +8,16 @@ listed and downloaded exactly as from OpenAI's containers.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orch.engine.store import new_id
-
-if TYPE_CHECKING:
-    from orch.engine.core import Engine
-
-
-def file_key(container_id: str, file_id: str) -> str:
-    """Storage key of a container file (its public id is ``cfile_...``)."""
-    return f"{container_id}/{file_id}"
+from orch.engine.store import Store, child_key, new_id
 
 
 class Containers:
     """Creates containers and container files."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.store = engine.store
+    def __init__(self, store: Store):
+        self.store = store
 
     def create(
         self,
@@ -66,15 +57,15 @@ class Containers:
             "path": path,
             "source": source,
         }
-        self.store.put_blob(file_key(container_id, cfile["id"]), content)
+        self.store.put_blob(child_key(container_id, cfile["id"]), content)
         return self.store.insert(
-            "container_file", cfile, parent=container_id, key=file_key(container_id, cfile["id"])
+            "container_file", cfile, parent=container_id, key=child_key(container_id, cfile["id"])
         )
 
     def delete(self, container_id: str) -> None:
         """Forget a container and its files."""
         for cfile in self.store.all("container_file", container_id):
-            self.store.delete_blob(file_key(container_id, cfile["id"]))
+            self.store.delete_blob(child_key(container_id, cfile["id"]))
         self.store.delete_children("container_file", container_id)
         self.store.delete(container_id)
 

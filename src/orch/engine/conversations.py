@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orch.engine.errors import not_found
-from orch.engine.store import new_id
-
-if TYPE_CHECKING:
-    from orch.engine.core import Engine
-
-
-def item_key(conversation_id: str, item_id: str) -> str:
-    """Storage key of a conversation item (its public id is the item's own id)."""
-    return f"{conversation_id}/{item_id}"
+from orch.engine.store import Store, child_key, new_id
 
 
 class Conversations:
     """Creates conversations and stores their items."""
 
-    def __init__(self, engine: Engine):
-        self.store = engine.store
+    def __init__(self, store: Store):
+        self.store = store
 
     def create(
         self, items: list[dict[str, Any]], metadata: dict[str, str] | None
@@ -47,7 +39,7 @@ class Conversations:
     def append(self, conversation_id: str, items: list[dict[str, Any]]) -> None:
         """Add items at the end of a conversation."""
         for item in items:
-            key = item_key(conversation_id, item["id"])
+            key = child_key(conversation_id, item["id"])
             self.store.insert("conversation_item", item, parent=conversation_id, key=key)
 
     def items(self, conversation_id: str) -> list[dict[str, Any]]:
@@ -56,14 +48,14 @@ class Conversations:
 
     def item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
         """One item of a conversation or a 404."""
-        found = self.store.get("conversation_item", item_key(conversation_id, item_id))
+        found = self.store.get("conversation_item", child_key(conversation_id, item_id))
         if found is None:
             raise not_found("item", item_id)
         return found
 
     def remove(self, conversation_id: str, item_id: str) -> None:
         """Forget one item of a conversation."""
-        self.store.delete(item_key(conversation_id, item_id))
+        self.store.delete(child_key(conversation_id, item_id))
 
     def delete(self, conversation_id: str) -> None:
         """Forget a conversation and its items."""

@@ -1,9 +1,8 @@
-"""The engine's state: store, model, run executor, vector stores and request counters."""
+"""The engine's state: its configuration, its parts put together, and request counters."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +10,12 @@ from typing import Any
 
 from orch.engine.containers import Containers
 from orch.engine.conversations import Conversations
+from orch.engine.files import Files
 from orch.engine.models import create_model
 from orch.engine.models.base import Model
 from orch.engine.responding import ResponseExecutor
 from orch.engine.runs import RunExecutor
-from orch.engine.store import Store, new_id
+from orch.engine.store import Store
 from orch.engine.vectors import VectorStores
 
 
@@ -60,7 +60,11 @@ class RequestStats:
 
 
 class Engine:
-    """Everything the routes share; built on the server's event loop at startup."""
+    """Everything the routes share; built on the server's event loop at startup.
+
+    This is where the engine's parts are put together: each gets, through its constructor,
+    exactly the parts it uses, and none of them knows this class.
+    """
 
     def __init__(
         self, config: EngineConfig, stats: RequestStats | None = None, model: Model | None = None
@@ -74,12 +78,16 @@ class Engine:
             upstream_base_url=config.upstream_base_url,
             upstream_api_key_env=config.upstream_api_key_env,
         )
-        self.run_expiry_seconds = config.run_expiry_seconds
-        self.runs = RunExecutor(self)
-        self.vectors = VectorStores(self)
-        self.responses = ResponseExecutor(self)
-        self.conversations = Conversations(self)
-        self.containers = Containers(self)
+        self.files = Files(self.store)
+        self.vectors = VectorStores(self.store)
+        self.containers = Containers(self.store)
+        self.conversations = Conversations(self.store)
+        self.runs = RunExecutor(
+            self.store, self.model, self.vectors, self.files, config.run_expiry_seconds
+        )
+        self.responses = ResponseExecutor(
+            self.store, self.model, self.vectors, self.containers, self.conversations
+        )
 
     def start(self) -> None:
         """Pick up runs and responses a previous process left behind (call on the event loop)."""
@@ -92,30 +100,3 @@ class Engine:
         await self.responses.close()
         await self.model.aclose()
         self.store.close()
-
-    def create_file(self, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
-        """Store an uploaded (or generated) file and return its File object."""
-        file = {
-            "id": new_id("file"),
-            "object": "file",
-            "bytes": len(content),
-            "created_at": int(time.time()),
-            "filename": filename,
-            "purpose": purpose,
-            "status": "processed",
-            "status_details": None,
-            "expires_at": None,
-        }
-        self.store.put_blob(file["id"], content)
-        return self.store.insert("file", file)
-
-    @staticmethod
-    def vector_store_ids(assistant: dict[str, Any], thread: dict[str, Any]) -> list[str]:
-        """The vector stores a run searches: the assistant's and the thread's."""
-        ids: list[str] = []
-        for owner in (assistant, thread):
-            fs = ((owner or {}).get("tool_resources") or {}).get("file_search") or {}
-            for vs in fs.get("vector_store_ids") or []:
-                if vs not in ids:
-                    ids.append(vs)
-        return ids

@@ -10,14 +10,11 @@ read (:class:`orch.engine.models.base.TurnContext` messages and tool outputs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orch.engine import params as p
 from orch.engine.errors import ApiError, bad_request
-from orch.engine.store import new_id
-
-if TYPE_CHECKING:
-    from orch.engine.core import Engine
+from orch.engine.store import Store, new_id
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 ITEM_PREFIXES = {
@@ -34,7 +31,7 @@ def _invalid(param: str, message: str) -> ApiError:
     return bad_request(message, param, "invalid_value")
 
 
-def _part(engine: Engine, part: Any, role: str, where: str) -> dict[str, Any]:
+def _part(store: Store, part: Any, role: str, where: str) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise bad_request(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
     kind = part.get("type")
@@ -62,7 +59,7 @@ def _part(engine: Engine, part: Any, role: str, where: str) -> dict[str, Any]:
                 "missing_required_parameter",
             )
         if fid:
-            _require_file(engine, fid, where + ".file_id")
+            _require_file(store, fid, where + ".file_id")
         return {
             "type": "input_image",
             "detail": p.field(
@@ -89,7 +86,7 @@ def _part(engine: Engine, part: Any, role: str, where: str) -> dict[str, Any]:
                 "missing_required_parameter",
             )
         if "file_id" in out:
-            file = _require_file(engine, out["file_id"], where + ".file_id")
+            file = _require_file(store, out["file_id"], where + ".file_id")
             out.setdefault("filename", file["filename"])
         return out
     raise _invalid(
@@ -99,20 +96,20 @@ def _part(engine: Engine, part: Any, role: str, where: str) -> dict[str, Any]:
     )
 
 
-def _require_file(engine: Engine, file_id: str, param: str) -> dict[str, Any]:
-    file = engine.store.get("file", file_id)
+def _require_file(store: Store, file_id: str, param: str) -> dict[str, Any]:
+    file = store.get("file", file_id)
     if file is None:
         raise ApiError(404, f"No file found with id '{file_id}'.", param=param)
     return file
 
 
-def _message(engine: Engine, raw: dict[str, Any], where: str) -> dict[str, Any]:
+def _message(store: Store, raw: dict[str, Any], where: str) -> dict[str, Any]:
     role = p.field(raw, "role", str, required=True, choices=MESSAGE_ROLES, param=where + ".role")
     content = raw.get("content")
     if isinstance(content, str):
-        parts = [_part(engine, {"type": "input_text", "text": content}, role, where + ".content")]
+        parts = [_part(store, {"type": "input_text", "text": content}, role, where + ".content")]
     elif isinstance(content, list) and content:
-        parts = [_part(engine, c, role, f"{where}.content[{i}]") for i, c in enumerate(content)]
+        parts = [_part(store, c, role, f"{where}.content[{i}]") for i, c in enumerate(content)]
     else:
         raise _invalid(
             where + ".content",
@@ -127,13 +124,13 @@ def _message(engine: Engine, raw: dict[str, Any], where: str) -> dict[str, Any]:
     }
 
 
-def normalize_item(engine: Engine, raw: Any, where: str) -> dict[str, Any]:
+def normalize_item(store: Store, raw: Any, where: str) -> dict[str, Any]:
     """One input item, validated, in the shape OpenAI stores and returns it."""
     if not isinstance(raw, dict):
         raise bad_request(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
     kind = raw.get("type") or ("message" if "role" in raw else None)
     if kind == "message":
-        return _message(engine, raw, where)
+        return _message(store, raw, where)
     if kind == "function_call_output":
         call_id = p.field(raw, "call_id", str, required=True, param=where + ".call_id")
         output = raw.get("output")
@@ -174,15 +171,15 @@ def normalize_item(engine: Engine, raw: Any, where: str) -> dict[str, Any]:
     raise _invalid(where + ".type", f"Invalid value: '{kind}'. Supported values are: {listed}.")
 
 
-def normalize_input(engine: Engine, value: Any, param: str = "input") -> list[dict[str, Any]]:
+def normalize_input(store: Store, value: Any, param: str = "input") -> list[dict[str, Any]]:
     """``input`` (a string or a list of items) as normalized items."""
     if isinstance(value, str):
-        return [normalize_item(engine, {"role": "user", "content": value}, param)]
+        return [normalize_item(store, {"role": "user", "content": value}, param)]
     if not isinstance(value, list):
         raise bad_request(
             f"Invalid type for '{param}': expected a string or an array.", param, "invalid_type"
         )
-    items = [normalize_item(engine, raw, f"{param}[{i}]") for i, raw in enumerate(value)]
+    items = [normalize_item(store, raw, f"{param}[{i}]") for i, raw in enumerate(value)]
     check_unique(items)
     return items
 
@@ -295,7 +292,7 @@ def _thread_blocks(parts: list[dict[str, Any]], files: dict[str, str]) -> list[d
     return blocks
 
 
-def file_texts(engine: Engine, items: list[dict[str, Any]]) -> dict[str, str]:
+def file_texts(store: Store, items: list[dict[str, Any]]) -> dict[str, str]:
     """Extracted text of the uploaded files given as ``input_file`` parts (unreadable: skipped)."""
     from orch.engine.retrieval import UnsupportedFile, extract_text
 
@@ -305,7 +302,7 @@ def file_texts(engine: Engine, items: list[dict[str, Any]]) -> dict[str, str]:
             fid = part.get("file_id") if part["type"] == "input_file" else None
             if not fid or fid in texts:
                 continue
-            content = engine.store.get_blob(fid)
+            content = store.get_blob(fid)
             try:
                 text = extract_text(part.get("filename") or "", content or b"")
             except UnsupportedFile:

@@ -18,17 +18,17 @@ import base64
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from orch.engine.containers import Containers
+from orch.engine.conversations import Conversations
 from orch.engine.errors import bad_request
 from orch.engine.items import file_texts, turn_inputs
-from orch.engine.models.base import CodeCall, ModelError, SearchCall, Turn, TurnContext
+from orch.engine.models.base import CodeCall, Model, ModelError, SearchCall, Turn, TurnContext
 from orch.engine.sse import Channels, encode_event
 from orch.engine.steps import pieces
-from orch.engine.store import new_id, public
-
-if TYPE_CHECKING:
-    from orch.engine.core import Engine
+from orch.engine.store import Store, new_id, public
+from orch.engine.vectors import VectorStores
 
 log = logging.getLogger("orch.engine")
 
@@ -117,9 +117,19 @@ def strip_markers(text: str) -> tuple[str, list[int]]:
 class ResponseExecutor:
     """Creates, executes, cancels and streams responses; appends them to conversations."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.store = engine.store
+    def __init__(
+        self,
+        store: Store,
+        model: Model,
+        vectors: VectorStores,
+        containers: Containers,
+        conversations: Conversations,
+    ):
+        self.store = store
+        self.model = model
+        self.vectors = vectors
+        self.containers = containers
+        self.conversations = conversations
         self.live: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.channels = Channels()
@@ -184,9 +194,8 @@ class ResponseExecutor:
             self._fail(response, "server_error", f"The engine failed while responding: {exc}")
 
     async def _context(self, response: dict[str, Any]) -> TurnContext:
-        engine = self.engine
         items = response["_context"]
-        texts = await asyncio.to_thread(file_texts, engine, items)
+        texts = await asyncio.to_thread(file_texts, self.store, items)
         has_outputs = any(i["type"] == "function_call_output" for i in input_items(response))
         inputs = turn_inputs(items, texts, has_outputs)
         state: dict[str, Any] = {}
@@ -205,8 +214,10 @@ class ResponseExecutor:
         store_ids = [vs for t in search_tools for vs in t["vector_store_ids"]]
         cap = min((t.get("max_num_results") or 50 for t in search_tools), default=50)
 
+        vectors = self.vectors
+
         async def search(query: str, limit: int) -> list:
-            return await engine.vectors.search(store_ids, query, min(limit, cap))
+            return await vectors.search(store_ids, query, min(limit, cap))
 
         return TurnContext(
             run=run_view(response),
@@ -216,7 +227,7 @@ class ResponseExecutor:
             tool_outputs=inputs.tool_outputs,
             state=state,
             search=search,
-            load_file=engine.store.get_blob,
+            load_file=self.store.get_blob,
             rounds_in_messages=True,
         )
 
@@ -225,7 +236,7 @@ class ResponseExecutor:
             response["status"] = "in_progress"
             self._save(response)
         self._send_state(response, "response.in_progress")
-        turn = await self.engine.model.respond(await self._context(response))
+        turn = await self.model.respond(await self._context(response))
         if turn.delay_ms:
             await asyncio.sleep(turn.delay_ms / 1000)
         if turn.fail is not None:
@@ -256,7 +267,7 @@ class ResponseExecutor:
         self._send(response, "response.output_item.done", output_index=index, item=item)
 
     def _code_item(self, response: dict[str, Any], code: CodeCall) -> dict[str, Any] | None:
-        container_id = self.engine.containers.for_response(response)
+        container_id = self.containers.for_response(response)
         item_id = new_id("ci")
         base = {"id": item_id, "type": "code_interpreter_call", "container_id": container_id}
         index = self._open_item(
@@ -273,7 +284,7 @@ class ResponseExecutor:
             outputs.append({"type": "logs", "logs": code.logs})
         cited = None
         if code.image is not None:
-            cfile = self.engine.containers.add_file(
+            cfile = self.containers.add_file(
                 container_id, code.image, f"/mnt/data/{item_id}.png", "assistant"
             )
             cited = {
@@ -410,7 +421,7 @@ class ResponseExecutor:
             if item.get("status") == "in_progress":
                 item["status"] = "incomplete"
         if status in ("completed", "incomplete") and response.get("conversation"):
-            self.engine.conversations.append(
+            self.conversations.append(
                 response["conversation"]["id"],
                 input_items(response) + response["output"],
             )

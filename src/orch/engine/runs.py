@@ -14,10 +14,12 @@ import json
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orch.engine.errors import bad_request
+from orch.engine.files import Files
 from orch.engine.models.base import (
+    Model,
     ModelError,
     Turn,
     TurnContext,
@@ -25,10 +27,8 @@ from orch.engine.models.base import (
 )
 from orch.engine.sse import Channels, encode_event
 from orch.engine.steps import StepWriter
-from orch.engine.store import new_id, public
-
-if TYPE_CHECKING:
-    from orch.engine.core import Engine
+from orch.engine.store import Store, new_id, public
+from orch.engine.vectors import VectorStores
 
 log = logging.getLogger("orch.engine")
 
@@ -40,12 +40,33 @@ def _now() -> int:
     return int(time.time())
 
 
+def searched_stores(assistant: dict[str, Any], thread: dict[str, Any]) -> list[str]:
+    """The vector stores a run searches: the assistant's and the thread's."""
+    ids: list[str] = []
+    for owner in (assistant, thread):
+        fs = ((owner or {}).get("tool_resources") or {}).get("file_search") or {}
+        for vs in fs.get("vector_store_ids") or []:
+            if vs not in ids:
+                ids.append(vs)
+    return ids
+
+
 class RunExecutor(StepWriter):
     """Creates, executes, cancels and expires runs; publishes their stream events."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.store = engine.store
+    def __init__(
+        self,
+        store: Store,
+        model: Model,
+        vectors: VectorStores,
+        files: Files,
+        expiry_seconds: float,
+    ):
+        self.store = store
+        self.model = model
+        self.vectors = vectors
+        self.files = files
+        self.expiry_seconds = expiry_seconds
         self.live: dict[str, dict[str, Any]] = {}
         self.active: dict[str, str] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -119,7 +140,7 @@ class RunExecutor(StepWriter):
             "thread_id": thread_id,
             "status": "queued",
             "started_at": None,
-            "expires_at": int(math.ceil(now + self.engine.run_expiry_seconds)),
+            "expires_at": int(math.ceil(now + self.expiry_seconds)),
             "cancelled_at": None,
             "failed_at": None,
             "completed_at": None,
@@ -190,7 +211,7 @@ class RunExecutor(StepWriter):
             run["started_at"] = _now()
         self._save(run)
         self._emit_run(run)
-        turn = await self.engine.model.respond(self._context(run))
+        turn = await self.model.respond(self._context(run))
         if turn.delay_ms:
             await asyncio.sleep(turn.delay_ms / 1000)
         if turn.fail is not None:
@@ -215,23 +236,24 @@ class RunExecutor(StepWriter):
         self._finish(run, "incomplete" if incomplete else "completed")
 
     def _context(self, run: dict[str, Any]) -> TurnContext:
-        engine = self.engine
-        assistant = engine.store.get("assistant", run["assistant_id"]) or {
+        store = self.store
+        assistant = store.get("assistant", run["assistant_id"]) or {
             "id": run["assistant_id"],
             "model": run["model"],
         }
         messages = [
-            m for m in engine.store.all("message", run["thread_id"]) if m.get("run_id") != run["id"]
+            m for m in store.all("message", run["thread_id"]) if m.get("run_id") != run["id"]
         ]
         strategy = run.get("truncation_strategy") or {}
         if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
             messages = messages[-strategy["last_messages"] :]
         user_text = next((message_text(m) for m in reversed(messages) if m["role"] == "user"), "")
-        thread = engine.store.get("thread", run["thread_id"]) or {}
-        store_ids = engine.vector_store_ids(assistant, thread)
+        thread = store.get("thread", run["thread_id"]) or {}
+        store_ids = searched_stores(assistant, thread)
+        vectors = self.vectors
 
         async def search(query: str, limit: int) -> list:
-            return await engine.vectors.search(store_ids, query, limit)
+            return await vectors.search(store_ids, query, limit)
 
         return TurnContext(
             run=run,
@@ -241,7 +263,7 @@ class RunExecutor(StepWriter):
             tool_outputs=run.get("_tool_outputs") or [],
             state=run.get("_model_state") or {},
             search=search,
-            load_file=lambda file_id: engine.store.get_blob(file_id),
+            load_file=lambda file_id: store.get_blob(file_id),
         )
 
     # -- tool calls ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Run steps and assistant messages: what a turn writes, and the stream events it sends.
 
 :class:`StepWriter` is mixed into :class:`orch.engine.runs.RunExecutor`; it relies on the
-executor's ``engine``, ``store``, ``listeners`` and ``_emit``. Objects a run has open (an
+executor's ``store``, ``model``, ``files``, ``listeners`` and ``_emit``. Objects a run has open (an
 in-progress step or message) are tracked in ``run["_open"]`` so a cancel, failure or expiry can
 close them.
 """
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orch.engine.models.base import CodeCall, SearchCall, Turn
+from orch.engine.files import Files
+from orch.engine.models.base import CodeCall, Model, SearchCall, Turn
 from orch.engine.retrieval import result_entry
 from orch.engine.store import Store, new_id
-
-if TYPE_CHECKING:
-    from orch.engine.core import Engine
 
 _DELTA_CHARS = 24
 
@@ -43,8 +41,9 @@ def pieces(text: str, size: int = _DELTA_CHARS) -> list[str]:
 class StepWriter:
     """Creates run steps and messages for a run, with their stream events."""
 
-    engine: Engine
     store: Store
+    model: Model
+    files: Files
     listeners: dict[str, list[Any]]
     _emit: Callable[[str, str, dict[str, Any]], None]
 
@@ -114,7 +113,7 @@ class StepWriter:
         if code.logs is not None:
             outputs.append({"type": "logs", "logs": code.logs})
         if code.image is not None:
-            image_id = self.engine.create_file(code.image, "image.png", "assistants_output")["id"]
+            image_id = self.files.create(code.image, "image.png", "assistants_output")["id"]
             outputs.append({"type": "image", "image": {"file_id": image_id}})
         self._step_delta(
             run,
@@ -194,7 +193,7 @@ class StepWriter:
             "role": "assistant",
             "content": [],
             "attachments": [],
-            "metadata": {"orch_model": self.engine.model.name},
+            "metadata": {"orch_model": self.model.name},
             "status": "in_progress",
             "completed_at": None,
             "incomplete_at": None,

@@ -46,6 +46,15 @@ def new_id(prefix: str) -> str:
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
+def child_key(parent_id: str, child_id: str) -> str:
+    """Storage key of an object whose public id is only unique under its parent.
+
+    A vector store file's id is the file's id, a container file or conversation item may
+    share an id with one elsewhere: they are stored under ``"<parent id>/<own id>"``.
+    """
+    return f"{parent_id}/{child_id}"
+
+
 def public(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without engine-private (``_``-prefixed) keys."""
     return {k: v for k, v in obj.items() if not k.startswith("_")}

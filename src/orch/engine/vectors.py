@@ -5,29 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orch.engine.models.base import SearchHit
 from orch.engine.retrieval import SearchIndex, UnsupportedFile, extract_text, split_chunks
-from orch.engine.store import new_id
-
-if TYPE_CHECKING:
-    from orch.engine.core import Engine
+from orch.engine.store import Store, child_key, new_id
 
 log = logging.getLogger("orch.engine")
-
-
-def file_key(vector_store_id: str, file_id: str) -> str:
-    """Storage key of a vector store file (its public id is the file id)."""
-    return f"{vector_store_id}/{file_id}"
 
 
 class VectorStores:
     """Creates and indexes vector stores; answers searches over them."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.store = engine.store
+    def __init__(self, store: Store):
+        self.store = store
         self.pending: dict[str, set[asyncio.Task[None]]] = {}
         self._indexes: dict[tuple[str, ...], tuple[int, SearchIndex]] = {}
         self._version = 0
@@ -94,7 +85,7 @@ class VectorStores:
     def view_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The file batch with live ``file_counts`` and ``status``."""
         files = [
-            self.store.get("vector_store_file", file_key(batch["vector_store_id"], fid))
+            self.store.get("vector_store_file", child_key(batch["vector_store_id"], fid))
             for fid in batch["_file_ids"]
         ]
         counts = self._counts([f for f in files if f is not None])
@@ -118,7 +109,7 @@ class VectorStores:
         chunking_strategy: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Attach an uploaded file to a vector store and start indexing it."""
-        key = file_key(vector_store_id, file_id)
+        key = child_key(vector_store_id, file_id)
         existing = self.store.get("vector_store_file", key)
         vsf = {
             "id": file_id,
@@ -148,7 +139,7 @@ class VectorStores:
         return vsf
 
     async def _index(self, vector_store_id: str, file_id: str) -> None:
-        key = file_key(vector_store_id, file_id)
+        key = child_key(vector_store_id, file_id)
         file = self.store.get("file", file_id)
         content = self.store.get_blob(file_id)
         error = None
@@ -179,7 +170,7 @@ class VectorStores:
 
     def remove_file(self, vector_store_id: str, file_id: str) -> None:
         """Detach a file from a vector store (the file itself stays)."""
-        self.store.delete(file_key(vector_store_id, file_id))
+        self.store.delete(child_key(vector_store_id, file_id))
         self.store.delete_chunks(vector_store_id, file_id)
         self._version += 1
 
@@ -194,7 +185,7 @@ class VectorStores:
     def cancel_batch(self, batch: dict[str, Any]) -> None:
         """Cancel a batch: its files still in progress become cancelled."""
         for fid in batch["_file_ids"]:
-            key = file_key(batch["vector_store_id"], fid)
+            key = child_key(batch["vector_store_id"], fid)
             vsf = self.store.get("vector_store_file", key)
             if vsf is not None and vsf["status"] == "in_progress":
                 vsf["status"] = "cancelled"

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orch.engine import params as p
-from orch.engine.containers import file_key
 from orch.engine.errors import ApiError, bad_request, not_found
 from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
 from orch.engine.routes.files import download, parse_multipart
+from orch.engine.store import child_key
 
 CONTAINER_FIELDS = frozenset(
     {"name", "file_ids", "expires_after", "memory_limit", "network_policy"}
@@ -29,7 +29,7 @@ def _container(request: Request) -> dict[str, Any]:
 def _container_file(request: Request) -> dict[str, Any]:
     container = _container(request)
     fid = request.path_params["file_id"]
-    cfile = engine_of(request).store.get("container_file", file_key(container["id"], fid))
+    cfile = engine_of(request).store.get("container_file", child_key(container["id"], fid))
     if cfile is None:
         raise not_found("container file", fid)
     return cfile
@@ -112,7 +112,7 @@ async def delete_file(request: Request) -> Response:
     """DELETE /v1/containers/{container_id}/files/{file_id}."""
     store = engine_of(request).store
     cfile = _container_file(request)
-    key = file_key(cfile["container_id"], cfile["id"])
+    key = child_key(cfile["container_id"], cfile["id"])
     store.delete(key)
     store.delete_blob(key)
     return deleted(cfile["id"], "container.file")
@@ -121,7 +121,7 @@ async def delete_file(request: Request) -> Response:
 async def file_content(request: Request) -> Response:
     """GET /v1/containers/{container_id}/files/{file_id}/content."""
     cfile = _container_file(request)
-    key = file_key(cfile["container_id"], cfile["id"])
+    key = child_key(cfile["container_id"], cfile["id"])
     data = engine_of(request).store.get_blob(key) or b""
     return download(data, cfile["path"].rsplit("/", 1)[-1])
 

@@ -25,7 +25,7 @@ def _items(request: Request, body: dict[str, Any], required: bool) -> list[dict[
             "items",
             "empty_array",
         )
-    items = [normalize_item(engine, item, f"items[{i}]") for i, item in enumerate(raw)]
+    items = [normalize_item(engine.store, item, f"items[{i}]") for i, item in enumerate(raw)]
     check_unique(items)
     return items
 

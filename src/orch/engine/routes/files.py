@@ -62,7 +62,7 @@ async def upload(request: Request) -> Response:
             "invalid_value",
         )
     filename, content = fields["file"]
-    file = engine.create_file(content, filename or "upload", purpose)
+    file = engine.files.create(content, filename or "upload", purpose)
     return object_response(file)
 
 

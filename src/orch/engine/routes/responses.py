@@ -241,7 +241,7 @@ def build_response(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "Missing required parameter: 'input'.", "input", "missing_required_parameter"
         )
     history, conversation_id = _history(engine, body)
-    items = normalize_input(engine, body["input"])
+    items = normalize_input(engine.store, body["input"])
     check_unique(history + items)
     check_calls_answered(history + items)
     store = p.field(body, "store", bool, default=True)

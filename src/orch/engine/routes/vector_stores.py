@@ -12,8 +12,7 @@ from orch.engine import params as p
 from orch.engine.core import Engine
 from orch.engine.errors import ApiError, bad_request, not_found
 from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
-from orch.engine.store import new_id, public
-from orch.engine.vectors import file_key
+from orch.engine.store import child_key, new_id, public
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
@@ -127,7 +126,7 @@ async def search(request: Request) -> Response:
     hits = await engine.vectors.search([vs["id"]], query, limit)
     data = []
     for h in hits:
-        vsf = engine.store.get("vector_store_file", file_key(vs["id"], h.file_id)) or {}
+        vsf = engine.store.get("vector_store_file", child_key(vs["id"], h.file_id)) or {}
         data.append(
             {
                 "file_id": h.file_id,
@@ -152,7 +151,7 @@ async def search(request: Request) -> Response:
 
 
 def _cursor(vs_id: str, value: str | None) -> str | None:
-    return file_key(vs_id, value) if value else None
+    return child_key(vs_id, value) if value else None
 
 
 def _status_filter(request: Request) -> dict[str, Any] | None:
@@ -187,7 +186,7 @@ async def create_file(request: Request) -> Response:
 def _vs_file(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
     vs = _vector_store(request)
     fid = request.path_params["file_id"]
-    vsf = engine_of(request).store.get("vector_store_file", file_key(vs["id"], fid))
+    vsf = engine_of(request).store.get("vector_store_file", child_key(vs["id"], fid))
     if vsf is None:
         raise not_found("file", fid)
     return vs, vsf
@@ -204,7 +203,7 @@ async def update_file(request: Request) -> Response:
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"attributes"}))
     vsf["attributes"] = p.field(body, "attributes", dict, required=True, nullable=True) or {}
-    engine_of(request).store.put(vsf, key=file_key(vs["id"], vsf["id"]))
+    engine_of(request).store.put(vsf, key=child_key(vs["id"], vsf["id"]))
     return object_response(vsf)
 
 
