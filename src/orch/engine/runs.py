@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import math
 import time
 from typing import Any
 
 from orch.engine.errors import bad_request
 from orch.engine.files import Files
-from orch.engine.models.base import (
-    Model,
-    ModelError,
-    Turn,
-    TurnContext,
-    message_text,
-)
-from orch.engine.sse import Channels, encode_event
+from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext, message_text
 from orch.engine.steps import StepWriter
 from orch.engine.store import Store, new_id, public
+from orch.engine.turns import TurnExecutor
 from orch.engine.vectors import VectorStores
-
-log = logging.getLogger("orch.engine")
 
 TERMINAL = frozenset({"cancelled", "failed", "completed", "incomplete", "expired"})
 _STREAM_END = TERMINAL | {"requires_action"}
@@ -51,8 +42,12 @@ def searched_stores(assistant: dict[str, Any], thread: dict[str, Any]) -> list[s
     return ids
 
 
-class RunExecutor(StepWriter):
+class RunExecutor(TurnExecutor):
     """Creates, executes, cancels and expires runs; publishes their stream events."""
+
+    kind = "run"
+    crash_message = "The engine failed while processing the run: {}"
+    unfinished = ("queued", "in_progress", "cancelling", "requires_action")
 
     def __init__(
         self,
@@ -62,18 +57,13 @@ class RunExecutor(StepWriter):
         files: Files,
         expiry_seconds: float,
     ):
-        self.store = store
-        self.model = model
+        super().__init__(store, model)
         self.vectors = vectors
-        self.files = files
         self.expiry_seconds = expiry_seconds
-        self.live: dict[str, dict[str, Any]] = {}
         self.active: dict[str, str] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.channels = Channels()
-        self.listeners = self.channels.listeners
-        self.closing = False
+        self.steps = StepWriter(store, files, self.channels, model.name)
+        self._emit = self.steps.emit
 
     # -- lookup --------------------------------------------------------------------------------
     def get(self, thread_id: str, run_id: str) -> dict[str, Any] | None:
@@ -94,18 +84,6 @@ class RunExecutor(StepWriter):
             raise bad_request(f"Thread {thread_id} already has an active run {run_id}.")
 
     # -- events --------------------------------------------------------------------------------
-    def subscribe(self, run_id: str) -> asyncio.Queue[bytes | None]:
-        """A queue receiving the run's SSE frames until it stops (requires_action or terminal)."""
-        return self.channels.subscribe(run_id)
-
-    def unsubscribe(self, run_id: str, queue: asyncio.Queue[bytes | None]) -> None:
-        """Stop sending frames to ``queue``."""
-        self.channels.unsubscribe(run_id, queue)
-
-    def _emit(self, run_id: str, event: str, data: dict[str, Any]) -> None:
-        if run_id in self.listeners:
-            self.channels.send(run_id, encode_event(event, public(data)))
-
     def _emit_run(self, run: dict[str, Any]) -> None:
         rid = run["id"]
         self._emit(rid, "thread.run." + run["status"], run)
@@ -177,65 +155,23 @@ class RunExecutor(StepWriter):
         self._emit_run(run)
         self._spawn(run)
 
-    def _spawn(self, run: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._execute(run))
-        self.tasks[run["id"]] = task
+    # -- the turn ------------------------------------------------------------------------------
+    def _time_left(self, run: dict[str, Any]) -> float:
+        # A run still working at expires_at expires, like one left in requires_action.
+        return max(0.0, run["expires_at"] - time.time())
 
-        def done(t: asyncio.Task[None]) -> None:
-            self.tasks.pop(run["id"], None)
-            if t.cancelled() and not self.closing:
-                self._finalize_cancel(run)  # cancelled before it ever ran
+    def _timed_out(self, run: dict[str, Any], exc: TimeoutError) -> None:
+        self.steps.close_open(run, "expired", "run_expired")
+        self._terminate(run, "expired")
 
-        task.add_done_callback(done)
-
-    async def _execute(self, run: dict[str, Any]) -> None:
-        try:
-            # A run still working at expires_at expires, like one left in requires_action.
-            async with asyncio.timeout(max(0.0, run["expires_at"] - time.time())):
-                await self._turn(run)
-        except TimeoutError:
-            self._close_open(run, "expired", "run_expired")
-            self._terminate(run, "expired")
-        except asyncio.CancelledError:
-            if not self.closing:
-                self._finalize_cancel(run)
-        except ModelError as exc:
-            self._fail(run, exc.code, exc.message)
-        except Exception as exc:  # a bug or an upstream surprise must not leave the run hanging
-            log.exception("run %s failed", run["id"])
-            self._fail(run, "server_error", f"The engine failed while processing the run: {exc}")
-
-    async def _turn(self, run: dict[str, Any]) -> None:
+    def _begin(self, run: dict[str, Any]) -> None:
         run["status"] = "in_progress"
         if run["started_at"] is None:
             run["started_at"] = _now()
         self._save(run)
         self._emit_run(run)
-        turn = await self.model.respond(self._context(run))
-        if turn.delay_ms:
-            await asyncio.sleep(turn.delay_ms / 1000)
-        if turn.fail is not None:
-            self._fail(run, *turn.fail)
-            return
-        if turn.usage:
-            run["_usage"][0] += turn.usage[0]
-            run["_usage"][1] += turn.usage[1]
-        prompt_limit = run.get("max_prompt_tokens")
-        if prompt_limit and run["_usage"][0] > prompt_limit:
-            self._finish(run, "incomplete", "max_prompt_tokens")
-            return
-        image_id = self._code_step(run, turn.code) if turn.code else None
-        if turn.search is not None:
-            self._search_step(run, turn.search)
-        if turn.tool_calls:
-            self._require_action(run, turn)
-            return
-        limit = run.get("max_completion_tokens")
-        incomplete = bool(limit) and run["_usage"][1] > limit
-        self._reply(run, turn, image_id, incomplete)
-        self._finish(run, "incomplete" if incomplete else "completed")
 
-    def _context(self, run: dict[str, Any]) -> TurnContext:
+    async def _context(self, run: dict[str, Any]) -> TurnContext:
         store = self.store
         assistant = store.get("assistant", run["assistant_id"]) or {
             "id": run["assistant_id"],
@@ -266,36 +202,41 @@ class RunExecutor(StepWriter):
             load_file=lambda file_id: store.get_blob(file_id),
         )
 
+    def _count_usage(self, run: dict[str, Any], turn: Turn) -> bool:
+        if turn.usage:
+            run["_usage"][0] += turn.usage[0]
+            run["_usage"][1] += turn.usage[1]
+        prompt_limit = run.get("max_prompt_tokens")
+        if prompt_limit and run["_usage"][0] > prompt_limit:
+            self._finish(run, "incomplete", "max_prompt_tokens")
+            return False
+        return True
+
+    def _write_code(self, run: dict[str, Any], code: CodeCall) -> str | None:
+        return self.steps.write_code(run, code)
+
+    def _write_search(self, run: dict[str, Any], search: SearchCall) -> dict[str, str]:
+        self.steps.write_search(run, search)
+        return {}  # a run's reply cites by file id only
+
+    def _over_limit(self, run: dict[str, Any], turn: Turn) -> bool:
+        limit = run.get("max_completion_tokens")
+        return bool(limit) and run["_usage"][1] > limit
+
+    def _write_reply(
+        self,
+        run: dict[str, Any],
+        turn: Turn,
+        image: str | None,
+        files: dict[str, str],
+        incomplete: bool,
+    ) -> None:
+        self.steps.write_reply(run, turn, image, incomplete)
+
     # -- tool calls ----------------------------------------------------------------------------
-    def _require_action(self, run: dict[str, Any], turn: Turn) -> None:
-        step = self._new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-        calls = []
-        for i, fc in enumerate(turn.tool_calls):
-            call = {
-                "id": new_id("call"),
-                "type": "function",
-                "function": {"name": fc.name, "arguments": fc.arguments, "output": None},
-            }
-            calls.append(call)
-            self._step_delta(
-                run,
-                step,
-                [
-                    {
-                        "index": i,
-                        "id": call["id"],
-                        "type": "function",
-                        "function": {"name": fc.name, "arguments": "", "output": None},
-                    }
-                ],
-            )
-            self._step_delta(
-                run,
-                step,
-                [{"index": i, "type": "function", "function": {"arguments": fc.arguments}}],
-            )
-        step["step_details"]["tool_calls"] = calls
-        self.store.put(step)
+    def _write_calls(self, run: dict[str, Any], turn: Turn) -> None:
+        """The run waits in ``requires_action`` for the outputs of the turn's function calls."""
+        calls = self.steps.write_calls(run, turn)
         run["status"] = "requires_action"
         run["required_action"] = {
             "type": "submit_tool_outputs",
@@ -313,7 +254,6 @@ class RunExecutor(StepWriter):
                 ]
             },
         }
-        run["_pending_step"] = step["id"]
         run["_model_state"] = turn.state
         run["_tool_outputs"] = None
         self._save(run)
@@ -348,21 +288,7 @@ class RunExecutor(StepWriter):
             )
         self._disarm_expiry(run["id"])
         by_id = {o["tool_call_id"]: o.get("output") or "" for o in outputs}
-        step = self.store.get("step", run["_pending_step"])
-        recorded = []
-        if step is not None:
-            for call in step["step_details"]["tool_calls"]:
-                call["function"]["output"] = by_id.get(call["id"], "")
-                recorded.append(
-                    {
-                        "tool_call_id": call["id"],
-                        "name": call["function"]["name"],
-                        "arguments": call["function"]["arguments"],
-                        "output": call["function"]["output"],
-                    }
-                )
-            self._close_step(run, step)
-        run["_tool_outputs"] = recorded
+        run["_tool_outputs"] = self.steps.record_outputs(run, by_id)
         run["status"] = "queued"
         run["required_action"] = None
         self._save(run)
@@ -397,7 +323,7 @@ class RunExecutor(StepWriter):
         if run["status"] in TERMINAL:
             return
         error = {"code": code, "message": message}
-        self._close_open(run, "failed", "run_failed", error)
+        self.steps.close_open(run, "failed", "run_failed", error)
         run["failed_at"] = _now()
         run["last_error"] = error
         self._terminate(run, "failed")
@@ -406,7 +332,7 @@ class RunExecutor(StepWriter):
         self.timers.pop(run["id"], None)
         if run["status"] != "requires_action":
             return
-        self._close_open(run, "expired", "run_expired")
+        self.steps.close_open(run, "expired", "run_expired")
         self._terminate(run, "expired")
 
     def cancel(self, run: dict[str, Any]) -> dict[str, Any]:
@@ -422,42 +348,32 @@ class RunExecutor(StepWriter):
         if task is not None:
             task.cancel()
         else:
-            asyncio.get_running_loop().call_soon(self._finalize_cancel, run)
+            asyncio.get_running_loop().call_soon(self._cancelled, run)
         return snapshot
 
-    def _finalize_cancel(self, run: dict[str, Any]) -> None:
+    def _cancelled(self, run: dict[str, Any]) -> None:
         if run["status"] in TERMINAL:
             return
-        self._close_open(run, "cancelled", "run_cancelled")
+        self.steps.close_open(run, "cancelled", "run_cancelled")
         run["cancelled_at"] = _now()
         self._terminate(run, "cancelled")
 
     # -- startup / shutdown --------------------------------------------------------------------
-    def recover(self) -> None:
-        """Resume what a restart interrupted: waiting runs wait on, executing ones fail."""
-        for run in self.store.all_where(
-            "run", "status", ("queued", "in_progress", "cancelling", "requires_action")
-        ):
-            run.setdefault("_open", [])
-            run.setdefault("_usage", [0, 0])
-            self.live[run["id"]] = run
-            self.active[run["thread_id"]] = run["id"]
-            if run["status"] == "requires_action":
-                self._arm_expiry(run)
-            elif run["status"] == "cancelling":
-                self._finalize_cancel(run)
-            else:
-                self._fail(
-                    run, "server_error", "The engine restarted while this run was in progress."
-                )
+    def _resume(self, run: dict[str, Any]) -> None:
+        """Waiting runs wait on, executing ones fail, cancelling ones are cancelled."""
+        run.setdefault("_open", [])
+        run.setdefault("_usage", [0, 0])
+        self.live[run["id"]] = run
+        self.active[run["thread_id"]] = run["id"]
+        if run["status"] == "requires_action":
+            self._arm_expiry(run)
+        elif run["status"] == "cancelling":
+            self._cancelled(run)
+        else:
+            self._fail(run, "server_error", "The engine restarted while this run was in progress.")
 
     async def close(self) -> None:
-        """Stop executing runs without changing their stored state."""
-        self.closing = True
+        """Stop executing runs and expiry timers without changing their stored state."""
         for handle in self.timers.values():
             handle.cancel()
-        tasks = list(self.tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await super().close()

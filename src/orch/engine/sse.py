@@ -1,4 +1,4 @@
-"""Server-sent events as the Assistants API sends them: event/data lines, then ``done``."""
+"""Server-sent events as OpenAI sends them: event/data lines, text deltas, then ``done``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 DONE = b"event: done\ndata: [DONE]\n\n"
+DELTA_CHARS = 24
+
+
+def pieces(text: str, size: int = DELTA_CHARS) -> list[str]:
+    """Split text into stream deltas of about ``size`` characters, at spaces where possible."""
+    out = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = text.find(" ", end)
+            end = cut + 1 if 0 <= cut < end + size else end
+        out.append(text[start:end])
+        start = end
+    return out
 
 
 def encode_event(event: str, data: Any) -> bytes:

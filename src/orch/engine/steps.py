@@ -1,53 +1,81 @@
-"""Run steps and assistant messages: what a turn writes, and the stream events it sends.
+"""Run steps and assistant messages: what a run's turn writes, and the stream events it sends.
 
-:class:`StepWriter` is mixed into :class:`orch.engine.runs.RunExecutor`; it relies on the
-executor's ``store``, ``model``, ``files``, ``listeners`` and ``_emit``. Objects a run has open (an
-in-progress step or message) are tracked in ``run["_open"]`` so a cancel, failure or expiry can
-close them.
+:class:`StepWriter` is the part of :class:`orch.engine.runs.RunExecutor` that writes: it stores
+steps and messages and sends their ``thread.run.step.*`` / ``thread.message.*`` events (and,
+through :meth:`StepWriter.emit`, the run's own). Objects a run has open (an in-progress step or
+message) are tracked in ``run["_open"]`` so a cancel, failure or expiry can close them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from orch.engine.files import Files
-from orch.engine.models.base import CodeCall, Model, SearchCall, Turn
+from orch.engine.models.base import Citation, CodeCall, SearchCall, Turn
 from orch.engine.retrieval import result_entry
-from orch.engine.store import Store, new_id
-
-_DELTA_CHARS = 24
+from orch.engine.sse import Channels, encode_event, pieces
+from orch.engine.store import Store, new_id, public
 
 
 def _now() -> int:
     return int(time.time())
 
 
-def pieces(text: str, size: int = _DELTA_CHARS) -> list[str]:
-    """Split text into stream deltas of about ``size`` characters, at spaces where possible."""
-    out = []
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        if end < len(text):
-            cut = text.find(" ", end)
-            end = cut + 1 if 0 <= cut < end + size else end
-        out.append(text[start:end])
-        start = end
-    return out
+def _annotations(citations: list[Citation], text_length: int) -> list[dict[str, Any]]:
+    """The reply's ``file_citation`` annotations that fall inside its (maybe cut) text."""
+    return [
+        {
+            "type": "file_citation",
+            "text": c.marker,
+            "start_index": c.start,
+            "end_index": c.end,
+            "file_citation": {"file_id": c.file_id},
+        }
+        for c in citations
+        if c.end <= text_length
+    ]
 
 
 class StepWriter:
-    """Creates run steps and messages for a run, with their stream events."""
+    """Creates a run's steps and messages, with their stream events."""
 
-    store: Store
-    model: Model
-    files: Files
-    listeners: dict[str, list[Any]]
-    _emit: Callable[[str, str, dict[str, Any]], None]
+    def __init__(self, store: Store, files: Files, channels: Channels, model_name: str):
+        self.store = store
+        self.files = files
+        self.channels = channels
+        self.model_name = model_name
 
-    def _new_step(self, run: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+    # -- events --------------------------------------------------------------------------------
+    def emit(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+        """Send one event of the run to its listeners (engine-private keys stripped)."""
+        if run_id in self.channels.listeners:
+            self.channels.send(run_id, encode_event(event, public(data)))
+
+    def _step_delta(
+        self, run: dict[str, Any], step: dict[str, Any], tool_calls: list[dict[str, Any]]
+    ) -> None:
+        if run["id"] in self.channels.listeners:
+            self.emit(
+                run["id"],
+                "thread.run.step.delta",
+                {
+                    "id": step["id"],
+                    "object": "thread.run.step.delta",
+                    "delta": {"step_details": {"type": "tool_calls", "tool_calls": tool_calls}},
+                },
+            )
+
+    def _message_delta(self, run_id: str, msg_id: str, content: list[dict[str, Any]]) -> None:
+        self.emit(
+            run_id,
+            "thread.message.delta",
+            {"id": msg_id, "object": "thread.message.delta", "delta": {"content": content}},
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+    def open_step(self, run: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        """Store an in-progress step of the run and announce it."""
         step = {
             "id": new_id("step"),
             "object": "thread.run.step",
@@ -68,27 +96,14 @@ class StepWriter:
         }
         self.store.insert("step", step, parent=run["id"])
         run["_open"].append(["step", step["id"]])
-        self._emit(run["id"], "thread.run.step.created", step)
-        self._emit(run["id"], "thread.run.step.in_progress", step)
+        self.emit(run["id"], "thread.run.step.created", step)
+        self.emit(run["id"], "thread.run.step.in_progress", step)
         return step
 
-    def _step_delta(
-        self, run: dict[str, Any], step: dict[str, Any], tool_calls: list[dict[str, Any]]
-    ) -> None:
-        if run["id"] in self.listeners:
-            self._emit(
-                run["id"],
-                "thread.run.step.delta",
-                {
-                    "id": step["id"],
-                    "object": "thread.run.step.delta",
-                    "delta": {"step_details": {"type": "tool_calls", "tool_calls": tool_calls}},
-                },
-            )
-
-    def _close_step(
+    def close_step(
         self, run: dict[str, Any], step: dict[str, Any], usage: tuple[int, int] | None = None
     ) -> None:
+        """Complete a step (with the turn's token usage, for a message step)."""
         step["status"] = "completed"
         step["completed_at"] = _now()
         if usage is not None:
@@ -99,14 +114,18 @@ class StepWriter:
             }
         self.store.put(step)
         self._drop_open(run, step["id"])
-        self._emit(run["id"], "thread.run.step.completed", step)
+        self.emit(run["id"], "thread.run.step.completed", step)
 
     @staticmethod
     def _drop_open(run: dict[str, Any], object_id: str) -> None:
         run["_open"] = [o for o in run["_open"] if o[1] != object_id]
 
-    def _code_step(self, run: dict[str, Any], code: CodeCall) -> str | None:
-        step = self._new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    def _tool_step(self, run: dict[str, Any]) -> dict[str, Any]:
+        return self.open_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+
+    def write_code(self, run: dict[str, Any], code: CodeCall) -> str | None:
+        """A completed code-interpreter step; returns the id of the image file it made, if any."""
+        step = self._tool_step(run)
         call_id = new_id("call")
         outputs: list[dict[str, Any]] = []
         image_id = None
@@ -115,38 +134,14 @@ class StepWriter:
         if code.image is not None:
             image_id = self.files.create(code.image, "image.png", "assistants_output")["id"]
             outputs.append({"type": "image", "image": {"file_id": image_id}})
-        self._step_delta(
-            run,
-            step,
-            [
-                {
-                    "index": 0,
-                    "id": call_id,
-                    "type": "code_interpreter",
-                    "code_interpreter": {"input": "", "outputs": []},
-                }
-            ],
-        )
+        opened = {"index": 0, "id": call_id, "type": "code_interpreter"}
+        self._step_delta(run, step, [{**opened, "code_interpreter": {"input": "", "outputs": []}}])
+        head = {"index": 0, "type": "code_interpreter"}
         for piece in pieces(code.input, 64):
-            self._step_delta(
-                run,
-                step,
-                [{"index": 0, "type": "code_interpreter", "code_interpreter": {"input": piece}}],
-            )
+            self._step_delta(run, step, [{**head, "code_interpreter": {"input": piece}}])
         if outputs:
-            self._step_delta(
-                run,
-                step,
-                [
-                    {
-                        "index": 0,
-                        "type": "code_interpreter",
-                        "code_interpreter": {
-                            "outputs": [dict(o, index=i) for i, o in enumerate(outputs)]
-                        },
-                    }
-                ],
-            )
+            indexed = [dict(o, index=i) for i, o in enumerate(outputs)]
+            self._step_delta(run, step, [{**head, "code_interpreter": {"outputs": indexed}}])
         step["step_details"]["tool_calls"] = [
             {
                 "id": call_id,
@@ -154,11 +149,12 @@ class StepWriter:
                 "code_interpreter": {"input": code.input, "outputs": outputs},
             }
         ]
-        self._close_step(run, step)
+        self.close_step(run, step)
         return image_id
 
-    def _search_step(self, run: dict[str, Any], search: SearchCall) -> None:
-        step = self._new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    def write_search(self, run: dict[str, Any], search: SearchCall) -> None:
+        """A completed file_search step with its results."""
+        step = self._tool_step(run)
         call = {
             "id": new_id("call"),
             "type": "file_search",
@@ -171,29 +167,90 @@ class StepWriter:
             run, step, [{"index": 0, "id": call["id"], "type": "file_search", "file_search": {}}]
         )
         step["step_details"]["tool_calls"] = [call]
-        self._close_step(run, step)
+        self.close_step(run, step)
 
-    def _reply(
+    def write_calls(self, run: dict[str, Any], turn: Turn) -> list[dict[str, Any]]:
+        """An open step with the turn's function calls (it completes with their outputs)."""
+        step = self._tool_step(run)
+        calls = []
+        for i, fc in enumerate(turn.tool_calls):
+            call = {
+                "id": new_id("call"),
+                "type": "function",
+                "function": {"name": fc.name, "arguments": fc.arguments, "output": None},
+            }
+            calls.append(call)
+            opened = {"name": fc.name, "arguments": "", "output": None}
+            self._step_delta(
+                run, step, [{"index": i, "id": call["id"], "type": "function", "function": opened}]
+            )
+            self._step_delta(
+                run,
+                step,
+                [{"index": i, "type": "function", "function": {"arguments": fc.arguments}}],
+            )
+        step["step_details"]["tool_calls"] = calls
+        self.store.put(step)
+        run["_pending_step"] = step["id"]
+        return calls
+
+    def record_outputs(self, run: dict[str, Any], outputs: dict[str, str]) -> list[dict[str, Any]]:
+        """Complete the pending function-call step with the outputs (by call id).
+
+        Returns the calls with their outputs, as the model reads them on the next turn.
+        """
+        step = self.store.get("step", run["_pending_step"])
+        recorded = []
+        if step is not None:
+            for call in step["step_details"]["tool_calls"]:
+                call["function"]["output"] = outputs.get(call["id"], "")
+                recorded.append(
+                    {
+                        "tool_call_id": call["id"],
+                        "name": call["function"]["name"],
+                        "arguments": call["function"]["arguments"],
+                        "output": call["function"]["output"],
+                    }
+                )
+            self.close_step(run, step)
+        return recorded
+
+    # -- the reply -----------------------------------------------------------------------------
+    def write_reply(
         self, run: dict[str, Any], turn: Turn, image_id: str | None, incomplete: bool
     ) -> None:
-        rid = run["id"]
+        """The assistant message of a turn in its message-creation step, streamed as deltas.
+
+        ``incomplete`` (over ``max_completion_tokens``) cuts the text and ends the message
+        ``incomplete``.
+        """
         msg_id = new_id("msg")
-        step = self._new_step(
+        step = self.open_step(
             run,
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": msg_id}},
         )
+        msg = self._open_message(run, msg_id)
+        text = turn.text or ""
+        if incomplete and run.get("max_completion_tokens"):
+            text = text[: max(1, run["max_completion_tokens"]) * 4]
+        annotations = _annotations(turn.citations, len(text))
+        content = self._stream_content(run["id"], msg_id, image_id, text, annotations)
+        self._close_message(run, msg, content, incomplete)
+        self.close_step(run, step, turn.usage)
+
+    def _open_message(self, run: dict[str, Any], msg_id: str) -> dict[str, Any]:
         msg: dict[str, Any] = {
             "id": msg_id,
             "object": "thread.message",
             "created_at": _now(),
             "assistant_id": run["assistant_id"],
             "thread_id": run["thread_id"],
-            "run_id": rid,
+            "run_id": run["id"],
             "role": "assistant",
             "content": [],
             "attachments": [],
-            "metadata": {"orch_model": self.model.name},
+            "metadata": {"orch_model": self.model_name},
             "status": "in_progress",
             "completed_at": None,
             "incomplete_at": None,
@@ -201,51 +258,47 @@ class StepWriter:
         }
         self.store.insert("message", msg, parent=run["thread_id"])
         run["_open"].append(["message", msg_id])
-        self._emit(rid, "thread.message.created", msg)
-        self._emit(rid, "thread.message.in_progress", msg)
-        streaming = rid in self.listeners
+        self.emit(run["id"], "thread.message.created", msg)
+        self.emit(run["id"], "thread.message.in_progress", msg)
+        return msg
+
+    def _stream_content(
+        self,
+        run_id: str,
+        msg_id: str,
+        image_id: str | None,
+        text: str,
+        annotations: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """The message's content blocks, sent as ``thread.message.delta`` events to listeners."""
+        streaming = run_id in self.channels.listeners
         content: list[dict[str, Any]] = []
         if image_id is not None:
             block = {"type": "image_file", "image_file": {"file_id": image_id, "detail": "auto"}}
             if streaming:
-                self._message_delta(rid, msg_id, [dict(block, index=0)])
+                self._message_delta(run_id, msg_id, [dict(block, index=0)])
             content.append(block)
-        text = turn.text or ""
-        if incomplete and run.get("max_completion_tokens"):
-            text = text[: max(1, run["max_completion_tokens"]) * 4]
-        annotations = [
-            {
-                "type": "file_citation",
-                "text": c.marker,
-                "start_index": c.start,
-                "end_index": c.end,
-                "file_citation": {"file_id": c.file_id},
-            }
-            for c in turn.citations
-            if c.end <= len(text)
-        ]
         index = len(content)
         if streaming:
             for i, piece in enumerate(pieces(text) or [""]):
-                block = {"index": index, "type": "text", "text": {"value": piece}}
+                delta = {"index": index, "type": "text", "text": {"value": piece}}
                 if i == 0:
-                    block["text"]["annotations"] = []
-                self._message_delta(rid, msg_id, [block])
+                    delta["text"]["annotations"] = []
+                self._message_delta(run_id, msg_id, [delta])
             if annotations:
-                self._message_delta(
-                    rid,
-                    msg_id,
-                    [
-                        {
-                            "index": index,
-                            "type": "text",
-                            "text": {
-                                "annotations": [dict(a, index=j) for j, a in enumerate(annotations)]
-                            },
-                        }
-                    ],
-                )
+                indexed = [dict(a, index=j) for j, a in enumerate(annotations)]
+                delta = {"index": index, "type": "text", "text": {"annotations": indexed}}
+                self._message_delta(run_id, msg_id, [delta])
         content.append({"type": "text", "text": {"value": text, "annotations": annotations}})
+        return content
+
+    def _close_message(
+        self,
+        run: dict[str, Any],
+        msg: dict[str, Any],
+        content: list[dict[str, Any]],
+        incomplete: bool,
+    ) -> None:
         msg["content"] = content
         if incomplete:
             msg["status"] = "incomplete"
@@ -255,26 +308,19 @@ class StepWriter:
             msg["status"] = "completed"
             msg["completed_at"] = _now()
         self.store.put(msg)
-        self._drop_open(run, msg_id)
-        self._emit(
-            rid, "thread.message.incomplete" if incomplete else "thread.message.completed", msg
-        )
-        self._close_step(run, step, turn.usage)
+        self._drop_open(run, msg["id"])
+        event = "thread.message.incomplete" if incomplete else "thread.message.completed"
+        self.emit(run["id"], event, msg)
 
-    def _message_delta(self, run_id: str, msg_id: str, content: list[dict[str, Any]]) -> None:
-        self._emit(
-            run_id,
-            "thread.message.delta",
-            {"id": msg_id, "object": "thread.message.delta", "delta": {"content": content}},
-        )
-
-    def _close_open(
+    # -- endings -------------------------------------------------------------------------------
+    def close_open(
         self,
         run: dict[str, Any],
         step_status: str,
         message_reason: str,
         error: dict[str, Any] | None = None,
     ) -> None:
+        """End what the run left open: steps get ``step_status``, messages go incomplete."""
         now = _now()
         for kind, object_id in run.get("_open", []):
             obj = self.store.get(kind, object_id)
@@ -286,11 +332,11 @@ class StepWriter:
                 if error is not None:
                     obj["last_error"] = error
                 self.store.put(obj)
-                self._emit(run["id"], f"thread.run.step.{step_status}", obj)
+                self.emit(run["id"], f"thread.run.step.{step_status}", obj)
             elif kind == "message" and obj["status"] == "in_progress":
                 obj["status"] = "incomplete"
                 obj["incomplete_at"] = now
                 obj["incomplete_details"] = {"reason": message_reason}
                 self.store.put(obj)
-                self._emit(run["id"], "thread.message.incomplete", obj)
+                self.emit(run["id"], "thread.message.incomplete", obj)
         run["_open"] = []

@@ -1,0 +1,230 @@
+"""A response's output items and the stream events that build them.
+
+:class:`OutputWriter` is the part of :class:`orch.engine.responding.ResponseExecutor` that
+writes: it appends code-interpreter, file-search, function-call and message items to
+``response["output"]`` and sends their ``response.*`` events, each with the response's next
+``sequence_number``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from orch.engine.containers import Containers
+from orch.engine.models.base import CodeCall, SearchCall, Turn
+from orch.engine.sse import Channels, encode_event, pieces
+from orch.engine.store import Store, new_id, public
+
+_MARKER = re.compile(r" ?【\d+:\d+†[^】]*】")
+
+
+def strip_markers(text: str) -> tuple[str, list[int]]:
+    """Text without 【i:j†file】 citation markers, and where each marker stood in the result.
+
+    The Responses API cites by position, not by marker; a space before a marker goes with it.
+    """
+    out: list[str] = []
+    positions: list[int] = []
+    last = 0
+    length = 0
+    for match in _MARKER.finditer(text):
+        out.append(text[last : match.start()])
+        length += match.start() - last
+        positions.append(length)
+        last = match.end()
+    out.append(text[last:])
+    clean = "".join(out)
+    if positions and clean != clean.rstrip():
+        clean = clean.rstrip()
+        positions = [min(pos, len(clean)) for pos in positions]
+    return clean, positions
+
+
+class OutputWriter:
+    """Writes a response's output items and sends its stream events."""
+
+    def __init__(self, store: Store, containers: Containers, channels: Channels):
+        self.store = store
+        self.containers = containers
+        self.channels = channels
+
+    # -- events --------------------------------------------------------------------------------
+    def send(self, target: dict[str, Any], kind: str, **data: Any) -> None:
+        """Number one event of the response and send it to its listeners, if any."""
+        # ``target`` is the response; event fields may themselves be called "response".
+        target["_seq"] += 1
+        rid = target["id"]
+        if rid in self.channels.listeners:
+            data = {"type": kind, **data, "sequence_number": target["_seq"]}
+            self.channels.send(rid, encode_event(kind, data))
+
+    def send_state(self, response: dict[str, Any], kind: str) -> None:
+        """Send an event carrying the whole response (``response.created``, ...)."""
+        self.send(response, kind, response=public(response))
+
+    # -- output items --------------------------------------------------------------------------
+    def _open_item(self, response: dict[str, Any], item: dict[str, Any]) -> int:
+        response["output"].append(item)
+        index = len(response["output"]) - 1
+        self.send(response, "response.output_item.added", output_index=index, item=item)
+        return index
+
+    def _close_item(self, response: dict[str, Any], index: int, item: dict[str, Any]) -> None:
+        response["output"][index] = item
+        self.send(response, "response.output_item.done", output_index=index, item=item)
+
+    def write_code(self, response: dict[str, Any], code: CodeCall) -> dict[str, Any] | None:
+        """A code_interpreter_call item; returns the citation of the image it made, if any."""
+        container_id = self.containers.for_response(response)
+        item_id = new_id("ci")
+        base = {"id": item_id, "type": "code_interpreter_call", "container_id": container_id}
+        index = self._open_item(
+            response, {**base, "status": "in_progress", "code": "", "outputs": None}
+        )
+        ref = {"item_id": item_id, "output_index": index}
+        self.send(response, "response.code_interpreter_call.in_progress", **ref)
+        for piece in pieces(code.input, 64):
+            self.send(response, "response.code_interpreter_call_code.delta", delta=piece, **ref)
+        self.send(response, "response.code_interpreter_call_code.done", code=code.input, **ref)
+        self.send(response, "response.code_interpreter_call.interpreting", **ref)
+        outputs: list[dict[str, Any]] = []
+        if code.logs is not None:
+            outputs.append({"type": "logs", "logs": code.logs})
+        cited = None
+        if code.image is not None:
+            cfile = self.containers.add_file(
+                container_id, code.image, f"/mnt/data/{item_id}.png", "assistant"
+            )
+            cited = {
+                "container_id": container_id,
+                "file_id": cfile["id"],
+                "filename": cfile["path"].rsplit("/", 1)[-1],
+            }
+            url = "data:image/png;base64," + base64.b64encode(code.image).decode()
+            outputs.append({"type": "image", "url": url})
+        self.send(response, "response.code_interpreter_call.completed", **ref)
+        shown = outputs if "code_interpreter_call.outputs" in response["_include"] else None
+        self._close_item(
+            response, index, {**base, "status": "completed", "code": code.input, "outputs": shown}
+        )
+        return cited
+
+    def write_search(self, response: dict[str, Any], search: SearchCall) -> dict[str, str]:
+        """A file_search_call item; returns ``{file id: filename}`` of its hits."""
+        item_id = new_id("fs")
+        base = {"id": item_id, "type": "file_search_call", "queries": [search.query]}
+        index = self._open_item(response, {**base, "status": "in_progress", "results": None})
+        ref = {"item_id": item_id, "output_index": index}
+        for stage in ("in_progress", "searching", "completed"):
+            self.send(response, f"response.file_search_call.{stage}", **ref)
+        results = None
+        if "file_search_call.results" in response["_include"]:
+            results = [
+                {
+                    "file_id": h.file_id,
+                    "filename": h.filename,
+                    "score": h.score,
+                    "text": h.text,
+                    "attributes": {},
+                }
+                for h in search.hits
+            ]
+        self._close_item(response, index, {**base, "status": "completed", "results": results})
+        return {h.file_id: h.filename for h in search.hits}
+
+    def write_calls(self, response: dict[str, Any], turn: Turn) -> None:
+        """A function_call item for each call of the turn."""
+        for fc in turn.tool_calls:
+            call_id = new_id("call")
+            item = {
+                "id": new_id("fc"),
+                "type": "function_call",
+                "call_id": call_id,
+                "name": fc.name,
+                "arguments": "",
+                "status": "in_progress",
+            }
+            index = self._open_item(response, item)
+            ref = {"item_id": item["id"], "output_index": index}
+            self.send(response, "response.function_call_arguments.delta", delta=fc.arguments, **ref)
+            self.send(
+                response, "response.function_call_arguments.done", arguments=fc.arguments, **ref
+            )
+            self._close_item(
+                response, index, {**item, "arguments": fc.arguments, "status": "completed"}
+            )
+            # The continuation (the next request's function_call_output) finds the model's
+            # private state by call id, whether it comes by conversation or previous response.
+            self.store.insert("call_state", {"id": call_id, "state": turn.state})
+
+    def write_message(
+        self,
+        response: dict[str, Any],
+        turn: Turn,
+        files: dict[str, str],
+        cited_image: dict[str, Any] | None,
+        incomplete: bool,
+    ) -> None:
+        """The assistant message item, its text streamed as deltas.
+
+        ``files`` names the cited files; ``incomplete`` (over ``max_output_tokens``) cuts the
+        text and ends the item ``incomplete``.
+        """
+        text, annotations = self._text(response, turn, files, cited_image, incomplete)
+        item = {
+            "id": new_id("msg"),
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
+        index = self._open_item(response, item)
+        ref = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        self.send(response, "response.content_part.added", part=empty, **ref)
+        for piece in pieces(text):
+            self.send(response, "response.output_text.delta", delta=piece, logprobs=[], **ref)
+        for i, annotation in enumerate(annotations):
+            self.send(
+                response,
+                "response.output_text.annotation.added",
+                annotation_index=i,
+                annotation=annotation,
+                **ref,
+            )
+        self.send(response, "response.output_text.done", text=text, logprobs=[], **ref)
+        part = {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
+        self.send(response, "response.content_part.done", part=part, **ref)
+        status = "incomplete" if incomplete else "completed"
+        self._close_item(response, index, {**item, "status": status, "content": [part]})
+
+    @staticmethod
+    def _text(
+        response: dict[str, Any],
+        turn: Turn,
+        files: dict[str, str],
+        cited_image: dict[str, Any] | None,
+        incomplete: bool,
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """The reply's text (markers out, cut when incomplete) and its annotations."""
+        text, positions = strip_markers(turn.text or "")
+        annotations: list[dict[str, Any]] = []
+        for citation, pos in zip(turn.citations, positions, strict=False):
+            annotations.append(
+                {
+                    "type": "file_citation",
+                    "file_id": citation.file_id,
+                    "filename": files.get(citation.file_id, citation.file_id),
+                    "index": pos,
+                }
+            )
+        limit = response.get("max_output_tokens")
+        if incomplete and limit:
+            text = text[: max(1, limit) * 4]
+            annotations = [a for a in annotations if a["index"] <= len(text)]
+        if cited_image is not None:
+            span = {"start_index": len(text), "end_index": len(text)}
+            annotations.append({"type": "container_file_citation", **cited_image, **span})
+        return text, annotations
