@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orch.engine.core import Engine, EngineConfig, RequestStats
 from orch.engine.errors import ApiError
 from orch.engine.routes import all_routes
-from orch.engine.routes.common import error_response, json_response
+from orch.engine.routes.common import api_error, error_response, json_response
 
 
 class FaultDropped(Exception):
@@ -158,7 +158,12 @@ def create_app(
             fault_seed=config.fault_seed,
         )
     ]
-    handlers: dict[Any, Any] = {404: _not_found, 405: _not_found, HTTPException: _not_found}
+    handlers: dict[Any, Any] = {
+        ApiError: api_error,
+        404: _not_found,
+        405: _not_found,
+        HTTPException: _not_found,
+    }
     return Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers
     )

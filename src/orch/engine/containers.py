@@ -62,6 +62,12 @@ class Containers:
             "container_file", cfile, parent=container_id, key=child_key(container_id, cfile["id"])
         )
 
+    def delete_file(self, cfile: dict[str, Any]) -> None:
+        """Forget one container file and its content."""
+        key = child_key(cfile["container_id"], cfile["id"])
+        self.store.delete(key)
+        self.store.delete_blob(key)
+
     def delete(self, container_id: str) -> None:
         """Forget a container and its files."""
         for cfile in self.store.all("container_file", container_id):

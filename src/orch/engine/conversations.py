@@ -46,13 +46,6 @@ class Conversations:
         """Every item of a conversation, oldest first."""
         return self.store.all("conversation_item", conversation_id)
 
-    def item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
-        """One item of a conversation or a 404."""
-        found = self.store.get("conversation_item", child_key(conversation_id, item_id))
-        if found is None:
-            raise not_found("item", item_id)
-        return found
-
     def remove(self, conversation_id: str, item_id: str) -> None:
         """Forget one item of a conversation."""
         self.store.delete(child_key(conversation_id, item_id))

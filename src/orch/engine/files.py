@@ -29,3 +29,8 @@ class Files:
         }
         self.store.put_blob(file["id"], content)
         return self.store.insert("file", file)
+
+    def delete(self, file_id: str) -> None:
+        """Forget a file and its content."""
+        self.store.delete(file_id)
+        self.store.delete_blob(file_id)

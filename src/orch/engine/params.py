@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from orch.engine.errors import ApiError, bad_request, unknown_parameter
+from orch.engine.errors import bad_request, unknown_parameter
 
 _MISSING = object()
 _TYPE_WORDS = {
@@ -382,10 +382,3 @@ def sampling(body: dict[str, Any]) -> dict[str, Any]:
         if key in body:
             out[key] = field(body, key, float, minimum=0, maximum=top)
     return out
-
-
-def require_exists(found: Any, kind: str, object_id: str, param: str | None = None) -> Any:
-    """``found`` or a 404 naming the missing object."""
-    if found is None:
-        raise ApiError(404, f"No {kind} found with id '{object_id}'.", param=param)
-    return found

@@ -35,14 +35,6 @@ def encode_event(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
-def error_event(message: str, code: str = "server_error") -> bytes:
-    """An ``error`` frame in OpenAI's error shape."""
-    return encode_event(
-        "error",
-        {"error": {"message": message, "type": "server_error", "param": None, "code": code}},
-    )
-
-
 class Channels:
     """Queues of SSE frames per object id (a run, a response), one queue per listener."""
 

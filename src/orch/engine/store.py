@@ -235,13 +235,6 @@ class Store:
             items.reverse()
         return items, len(rows) > limit
 
-    def exists(self, object_id: str) -> bool:
-        """Whether any object has this id."""
-        return (
-            self._db.execute("SELECT 1 FROM objects WHERE id = ?", (object_id,)).fetchone()
-            is not None
-        )
-
     # -- blobs -------------------------------------------------------------------------------
     def put_blob(self, blob_id: str, content: bytes) -> None:
         """Store file content."""

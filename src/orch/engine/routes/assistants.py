@@ -9,8 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orch.engine import params as p
-from orch.engine.errors import not_found
-from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.routes.common import (
+    deleter,
+    engine_of,
+    finder,
+    object_response,
+    page_response,
+    retriever,
+    routes,
+)
 from orch.engine.routes.resources import resolve_tool_resources
 from orch.engine.store import new_id
 
@@ -83,45 +90,28 @@ async def create(request: Request) -> Response:
     return object_response(engine_of(request).store.insert("assistant", assistant))
 
 
-def _assistant(request: Request) -> dict[str, Any]:
-    aid = request.path_params["assistant_id"]
-    assistant = engine_of(request).store.get("assistant", aid)
-    if assistant is None:
-        raise not_found("assistant", aid)
-    return assistant
-
-
-async def retrieve(request: Request) -> Response:
-    """GET /v1/assistants/{assistant_id}."""
-    return object_response(_assistant(request))
+find_assistant = finder("assistant", "assistant_id")
+retrieve = retriever(find_assistant)
+delete = deleter(find_assistant, "assistant")
 
 
 async def update(request: Request) -> Response:
     """POST /v1/assistants/{assistant_id}."""
-    assistant = _assistant(request)
+    assistant = find_assistant(request)
     body = await p.read_json(request)
     fields = _fields(request, body, creating=False)
     assistant.update(fields)
     return object_response(engine_of(request).store.put(assistant))
 
 
-async def delete(request: Request) -> Response:
-    """DELETE /v1/assistants/{assistant_id}."""
-    assistant = _assistant(request)
-    engine_of(request).store.delete(assistant["id"])
-    return deleted(assistant["id"], "assistant")
-
-
 async def list_assistants(request: Request) -> Response:
     """GET /v1/assistants."""
-    items, more = engine_of(request).store.page("assistant", None, **p.page_params(request))
-    return json_response(p.list_body(items, more))
+    return page_response(request, "assistant")
 
 
-ROUTES = [
-    route("/assistants", create, ["POST"]),
-    route("/assistants", list_assistants, ["GET"]),
-    route("/assistants/{assistant_id}", retrieve, ["GET"]),
-    route("/assistants/{assistant_id}", update, ["POST"]),
-    route("/assistants/{assistant_id}", delete, ["DELETE"]),
-]
+ROUTES = routes(
+    {
+        "/assistants": {"POST": create, "GET": list_assistants},
+        "/assistants/{assistant_id}": {"GET": retrieve, "POST": update, "DELETE": delete},
+    }
+)

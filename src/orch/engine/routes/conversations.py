@@ -10,7 +10,16 @@ from starlette.responses import Response
 from orch.engine import params as p
 from orch.engine.errors import bad_request
 from orch.engine.items import check_unique, normalize_item
-from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.routes.common import (
+    deleter,
+    engine_of,
+    finder,
+    json_response,
+    list_response,
+    object_response,
+    retriever,
+    routes,
+)
 
 MAX_ITEMS = 20
 
@@ -30,8 +39,15 @@ def _items(request: Request, body: dict[str, Any], required: bool) -> list[dict[
     return items
 
 
-def _conversation(request: Request) -> dict[str, Any]:
-    return engine_of(request).conversations.get(request.path_params["conversation_id"])
+find_conversation = finder("conversation", "conversation_id")
+find_item = finder(
+    "conversation_item", "item_id", noun="item", within=find_conversation, keyed=True
+)
+retrieve = retriever(find_conversation)
+delete = deleter(
+    find_conversation, "conversation", lambda engine, c: engine.conversations.delete(c["id"])
+)
+retrieve_item = retriever(find_item)
 
 
 async def create(request: Request) -> Response:
@@ -43,14 +59,9 @@ async def create(request: Request) -> Response:
     return object_response(conversation)
 
 
-async def retrieve(request: Request) -> Response:
-    """GET /v1/conversations/{conversation_id}."""
-    return object_response(_conversation(request))
-
-
 async def update(request: Request) -> Response:
     """POST /v1/conversations/{conversation_id}."""
-    conversation = _conversation(request)
+    conversation = find_conversation(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"metadata"}))
     p.field(body, "metadata", dict, required=True)
@@ -58,17 +69,10 @@ async def update(request: Request) -> Response:
     return object_response(engine_of(request).store.put(conversation))
 
 
-async def delete(request: Request) -> Response:
-    """DELETE /v1/conversations/{conversation_id}."""
-    conversation = _conversation(request)
-    engine_of(request).conversations.delete(conversation["id"])
-    return deleted(conversation["id"], "conversation")
-
-
 async def create_items(request: Request) -> Response:
     """POST /v1/conversations/{conversation_id}/items."""
     engine = engine_of(request)
-    conversation = _conversation(request)
+    conversation = find_conversation(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"items"}))
     items = _items(request, body, required=True)
@@ -79,34 +83,26 @@ async def create_items(request: Request) -> Response:
 
 async def list_items(request: Request) -> Response:
     """GET /v1/conversations/{conversation_id}/items."""
-    conversation = _conversation(request)
-    items = engine_of(request).conversations.items(conversation["id"])
-    return json_response(p.page_list(items, **p.page_params(request)))
-
-
-async def retrieve_item(request: Request) -> Response:
-    """GET /v1/conversations/{conversation_id}/items/{item_id}."""
-    conversation = _conversation(request)
-    item_id = request.path_params["item_id"]
-    return object_response(engine_of(request).conversations.item(conversation["id"], item_id))
+    conversation = find_conversation(request)
+    return list_response(request, engine_of(request).conversations.items(conversation["id"]))
 
 
 async def delete_item(request: Request) -> Response:
     """DELETE /v1/conversations/{conversation_id}/items/{item_id}: answers the conversation."""
-    engine = engine_of(request)
-    conversation = _conversation(request)
-    item = engine.conversations.item(conversation["id"], request.path_params["item_id"])
-    engine.conversations.remove(conversation["id"], item["id"])
+    item = find_item(request)
+    conversation = find_conversation(request)
+    engine_of(request).conversations.remove(conversation["id"], item["id"])
     return object_response(conversation)
 
 
-ROUTES = [
-    route("/conversations", create, ["POST"]),
-    route("/conversations/{conversation_id}", retrieve, ["GET"]),
-    route("/conversations/{conversation_id}", update, ["POST"]),
-    route("/conversations/{conversation_id}", delete, ["DELETE"]),
-    route("/conversations/{conversation_id}/items", create_items, ["POST"]),
-    route("/conversations/{conversation_id}/items", list_items, ["GET"]),
-    route("/conversations/{conversation_id}/items/{item_id}", retrieve_item, ["GET"]),
-    route("/conversations/{conversation_id}/items/{item_id}", delete_item, ["DELETE"]),
-]
+ROUTES = routes(
+    {
+        "/conversations": {"POST": create},
+        "/conversations/{conversation_id}": {"GET": retrieve, "POST": update, "DELETE": delete},
+        "/conversations/{conversation_id}/items": {"POST": create_items, "GET": list_items},
+        "/conversations/{conversation_id}/items/{item_id}": {
+            "GET": retrieve_item,
+            "DELETE": delete_item,
+        },
+    }
+)

@@ -10,7 +10,15 @@ from starlette.responses import Response
 
 from orch.engine.errors import ApiError, bad_request
 from orch.engine.params import list_body
-from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.routes.common import (
+    deleter,
+    engine_of,
+    finder,
+    json_response,
+    object_response,
+    retriever,
+    routes,
+)
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 _DISPOSITION = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -66,31 +74,18 @@ async def upload(request: Request) -> Response:
     return object_response(file)
 
 
-def _file(request: Request) -> dict:
-    file_id = request.path_params["file_id"]
-    file = engine_of(request).store.get("file", file_id)
-    if file is None:
-        raise ApiError(404, f"No such File object: {file_id}", param="id")
-    return file
-
-
-async def retrieve(request: Request) -> Response:
-    """GET /v1/files/{file_id}."""
-    return object_response(_file(request))
-
-
-async def delete(request: Request) -> Response:
-    """DELETE /v1/files/{file_id}."""
-    file = _file(request)
-    store = engine_of(request).store
-    store.delete(file["id"])
-    store.delete_blob(file["id"])
-    return deleted(file["id"], "file")
+find_file = finder(
+    "file",
+    "file_id",
+    missing=lambda file_id: ApiError(404, f"No such File object: {file_id}", param="id"),
+)
+retrieve = retriever(find_file)
+delete = deleter(find_file, "file", lambda engine, file: engine.files.delete(file["id"]))
 
 
 async def content(request: Request) -> Response:
     """GET /v1/files/{file_id}/content."""
-    file = _file(request)
+    file = find_file(request)
     return download(engine_of(request).store.get_blob(file["id"]) or b"", file["filename"])
 
 
@@ -129,10 +124,10 @@ async def list_files(request: Request) -> Response:
     return json_response(list_body(items, more))
 
 
-ROUTES = [
-    route("/files", upload, ["POST"]),
-    route("/files", list_files, ["GET"]),
-    route("/files/{file_id}", retrieve, ["GET"]),
-    route("/files/{file_id}", delete, ["DELETE"]),
-    route("/files/{file_id}/content", content, ["GET"]),
-]
+ROUTES = routes(
+    {
+        "/files": {"POST": upload, "GET": list_files},
+        "/files/{file_id}": {"GET": retrieve, "DELETE": delete},
+        "/files/{file_id}/content": {"GET": content},
+    }
+)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from orch.engine.core import Engine
-from orch.engine.errors import ApiError, bad_request
+from orch.engine.errors import bad_request
+from orch.engine.routes.common import check_stored
 
 
 def resolve_tool_resources(
@@ -16,13 +17,7 @@ def resolve_tool_resources(
         return None
     ci = resources.get("code_interpreter")
     if ci is not None:
-        for fid in ci["file_ids"]:
-            if engine.store.get("file", fid) is None:
-                raise ApiError(
-                    404,
-                    f"No file found with id '{fid}'.",
-                    param=f"{param}.code_interpreter.file_ids",
-                )
+        check_stored(engine.store, "file", ci["file_ids"], f"{param}.code_interpreter.file_ids")
     fs = resources.get("file_search")
     if fs is not None:
         helpers = fs.pop("_new_vector_stores", None) or []
@@ -31,22 +26,13 @@ def resolve_tool_resources(
                 "Only one of 'vector_store_ids' or 'vector_stores' may be given.",
                 f"{param}.file_search",
             )
-        for vs_id in fs["vector_store_ids"]:
-            if engine.store.get("vector_store", vs_id) is None:
-                raise ApiError(
-                    404,
-                    f"No vector store found with id '{vs_id}'.",
-                    param=f"{param}.file_search.vector_store_ids",
-                )
+        where = f"{param}.file_search"
+        check_stored(
+            engine.store, "vector_store", fs["vector_store_ids"], where + ".vector_store_ids"
+        )
         for helper in helpers[:1]:
             file_ids = list((helper or {}).get("file_ids") or [])
-            for fid in file_ids:
-                if engine.store.get("file", fid) is None:
-                    raise ApiError(
-                        404,
-                        f"No file found with id '{fid}'.",
-                        param=f"{param}.file_search.vector_stores.file_ids",
-                    )
+            check_stored(engine.store, "file", file_ids, where + ".vector_stores.file_ids")
             vs = engine.vectors.create(None, (helper or {}).get("metadata"), None)
             for fid in file_ids:
                 engine.vectors.add_file(vs["id"], fid)

@@ -6,15 +6,23 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
 from orch.engine.errors import ApiError, bad_request, not_found
 from orch.engine.items import check_calls_answered, check_unique, normalize_input
-from orch.engine.responding import input_items
-from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
-from orch.engine.sse import relay
+from orch.engine.responding import TERMINAL, input_items
+from orch.engine.routes.common import (
+    check_stored,
+    deleted,
+    engine_of,
+    event_stream,
+    list_response,
+    object_response,
+    retriever,
+    routes,
+)
 from orch.engine.store import new_id
 
 RESPONSE_FIELDS = frozenset(
@@ -76,12 +84,9 @@ def _function_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
 def _file_search_tool(engine: Engine, tool: dict[str, Any], where: str) -> dict[str, Any]:
     ids = p.field(tool, "vector_store_ids", list, required=True, param=where + ".vector_store_ids")
     for vs_id in ids:
+        # An id that is not a string names no vector store either.
         if not isinstance(vs_id, str) or engine.store.get("vector_store", vs_id) is None:
-            raise ApiError(
-                404,
-                f"No vector store found with id '{vs_id}'.",
-                param=where + ".vector_store_ids",
-            )
+            raise not_found("vector store", vs_id, where + ".vector_store_ids")
     limit = p.field(
         tool, "max_num_results", int, minimum=1, maximum=50, param=where + ".max_num_results"
     )
@@ -108,11 +113,7 @@ def _code_interpreter_tool(engine: Engine, tool: dict[str, Any], where: str) -> 
             "missing_required_parameter",
         )
     file_ids = p.field(container, "file_ids", list, param=where + ".container.file_ids") or []
-    for fid in file_ids:
-        if engine.store.get("file", fid) is None:
-            raise ApiError(
-                404, f"No file found with id '{fid}'.", param=where + ".container.file_ids"
-            )
+    check_stored(engine.store, "file", file_ids, where + ".container.file_ids")
     return {"type": "code_interpreter", "container": {"type": "auto", "file_ids": file_ids}}
 
 
@@ -294,14 +295,8 @@ async def create(request: Request) -> Response:
     body = await p.read_json(request)
     response = engine.responses.create(build_response(engine, body))
     if body.get("stream"):
-        channels = engine.responses.channels
-        queue = channels.subscribe(response["id"])
-        engine.responses.start(response)
-        frames = relay(
-            queue, done=b"", on_close=lambda: channels.unsubscribe(response["id"], queue)
-        )
-        return StreamingResponse(
-            frames, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+        return event_stream(
+            engine.responses, response["id"], lambda: engine.responses.start(response), done=b""
         )
     engine.responses.start(response)
     if not response["background"]:
@@ -309,25 +304,23 @@ async def create(request: Request) -> Response:
     return object_response(response)
 
 
-def _response(request: Request) -> dict[str, Any]:
-    engine = engine_of(request)
+def find_response(request: Request) -> dict[str, Any]:
+    """The response the path names (live while executing), or the 404 OpenAI words this way."""
     rid = request.path_params["response_id"]
-    response = engine.responses.get(rid)
+    response = engine_of(request).responses.get(rid)
     if response is None:
         raise ApiError(404, f"Response with id '{rid}' not found.", param="response_id")
     return response
 
 
-async def retrieve(request: Request) -> Response:
-    """GET /v1/responses/{response_id}."""
-    return object_response(_response(request))
+retrieve = retriever(find_response)
 
 
 async def delete(request: Request) -> Response:
-    """DELETE /v1/responses/{response_id}."""
+    """DELETE /v1/responses/{response_id} (a response still running is cancelled first)."""
     engine = engine_of(request)
-    response = _response(request)
-    if response["status"] not in ("completed", "incomplete", "failed", "cancelled"):
+    response = find_response(request)
+    if response["status"] not in TERMINAL:
         engine.responses.cancel(response, force=True)
     engine.store.delete(response["id"])
     return deleted(response["id"], "response")
@@ -336,19 +329,19 @@ async def delete(request: Request) -> Response:
 async def cancel(request: Request) -> Response:
     """POST /v1/responses/{response_id}/cancel."""
     engine = engine_of(request)
-    return object_response(engine.responses.cancel(_response(request)))
+    return object_response(engine.responses.cancel(find_response(request)))
 
 
 async def list_input_items(request: Request) -> Response:
     """GET /v1/responses/{response_id}/input_items."""
-    response = _response(request)
-    return json_response(p.page_list(input_items(response), **p.page_params(request)))
+    return list_response(request, input_items(find_response(request)))
 
 
-ROUTES = [
-    route("/responses", create, ["POST"]),
-    route("/responses/{response_id}", retrieve, ["GET"]),
-    route("/responses/{response_id}", delete, ["DELETE"]),
-    route("/responses/{response_id}/cancel", cancel, ["POST"]),
-    route("/responses/{response_id}/input_items", list_input_items, ["GET"]),
-]
+ROUTES = routes(
+    {
+        "/responses": {"POST": create},
+        "/responses/{response_id}": {"GET": retrieve, "DELETE": delete},
+        "/responses/{response_id}/cancel": {"POST": cancel},
+        "/responses/{response_id}/input_items": {"GET": list_input_items},
+    }
+)

@@ -6,15 +6,23 @@ import copy
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import ApiError, bad_request, not_found
-from orch.engine.routes.common import engine_of, json_response, object_response, route
+from orch.engine.errors import bad_request, not_found
+from orch.engine.routes.common import (
+    engine_of,
+    event_stream,
+    finder,
+    json_response,
+    object_response,
+    page_response,
+    routes,
+)
 from orch.engine.routes.resources import resolve_tool_resources
-from orch.engine.routes.threads import add_message, create_thread, get_thread, validate_message
-from orch.engine.sse import encode_event, relay
+from orch.engine.routes.threads import add_message, create_thread, find_thread, validate_message
+from orch.engine.sse import encode_event
 from orch.engine.store import public
 
 RUN_FIELDS = frozenset(
@@ -75,34 +83,23 @@ def _run_params(engine: Engine, body: dict[str, Any]) -> tuple[dict[str, Any], d
     return assistant, out
 
 
-def _stream(engine: Engine, run: dict[str, Any], prelude: list[bytes], start: Any) -> Response:
-    queue = engine.runs.subscribe(run["id"])
-    try:
-        start()
-    except Exception:
-        engine.runs.unsubscribe(run["id"], queue)
-        raise
-    body = relay(queue, prelude=prelude, on_close=lambda: engine.runs.unsubscribe(run["id"], queue))
-    return StreamingResponse(
-        body, media_type="text/event-stream", headers={"cache-control": "no-cache"}
-    )
-
-
 async def create(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/runs."""
     engine = engine_of(request)
-    thread = get_thread(engine, request.path_params["thread_id"])
+    thread = find_thread(request)
     body = await p.read_json(request)
     p.check_keys(body, RUN_FIELDS)
     assistant, params = _run_params(engine, body)
     extra = p.field(body, "additional_messages", list) or []
-    specs = [validate_message(engine, m, f"additional_messages[{i}]") for i, m in enumerate(extra)]
+    specs = [
+        validate_message(engine.store, m, f"additional_messages[{i}]") for i, m in enumerate(extra)
+    ]
     engine.runs.check_idle(thread["id"])
     for spec in specs:
         add_message(engine, thread, spec)
     run = engine.runs.create(thread["id"], assistant, params)
     if body.get("stream"):
-        return _stream(engine, run, [], lambda: engine.runs.start(run))
+        return event_stream(engine.runs, run["id"], lambda: engine.runs.start(run))
     engine.runs.start(run)
     return object_response(run, _poll_headers(engine))
 
@@ -124,12 +121,13 @@ async def create_and_run(request: Request) -> Response:
     run = engine.runs.create(thread["id"], assistant, params)
     if body.get("stream"):
         prelude = [encode_event("thread.created", public(thread))]
-        return _stream(engine, run, prelude, lambda: engine.runs.start(run))
+        return event_stream(engine.runs, run["id"], lambda: engine.runs.start(run), prelude=prelude)
     engine.runs.start(run)
     return object_response(run, _poll_headers(engine))
 
 
-def _run(request: Request) -> dict[str, Any]:
+def find_run(request: Request) -> dict[str, Any]:
+    """The run the path names (live while executing); a 404 for its thread, then for it."""
     engine = engine_of(request)
     thread_id = request.path_params["thread_id"]
     run_id = request.path_params["run_id"]
@@ -143,13 +141,13 @@ def _run(request: Request) -> dict[str, Any]:
 
 async def retrieve(request: Request) -> Response:
     """GET /v1/threads/{thread_id}/runs/{run_id}."""
-    return object_response(_run(request), _poll_headers(engine_of(request)))
+    return object_response(find_run(request), _poll_headers(engine_of(request)))
 
 
 async def update(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/runs/{run_id}."""
     engine = engine_of(request)
-    run = _run(request)
+    run = find_run(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"metadata"}))
     if "metadata" in body:
@@ -159,27 +157,29 @@ async def update(request: Request) -> Response:
 
 
 async def list_runs(request: Request) -> Response:
-    """GET /v1/threads/{thread_id}/runs."""
+    """GET /v1/threads/{thread_id}/runs (live versions of executing runs)."""
     engine = engine_of(request)
-    thread = get_thread(engine, request.path_params["thread_id"])
-    items, more = engine.store.page("run", thread["id"], **p.page_params(request))
-    items = [engine.runs.live.get(r["id"], r) for r in items]
-    return json_response(
-        p.list_body([public(r) for r in items], more), headers=_poll_headers(engine)
+    thread = find_thread(request)
+    return page_response(
+        request,
+        "run",
+        thread["id"],
+        view=lambda run: public(engine.runs.live.get(run["id"], run)),
+        headers=_poll_headers(engine),
     )
 
 
 async def cancel(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/runs/{run_id}/cancel."""
     engine = engine_of(request)
-    run = _run(request)
+    run = find_run(request)
     return json_response(engine.runs.cancel(run), headers=_poll_headers(engine))
 
 
 async def submit_tool_outputs(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs."""
     engine = engine_of(request)
-    run = _run(request)
+    run = find_run(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"tool_outputs", "stream"}))
     outputs = p.field(body, "tool_outputs", list, required=True)
@@ -195,7 +195,9 @@ async def submit_tool_outputs(request: Request) -> Response:
     if p.field(body, "stream", bool):
         if run["status"] != "requires_action":
             raise bad_request(f'Runs in status "{run["status"]}" do not accept tool outputs.')
-        return _stream(engine, run, [], lambda: engine.runs.submit_tool_outputs(run, outputs))
+        return event_stream(
+            engine.runs, run["id"], lambda: engine.runs.submit_tool_outputs(run, outputs)
+        )
     engine.runs.submit_tool_outputs(run, outputs)
     return object_response(run, _poll_headers(engine))
 
@@ -227,34 +229,35 @@ def _step_view(step: dict[str, Any], with_content: bool) -> dict[str, Any]:
 async def list_steps(request: Request) -> Response:
     """GET /v1/threads/{thread_id}/runs/{run_id}/steps."""
     engine = engine_of(request)
-    run = _run(request)
+    run = find_run(request)
     with_content = _include_content(request)
-    items, more = engine.store.page("step", run["id"], **p.page_params(request))
-    return json_response(
-        p.list_body([_step_view(s, with_content) for s in items], more),
+    return page_response(
+        request,
+        "step",
+        run["id"],
+        view=lambda step: _step_view(step, with_content),
         headers=_poll_headers(engine),
     )
 
 
+find_step = finder("step", "step_id", noun="run step", within=find_run)
+
+
 async def retrieve_step(request: Request) -> Response:
     """GET /v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}."""
-    engine = engine_of(request)
-    run = _run(request)
-    step_id = request.path_params["step_id"]
-    step = engine.store.get("step", step_id, parent=run["id"])
-    if step is None:
-        raise ApiError(404, f"No run step found with id '{step_id}'.")
-    return json_response(_step_view(step, _include_content(request)), headers=_poll_headers(engine))
+    step = find_step(request)
+    view = _step_view(step, _include_content(request))
+    return json_response(view, headers=_poll_headers(engine_of(request)))
 
 
-ROUTES = [
-    route("/threads/runs", create_and_run, ["POST"]),
-    route("/threads/{thread_id}/runs", create, ["POST"]),
-    route("/threads/{thread_id}/runs", list_runs, ["GET"]),
-    route("/threads/{thread_id}/runs/{run_id}", retrieve, ["GET"]),
-    route("/threads/{thread_id}/runs/{run_id}", update, ["POST"]),
-    route("/threads/{thread_id}/runs/{run_id}/cancel", cancel, ["POST"]),
-    route("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs, ["POST"]),
-    route("/threads/{thread_id}/runs/{run_id}/steps", list_steps, ["GET"]),
-    route("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", retrieve_step, ["GET"]),
-]
+ROUTES = routes(
+    {
+        "/threads/runs": {"POST": create_and_run},
+        "/threads/{thread_id}/runs": {"POST": create, "GET": list_runs},
+        "/threads/{thread_id}/runs/{run_id}": {"GET": retrieve, "POST": update},
+        "/threads/{thread_id}/runs/{run_id}/cancel": {"POST": cancel},
+        "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs": {"POST": submit_tool_outputs},
+        "/threads/{thread_id}/runs/{run_id}/steps": {"GET": list_steps},
+        "/threads/{thread_id}/runs/{run_id}/steps/{step_id}": {"GET": retrieve_step},
+    }
+)

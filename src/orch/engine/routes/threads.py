@@ -10,17 +10,30 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import ApiError, bad_request, not_found
-from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.errors import ApiError, bad_request
+from orch.engine.routes.common import (
+    check_stored,
+    deleted,
+    deleter,
+    engine_of,
+    finder,
+    object_response,
+    page_response,
+    retriever,
+    routes,
+)
 from orch.engine.routes.resources import resolve_tool_resources
-from orch.engine.store import new_id
+from orch.engine.store import Store, new_id
 
 THREAD_FIELDS = frozenset({"messages", "tool_resources", "metadata"})
 MESSAGE_FIELDS = frozenset({"role", "content", "attachments", "metadata"})
 
 
-def validate_message(engine: Engine, body: Any, param: str = "") -> dict[str, Any]:
-    """Check a message-create body; return normalized ``{role, content, attachments, metadata}``."""
+def validate_message(store: Store, body: Any, param: str = "") -> dict[str, Any]:
+    """Check a message-create body; return normalized ``{role, content, attachments, metadata}``.
+
+    ``param`` locates a message inside a larger body (``"additional_messages[0]"``) in errors.
+    """
     prefix = f"{param}." if param else ""
     if not isinstance(body, dict):
         raise bad_request(f"Invalid type for '{param}': expected an object.", param, "invalid_type")
@@ -28,60 +41,59 @@ def validate_message(engine: Engine, body: Any, param: str = "") -> dict[str, An
     role = p.field(
         body, "role", str, required=True, choices=("user", "assistant"), param=prefix + "role"
     )
-    raw = body.get("content")
+    content = _content(store, body.get("content"), prefix)
+    attachments = _attachments(store, body, prefix)
+    meta = p.metadata(body, "metadata") if not prefix else _nested_metadata(body, prefix)
+    return {"role": role, "content": content, "attachments": attachments, "metadata": meta or {}}
+
+
+def _content(store: Store, raw: Any, prefix: str) -> list[dict[str, Any]]:
+    """A message's ``content`` (a string or a non-empty list of parts) as content blocks."""
     if raw is None:
         raise bad_request(
             f"Missing required parameter: '{prefix}content'.",
             prefix + "content",
             "missing_required_parameter",
         )
-    content: list[dict[str, Any]] = []
     if isinstance(raw, str):
-        content.append({"type": "text", "text": {"value": raw, "annotations": []}})
-    elif isinstance(raw, list) and raw:
-        for i, part in enumerate(raw):
-            where = f"{prefix}content[{i}]"
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text":
-                text = p.field(part, "text", str, required=True, param=where + ".text")
-                content.append({"type": "text", "text": {"value": text, "annotations": []}})
-            elif kind == "image_file":
-                spec = p.field(part, "image_file", dict, required=True, param=where + ".image_file")
-                fid = p.field(
-                    spec, "file_id", str, required=True, param=where + ".image_file.file_id"
-                )
-                if engine.store.get("file", fid) is None:
-                    raise ApiError(
-                        404, f"No file found with id '{fid}'.", param=where + ".image_file.file_id"
-                    )
-                content.append(
-                    {
-                        "type": "image_file",
-                        "image_file": {"file_id": fid, "detail": spec.get("detail") or "auto"},
-                    }
-                )
-            elif kind == "image_url":
-                spec = p.field(part, "image_url", dict, required=True, param=where + ".image_url")
-                url = p.field(spec, "url", str, required=True, param=where + ".image_url.url")
-                content.append(
-                    {
-                        "type": "image_url",
-                        "image_url": {"url": url, "detail": spec.get("detail") or "auto"},
-                    }
-                )
-            else:
-                raise bad_request(
-                    f"Invalid value: '{kind}'. Supported values are: 'text', 'image_file', and "
-                    "'image_url'.",
-                    where + ".type",
-                    "invalid_value",
-                )
-    else:
-        raise bad_request(
-            f"Invalid '{prefix}content': expected a non-empty string or array of content parts.",
-            prefix + "content",
-            "invalid_value",
-        )
+        return [{"type": "text", "text": {"value": raw, "annotations": []}}]
+    if isinstance(raw, list) and raw:
+        return [_part(store, part, f"{prefix}content[{i}]") for i, part in enumerate(raw)]
+    raise bad_request(
+        f"Invalid '{prefix}content': expected a non-empty string or array of content parts.",
+        prefix + "content",
+        "invalid_value",
+    )
+
+
+def _part(store: Store, part: Any, where: str) -> dict[str, Any]:
+    """One content part: text, image_file (an uploaded file) or image_url."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text":
+        text = p.field(part, "text", str, required=True, param=where + ".text")
+        return {"type": "text", "text": {"value": text, "annotations": []}}
+    if kind == "image_file":
+        spec = p.field(part, "image_file", dict, required=True, param=where + ".image_file")
+        fid = p.field(spec, "file_id", str, required=True, param=where + ".image_file.file_id")
+        check_stored(store, "file", [fid], where + ".image_file.file_id")
+        detail = spec.get("detail") or "auto"
+        return {"type": "image_file", "image_file": {"file_id": fid, "detail": detail}}
+    if kind == "image_url":
+        spec = p.field(part, "image_url", dict, required=True, param=where + ".image_url")
+        url = p.field(spec, "url", str, required=True, param=where + ".image_url.url")
+        return {
+            "type": "image_url",
+            "image_url": {"url": url, "detail": spec.get("detail") or "auto"},
+        }
+    raise bad_request(
+        f"Invalid value: '{kind}'. Supported values are: 'text', 'image_file', and 'image_url'.",
+        where + ".type",
+        "invalid_value",
+    )
+
+
+def _attachments(store: Store, body: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``attachments``: uploaded files, each for code_interpreter and/or file_search."""
     attachments = []
     for i, att in enumerate(p.field(body, "attachments", list, param=prefix + "attachments") or []):
         where = f"{prefix}attachments[{i}]"
@@ -90,8 +102,7 @@ def validate_message(engine: Engine, body: Any, param: str = "") -> dict[str, An
                 f"Invalid type for '{where}': expected an object.", where, "invalid_type"
             )
         fid = p.field(att, "file_id", str, required=True, param=where + ".file_id")
-        if engine.store.get("file", fid) is None:
-            raise ApiError(404, f"No file found with id '{fid}'.", param=where + ".file_id")
+        check_stored(store, "file", [fid], where + ".file_id")
         tools = []
         for j, tool in enumerate(p.field(att, "tools", list, param=where + ".tools") or []):
             kind = tool.get("type") if isinstance(tool, dict) else None
@@ -104,8 +115,7 @@ def validate_message(engine: Engine, body: Any, param: str = "") -> dict[str, An
                 )
             tools.append({"type": kind})
         attachments.append({"file_id": fid, "tools": tools})
-    meta = p.metadata(body, "metadata") if not prefix else _nested_metadata(body, prefix)
-    return {"role": role, "content": content, "attachments": attachments, "metadata": meta or {}}
+    return attachments
 
 
 def _nested_metadata(body: dict[str, Any], prefix: str) -> dict[str, str] | None:
@@ -170,7 +180,9 @@ def create_thread(engine: Engine, body: dict[str, Any], param: str = "") -> dict
     prefix = f"{param}." if param else ""
     p.check_keys(body, THREAD_FIELDS)
     messages = p.field(body, "messages", list, param=prefix + "messages", max_length=32) or []
-    specs = [validate_message(engine, m, f"{prefix}messages[{i}]") for i, m in enumerate(messages)]
+    specs = [
+        validate_message(engine.store, m, f"{prefix}messages[{i}]") for i, m in enumerate(messages)
+    ]
     resources = resolve_tool_resources(engine, p.tool_resources(body), prefix + "tool_resources")
     thread = {
         "id": new_id("thread"),
@@ -185,12 +197,11 @@ def create_thread(engine: Engine, body: dict[str, Any], param: str = "") -> dict
     return thread
 
 
-def get_thread(engine: Engine, thread_id: str) -> dict[str, Any]:
-    """The thread or a 404."""
-    thread = engine.store.get("thread", thread_id)
-    if thread is None:
-        raise not_found("thread", thread_id)
-    return thread
+find_thread = finder("thread", "thread_id")
+find_message = finder("message", "message_id", within=find_thread)
+retrieve = retriever(find_thread)
+retrieve_message = retriever(find_message)
+delete_message = deleter(find_message, "thread.message")
 
 
 async def create(request: Request) -> Response:
@@ -198,15 +209,10 @@ async def create(request: Request) -> Response:
     return object_response(create_thread(engine_of(request), await p.read_json(request)))
 
 
-async def retrieve(request: Request) -> Response:
-    """GET /v1/threads/{thread_id}."""
-    return object_response(get_thread(engine_of(request), request.path_params["thread_id"]))
-
-
 async def update(request: Request) -> Response:
     """POST /v1/threads/{thread_id}."""
     engine = engine_of(request)
-    thread = get_thread(engine, request.path_params["thread_id"])
+    thread = find_thread(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"metadata", "tool_resources"}))
     if "metadata" in body:
@@ -217,9 +223,9 @@ async def update(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    """DELETE /v1/threads/{thread_id}."""
+    """DELETE /v1/threads/{thread_id} (its active run is cancelled, its messages go too)."""
     engine = engine_of(request)
-    thread = get_thread(engine, request.path_params["thread_id"])
+    thread = find_thread(request)
     active = engine.runs.active_run(thread["id"])
     if active is not None:
         engine.runs.cancel(engine.runs.live[active])
@@ -231,8 +237,8 @@ async def delete(request: Request) -> Response:
 async def create_message(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/messages."""
     engine = engine_of(request)
-    thread = get_thread(engine, request.path_params["thread_id"])
-    spec = validate_message(engine, await p.read_json(request))
+    thread = find_thread(request)
+    spec = validate_message(engine.store, await p.read_json(request))
     active = engine.runs.active_run(thread["id"])
     if active is not None:
         raise bad_request(f"Can't add messages to {thread['id']} while a run {active} is active.")
@@ -240,37 +246,17 @@ async def create_message(request: Request) -> Response:
 
 
 async def list_messages(request: Request) -> Response:
-    """GET /v1/threads/{thread_id}/messages."""
-    engine = engine_of(request)
-    thread = get_thread(engine, request.path_params["thread_id"])
+    """GET /v1/threads/{thread_id}/messages (``run_id``: only the messages of that run)."""
+    thread = find_thread(request)
     run_id = request.query_params.get("run_id")
-    items, more = engine.store.page(
-        "message",
-        thread["id"],
-        where={"run_id": run_id} if run_id else None,
-        **p.page_params(request),
+    return page_response(
+        request, "message", thread["id"], where=lambda: {"run_id": run_id} if run_id else None
     )
-    return json_response(p.list_body(items, more))
-
-
-def _message(request: Request) -> dict[str, Any]:
-    engine = engine_of(request)
-    thread = get_thread(engine, request.path_params["thread_id"])
-    mid = request.path_params["message_id"]
-    msg = engine.store.get("message", mid, parent=thread["id"])
-    if msg is None:
-        raise not_found("message", mid)
-    return msg
-
-
-async def retrieve_message(request: Request) -> Response:
-    """GET /v1/threads/{thread_id}/messages/{message_id}."""
-    return object_response(_message(request))
 
 
 async def update_message(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/messages/{message_id}."""
-    msg = _message(request)
+    msg = find_message(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"metadata"}))
     if "metadata" in body:
@@ -278,21 +264,15 @@ async def update_message(request: Request) -> Response:
     return object_response(engine_of(request).store.put(msg))
 
 
-async def delete_message(request: Request) -> Response:
-    """DELETE /v1/threads/{thread_id}/messages/{message_id}."""
-    msg = _message(request)
-    engine_of(request).store.delete(msg["id"])
-    return deleted(msg["id"], "thread.message")
-
-
-ROUTES = [
-    route("/threads", create, ["POST"]),
-    route("/threads/{thread_id}", retrieve, ["GET"]),
-    route("/threads/{thread_id}", update, ["POST"]),
-    route("/threads/{thread_id}", delete, ["DELETE"]),
-    route("/threads/{thread_id}/messages", create_message, ["POST"]),
-    route("/threads/{thread_id}/messages", list_messages, ["GET"]),
-    route("/threads/{thread_id}/messages/{message_id}", retrieve_message, ["GET"]),
-    route("/threads/{thread_id}/messages/{message_id}", update_message, ["POST"]),
-    route("/threads/{thread_id}/messages/{message_id}", delete_message, ["DELETE"]),
-]
+ROUTES = routes(
+    {
+        "/threads": {"POST": create},
+        "/threads/{thread_id}": {"GET": retrieve, "POST": update, "DELETE": delete},
+        "/threads/{thread_id}/messages": {"POST": create_message, "GET": list_messages},
+        "/threads/{thread_id}/messages/{message_id}": {
+            "GET": retrieve_message,
+            "POST": update_message,
+            "DELETE": delete_message,
+        },
+    }
+)

@@ -10,19 +10,34 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import ApiError, bad_request, not_found
-from orch.engine.routes.common import deleted, engine_of, json_response, object_response, route
+from orch.engine.errors import bad_request, not_found
+from orch.engine.routes.common import (
+    deleter,
+    engine_of,
+    finder,
+    json_response,
+    object_response,
+    page_response,
+    retriever,
+    routes,
+)
 from orch.engine.store import child_key, new_id, public
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
-def _vector_store(request: Request) -> dict[str, Any]:
-    vid = request.path_params["vector_store_id"]
-    vs = engine_of(request).store.get("vector_store", vid)
-    if vs is None:
-        raise not_found("vector store", vid)
-    return vs
+find_store = finder("vector_store", "vector_store_id")
+find_file = finder("vector_store_file", "file_id", noun="file", within=find_store, keyed=True)
+find_batch = finder("vector_store_file_batch", "batch_id", noun="file batch", within=find_store)
+retrieve = retriever(find_store, lambda engine, vs: engine.vectors.view(vs))
+delete = deleter(find_store, "vector_store", lambda engine, vs: engine.vectors.delete(vs["id"]))
+retrieve_file = retriever(find_file)
+delete_file = deleter(
+    find_file,
+    "vector_store.file",
+    lambda engine, vsf: engine.vectors.remove_file(vsf["vector_store_id"], vsf["id"]),
+)
+retrieve_batch = retriever(find_batch, lambda engine, batch: engine.vectors.view_batch(batch))
 
 
 def _expires_after(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -45,8 +60,9 @@ def _expires_after(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _check_files(engine: Engine, file_ids: list[Any], param: str) -> None:
     for fid in file_ids:
+        # An id that is not a string names no file either.
         if not isinstance(fid, str) or engine.store.get("file", fid) is None:
-            raise ApiError(404, f"No file found with id '{fid}'.", param=param)
+            raise not_found("file", fid, param)
 
 
 async def create(request: Request) -> Response:
@@ -69,15 +85,10 @@ async def create(request: Request) -> Response:
     return object_response(engine.vectors.view(vs))
 
 
-async def retrieve(request: Request) -> Response:
-    """GET /v1/vector_stores/{vector_store_id}."""
-    return object_response(engine_of(request).vectors.view(_vector_store(request)))
-
-
 async def update(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}."""
     engine = engine_of(request)
-    vs = _vector_store(request)
+    vs = find_store(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"name", "expires_after", "metadata"}))
     if "name" in body:
@@ -93,24 +104,16 @@ async def update(request: Request) -> Response:
     return object_response(engine.vectors.view(vs))
 
 
-async def delete(request: Request) -> Response:
-    """DELETE /v1/vector_stores/{vector_store_id}."""
-    vs = _vector_store(request)
-    engine_of(request).vectors.delete(vs["id"])
-    return deleted(vs["id"], "vector_store")
-
-
 async def list_stores(request: Request) -> Response:
     """GET /v1/vector_stores."""
-    engine = engine_of(request)
-    items, more = engine.store.page("vector_store", None, **p.page_params(request))
-    return json_response(p.list_body([public(engine.vectors.view(v)) for v in items], more))
+    vectors = engine_of(request).vectors
+    return page_response(request, "vector_store", view=lambda vs: public(vectors.view(vs)))
 
 
 async def search(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/search."""
     engine = engine_of(request)
-    vs = _vector_store(request)
+    vs = find_store(request)
     body = await p.read_json(request)
     p.check_keys(
         body, frozenset({"query", "max_num_results", "filters", "ranking_options", "rewrite_query"})
@@ -150,10 +153,6 @@ async def search(request: Request) -> Response:
 # -- files ---------------------------------------------------------------------------------------
 
 
-def _cursor(vs_id: str, value: str | None) -> str | None:
-    return child_key(vs_id, value) if value else None
-
-
 def _status_filter(request: Request) -> dict[str, Any] | None:
     status = request.query_params.get("filter")
     if status is None:
@@ -169,7 +168,7 @@ def _status_filter(request: Request) -> dict[str, Any] | None:
 async def create_file(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/files."""
     engine = engine_of(request)
-    vs = _vector_store(request)
+    vs = find_store(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"file_id", "attributes", "chunking_strategy"}))
     fid = p.field(body, "file_id", str, required=True)
@@ -183,41 +182,21 @@ async def create_file(request: Request) -> Response:
     return object_response(vsf)
 
 
-def _vs_file(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
-    vs = _vector_store(request)
-    fid = request.path_params["file_id"]
-    vsf = engine_of(request).store.get("vector_store_file", child_key(vs["id"], fid))
-    if vsf is None:
-        raise not_found("file", fid)
-    return vs, vsf
-
-
-async def retrieve_file(request: Request) -> Response:
-    """GET /v1/vector_stores/{vector_store_id}/files/{file_id}."""
-    return object_response(_vs_file(request)[1])
-
-
 async def update_file(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/files/{file_id}."""
-    vs, vsf = _vs_file(request)
+    vsf = find_file(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"attributes"}))
     vsf["attributes"] = p.field(body, "attributes", dict, required=True, nullable=True) or {}
-    engine_of(request).store.put(vsf, key=child_key(vs["id"], vsf["id"]))
+    engine_of(request).store.put(vsf, key=child_key(vsf["vector_store_id"], vsf["id"]))
     return object_response(vsf)
-
-
-async def delete_file(request: Request) -> Response:
-    """DELETE /v1/vector_stores/{vector_store_id}/files/{file_id}."""
-    vs, vsf = _vs_file(request)
-    engine_of(request).vectors.remove_file(vs["id"], vsf["id"])
-    return deleted(vsf["id"], "vector_store.file")
 
 
 async def file_content(request: Request) -> Response:
     """GET /v1/vector_stores/{vector_store_id}/files/{file_id}/content."""
-    vs, vsf = _vs_file(request)
-    rows = [r for r in engine_of(request).store.chunks([vs["id"]]) if r[1] == vsf["id"]]
+    vsf = find_file(request)
+    chunks = engine_of(request).store.chunks([vsf["vector_store_id"]])
+    rows = [r for r in chunks if r[1] == vsf["id"]]
     data = [{"type": "text", "text": r[3]} for r in rows]
     return json_response(
         {
@@ -231,15 +210,15 @@ async def file_content(request: Request) -> Response:
 
 async def list_files(request: Request) -> Response:
     """GET /v1/vector_stores/{vector_store_id}/files."""
-    engine = engine_of(request)
-    vs = _vector_store(request)
-    page = p.page_params(request)
-    page["after"] = _cursor(vs["id"], page["after"])
-    page["before"] = _cursor(vs["id"], page["before"])
-    items, more = engine.store.page(
-        "vector_store_file", vs["id"], where=_status_filter(request), **page
+    vs = find_store(request)
+    return page_response(
+        request,
+        "vector_store_file",
+        vs["id"],
+        where=lambda: _status_filter(request),
+        view=public,
+        keyed=True,
     )
-    return json_response(p.list_body([public(i) for i in items], more))
 
 
 # -- file batches --------------------------------------------------------------------------------
@@ -248,7 +227,7 @@ async def list_files(request: Request) -> Response:
 async def create_batch(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/file_batches."""
     engine = engine_of(request)
-    vs = _vector_store(request)
+    vs = find_store(request)
     body = await p.read_json(request)
     p.check_keys(body, frozenset({"file_ids", "files", "attributes", "chunking_strategy"}))
     entries: list[tuple[str, dict[str, Any] | None]] = []
@@ -291,60 +270,42 @@ async def create_batch(request: Request) -> Response:
     return object_response(engine.vectors.view_batch(batch))
 
 
-def _batch(request: Request) -> dict[str, Any]:
-    vs = _vector_store(request)
-    bid = request.path_params["batch_id"]
-    batch = engine_of(request).store.get("vector_store_file_batch", bid, parent=vs["id"])
-    if batch is None:
-        raise not_found("file batch", bid)
-    return batch
-
-
-async def retrieve_batch(request: Request) -> Response:
-    """GET /v1/vector_stores/{vector_store_id}/file_batches/{batch_id}."""
-    return object_response(engine_of(request).vectors.view_batch(_batch(request)))
-
-
 async def cancel_batch(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel."""
     engine = engine_of(request)
-    batch = _batch(request)
+    batch = find_batch(request)
     engine.vectors.cancel_batch(batch)
     return object_response(engine.vectors.view_batch(batch))
 
 
 async def list_batch_files(request: Request) -> Response:
     """GET /v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files."""
-    engine = engine_of(request)
-    batch = _batch(request)
-    vs_id = batch["vector_store_id"]
-    page = p.page_params(request)
-    page["after"] = _cursor(vs_id, page["after"])
-    page["before"] = _cursor(vs_id, page["before"])
-    where = {"_batch_id": batch["id"], **(_status_filter(request) or {})}
-    items, more = engine.store.page("vector_store_file", vs_id, where=where, **page)
-    return json_response(p.list_body([public(i) for i in items], more))
+    batch = find_batch(request)
+    return page_response(
+        request,
+        "vector_store_file",
+        batch["vector_store_id"],
+        where=lambda: {"_batch_id": batch["id"], **(_status_filter(request) or {})},
+        view=public,
+        keyed=True,
+    )
 
 
-ROUTES = [
-    route("/vector_stores", create, ["POST"]),
-    route("/vector_stores", list_stores, ["GET"]),
-    route("/vector_stores/{vector_store_id}", retrieve, ["GET"]),
-    route("/vector_stores/{vector_store_id}", update, ["POST"]),
-    route("/vector_stores/{vector_store_id}", delete, ["DELETE"]),
-    route("/vector_stores/{vector_store_id}/search", search, ["POST"]),
-    route("/vector_stores/{vector_store_id}/files", create_file, ["POST"]),
-    route("/vector_stores/{vector_store_id}/files", list_files, ["GET"]),
-    route("/vector_stores/{vector_store_id}/files/{file_id}", retrieve_file, ["GET"]),
-    route("/vector_stores/{vector_store_id}/files/{file_id}", update_file, ["POST"]),
-    route("/vector_stores/{vector_store_id}/files/{file_id}", delete_file, ["DELETE"]),
-    route("/vector_stores/{vector_store_id}/files/{file_id}/content", file_content, ["GET"]),
-    route("/vector_stores/{vector_store_id}/file_batches", create_batch, ["POST"]),
-    route("/vector_stores/{vector_store_id}/file_batches/{batch_id}", retrieve_batch, ["GET"]),
-    route(
-        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", cancel_batch, ["POST"]
-    ),
-    route(
-        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", list_batch_files, ["GET"]
-    ),
-]
+ROUTES = routes(
+    {
+        "/vector_stores": {"POST": create, "GET": list_stores},
+        "/vector_stores/{vector_store_id}": {"GET": retrieve, "POST": update, "DELETE": delete},
+        "/vector_stores/{vector_store_id}/search": {"POST": search},
+        "/vector_stores/{vector_store_id}/files": {"POST": create_file, "GET": list_files},
+        "/vector_stores/{vector_store_id}/files/{file_id}": {
+            "GET": retrieve_file,
+            "POST": update_file,
+            "DELETE": delete_file,
+        },
+        "/vector_stores/{vector_store_id}/files/{file_id}/content": {"GET": file_content},
+        "/vector_stores/{vector_store_id}/file_batches": {"POST": create_batch},
+        "/vector_stores/{vector_store_id}/file_batches/{batch_id}": {"GET": retrieve_batch},
+        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel": {"POST": cancel_batch},
+        "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files": {"GET": list_batch_files},
+    }
+)
