@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from orch.evals.assertions import (
-    _MISSING,
+    MISSING,
     CheckError,
     Verdict,
-    _same,
-    _scored,
     evaluate,
     jsonpath,
+    matches,
     parse_grade,
+    score_outcome,
     step_score,
 )
 from orch.project.model import Assertion
@@ -30,16 +30,16 @@ DATA = {"a": {"b": [1, 2, 3]}, "items": [{"met": True}, {"met": False}], "k-1": 
         ('$["a"]["b"][1]', 2),
         ("$.items[*].met", [True, False]),
         ("$.a.*", [[1, 2, 3]]),
-        ("$.a.c", _MISSING),
-        ("$.a.b[7]", _MISSING),
-        ("$.items[*].nope", _MISSING),
+        ("$.a.c", MISSING),
+        ("$.a.b[7]", MISSING),
+        ("$.items[*].nope", MISSING),
     ],
 )
 def test_jsonpath(path, expected):
     assert (
         jsonpath(DATA, path) == expected
-        if expected is not _MISSING
-        else jsonpath(DATA, path) is _MISSING
+        if expected is not MISSING
+        else jsonpath(DATA, path) is MISSING
     )
 
 
@@ -76,8 +76,8 @@ def test_a_template_typo_in_an_assertion_is_an_error():
         (None, "null", True),
     ],
 )
-def test_same(found, expected, same):
-    assert _same(found, expected) is same
+def testmatches(found, expected, same):
+    assert matches(found, expected) is same
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_same(found, expected, same):
     ],
 )
 def test_parse_grade(answer, passed):
-    assert _scored(parse_grade(answer), 0.5)[0] is passed
+    assert score_outcome(parse_grade(answer), 0.5)[0] is passed
 
 
 @pytest.mark.parametrize("answer", ["I cannot grade this", '{"verdict": "fine"}', "[1, 2]"])

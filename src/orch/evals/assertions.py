@@ -17,7 +17,6 @@ String arguments are Jinja templates over the step context (``item``, ``vars``, 
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import re
@@ -29,13 +28,18 @@ from typing import Any
 import jinja2
 import jsonschema
 
+from orch import templating
 from orch.errors import OrchError
 from orch.project.handlers import resolve_handler
 from orch.project.model import Assertion, Step, parse_duration
 from orch.targets.session import ItemTimeout, Stopped
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined)
-_MISSING = object()
+# Unlike a prompt, a templated assertion value loses its final newline (Jinja's default): a
+# ``contains: |`` block then does not also demand the newline YAML ends the block with.
+_VALUES = templating.environment(keep_trailing_newline=False)
+
+#: What :func:`parse_json` and :func:`jsonpath` return when there is nothing (JSON's null is None).
+MISSING: Any = object()
 
 #: ``grader(prompt, grader_name) -> the grader's answer text``; raises OrchError when it fails.
 Grader = Callable[[str, "str | None"], str]
@@ -62,17 +66,11 @@ class Verdict:
         return asdict(self)
 
 
-@functools.lru_cache(maxsize=1024)
-def _template(text: str) -> jinja2.Template:
-    # compiled once, not once per item: compiling costs far more than rendering
-    return _ENV.from_string(text)
-
-
 def render_value(value: Any, context: dict[str, Any]) -> Any:
     """Render Jinja in every string inside ``value``."""
     if isinstance(value, str):
         if "{{" in value or "{%" in value or "{#" in value:
-            return _template(value).render(**context)
+            return templating.render(value, context, _VALUES)
         return value
     if isinstance(value, list):
         return [render_value(v, context) for v in value]
@@ -82,7 +80,7 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    """The JSON value in ``text`` (also inside a ```json fence), or ``_MISSING``."""
+    """The JSON value in ``text`` (also inside a ```json fence), or ``MISSING``."""
     candidate = text.strip()
     fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", candidate, flags=re.S)
     if fence:
@@ -90,7 +88,7 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(candidate)
     except ValueError:
-        return _MISSING
+        return MISSING
 
 
 _PATH_TOKEN = re.compile(
@@ -102,7 +100,7 @@ _PATH_TOKEN = re.compile(
 def jsonpath(data: Any, path: str) -> Any:
     """Follow a JSONPath: ``$.a.b[0]``, ``$['k']``, ``[-1]``, wildcards ``[*]`` / ``.*``.
 
-    Returns the value, a list of values when the path has a wildcard, or ``_MISSING`` when
+    Returns the value, a list of values when the path has a wildcard, or ``MISSING`` when
     nothing is there. Raises :class:`CheckError` for syntax it does not support.
     """
     if not path.startswith("$"):
@@ -141,7 +139,7 @@ def jsonpath(data: Any, path: str) -> Any:
                     found.append(node[key])
         nodes = found
     if not nodes:
-        return _MISSING
+        return MISSING
     return nodes if wildcard else nodes[0]
 
 
@@ -160,7 +158,7 @@ def parse_grade(answer: str) -> dict[str, Any]:
     verdict = parse_json(answer)
     if not isinstance(verdict, dict):
         match = re.search(r"\{.*\}", answer, flags=re.S)
-        verdict = parse_json(match.group(0)) if match else _MISSING
+        verdict = parse_json(match.group(0)) if match else MISSING
     if not isinstance(verdict, dict) or not ({"pass", "score"} & set(verdict)):
         raise CheckError(
             f"the grader did not answer {{pass, score, reason}} JSON: {_short(answer, 120)}"
@@ -271,7 +269,7 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def _same(found: Any, expected: Any) -> bool:
+def matches(found: Any, expected: Any) -> bool:
     """Equality, where a templated string (``"{{ item.total }}"``) also matches a JSON number."""
     if isinstance(found, bool) or isinstance(expected, bool):  # True is not 1 here
         if isinstance(found, bool) and isinstance(expected, bool):
@@ -288,7 +286,7 @@ def _subset(actual: Any, wanted: Any) -> bool:
         return isinstance(actual, dict) and all(
             k in actual and _subset(actual[k], v) for k, v in wanted.items()
         )
-    return _same(actual, wanted)
+    return matches(actual, wanted)
 
 
 def _equals(value, result, *_):
@@ -297,7 +295,7 @@ def _equals(value, result, *_):
         return _yes(text == value.strip(), f"reply {_short(text)} != {_short(value)}")
     parsed = parse_json(text)
     return _yes(
-        parsed is not _MISSING and _same(parsed, value),
+        parsed is not MISSING and matches(parsed, value),
         f"reply {_short(text)} != {json.dumps(value)}",
     )
 
@@ -336,13 +334,13 @@ def _regex(value, result, *_):
 
 def _json(value, result, *_):
     return _yes(
-        parse_json(_text(result)) is not _MISSING, f"reply is not JSON: {_short(_text(result))}"
+        parse_json(_text(result)) is not MISSING, f"reply is not JSON: {_short(_text(result))}"
     )
 
 
 def _json_schema(value, result, *_):
     data = parse_json(_text(result))
-    if data is _MISSING:
+    if data is MISSING:
         return False, 0.0, f"reply is not JSON: {_short(_text(result))}"
     errors = sorted(
         jsonschema.Draft202012Validator(value).iter_errors(data),
@@ -357,14 +355,14 @@ def _json_schema(value, result, *_):
 
 def _jsonpath(value, result, *_):
     data = parse_json(_text(result))
-    if data is _MISSING:
+    if data is MISSING:
         return False, 0.0, f"reply is not JSON: {_short(_text(result))}"
     path = value["path"]
     found = jsonpath(data, path)
-    if found is _MISSING:
+    if found is MISSING:
         return False, 0.0, f"{path} not found"
     shown = json.dumps(found, default=str)
-    if "equals" in value and not _same(found, value["equals"]):
+    if "equals" in value and not matches(found, value["equals"]):
         return False, 0.0, f"{path} is {shown}, expected {json.dumps(value['equals'])}"
     text = found if isinstance(found, str) else shown
     if "contains" in value and value["contains"] not in text:
@@ -391,8 +389,8 @@ def _range(value, result, *_):
     text = _text(result)
     if "path" in value:
         data = parse_json(text)
-        found = jsonpath(data, value["path"]) if data is not _MISSING else _MISSING
-        if found is _MISSING:
+        found = jsonpath(data, value["path"]) if data is not MISSING else MISSING
+        if found is MISSING:
             return False, 0.0, f"{value['path']} not found"
         text = json.dumps(found) if isinstance(found, bool) else str(found)
     try:
@@ -420,7 +418,12 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def _scored(outcome: Any, threshold: float) -> tuple[bool, float, str]:
+def score_outcome(outcome: Any, threshold: float) -> tuple[bool, float, str]:
+    """(passed, score in [0, 1], reason) from what a ``python`` check or a grader returned.
+
+    ``outcome`` is a bool, a number (passing at ``threshold``) or ``{pass, score, reason}``
+    (either key may be missing); anything else raises TypeError.
+    """
     reason = ""
     if isinstance(outcome, dict):
         reason = str(outcome.get("reason") or "")
@@ -460,7 +463,7 @@ def _python(value, result, assertion, grader, root, context):
         outcome = func(output, {**result, **extra})
     else:
         outcome = func(output)
-    return _scored(outcome, assertion.threshold if assertion.threshold is not None else 0.5)
+    return score_outcome(outcome, assertion.threshold if assertion.threshold is not None else 0.5)
 
 
 def _llm_rubric(value, result, assertion, grader, root, context):
@@ -470,7 +473,7 @@ def _llm_rubric(value, result, assertion, grader, root, context):
     name = None if isinstance(value, str) else value.get("grader")
     answer = grader(grading_prompt(rubric, _text(result), result.get("prompt")), name)
     verdict = parse_grade(answer)
-    return _scored(verdict, assertion.threshold if assertion.threshold is not None else 0.5)
+    return score_outcome(verdict, assertion.threshold if assertion.threshold is not None else 0.5)
 
 
 _CHECKS: dict[str, Callable[..., tuple[bool, float, str]]] = {

@@ -9,13 +9,16 @@ problems of every file before raising one ``ConfigError``.
 from __future__ import annotations
 
 import csv
+import difflib
 import glob
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jinja2
 
+from orch import templating
 from orch.errors import ConfigError, Problem
 from orch.project import schemas as jsonschemas
 from orch.project.documents import Document, display_path, format_path
@@ -35,16 +38,20 @@ from orch.project.model import (
     parse_duration,
 )
 
-if TYPE_CHECKING:
-    from orch.project.loading import _ProjectLoader
 
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+class Loader(Protocol):
+    """What a :class:`Checker` shares with the loader that reads the whole project."""
+
+    root: Path  #: the project root, which config paths are relative to
+    problems: list[Problem]  #: where every problem found is appended
+    declared_assistants: set[str]  #: names of every assistant file that parsed, valid or not
+    config_broken: bool  #: orch.yml has problems, so its vars and grader are unknown
 
 
 class Checker:
     """Builds model objects from one schema-valid document, adding cross-file problems."""
 
-    def __init__(self, loader: _ProjectLoader, doc: Document):
+    def __init__(self, loader: Loader, doc: Document):
         self.loader = loader
         self.doc = doc
         self.root = loader.root
@@ -66,7 +73,7 @@ class Checker:
         """
         source = source or self.doc.includes.get(path)
         try:
-            compiled = _JINJA.from_string(text)
+            compiled = templating.compile_text(text)
             return compiled.render(**context) if context is not None else text
         except jinja2.TemplateSyntaxError as exc:
             lineno = exc.lineno or 1
@@ -243,9 +250,7 @@ class Checker:
                 if not (self.root / template).is_file():
                     self.problem(("report", i, "template"), f"template not found: {template}")
                 else:  # with the report filters (percent, usd, md, ...) it will render with
-                    from orch.results.reports import check_template
-
-                    message = check_template(self.root, template)
+                    message = templating.check_report_template(self.root, template)
                     if message:
                         self.problem(("report", i, "template"), message)
             self.template(("report", i, "output"), spec["output"])
@@ -273,8 +278,6 @@ class Checker:
         """A problem (with a did-you-mean) when ``name`` is not a declared assistant."""
         if name in assistants or name in self.loader.declared_assistants:
             return
-        import difflib
-
         close = difflib.get_close_matches(name, list(assistants), n=1)
         hint = (
             f" (did you mean {close[0]!r}?)"
@@ -405,6 +408,4 @@ class Checker:
 
 
 def _with_expect(step: Step, extra: list[Assertion]) -> Step:
-    from dataclasses import replace
-
     return replace(step, expect=(*step.expect, *extra))

@@ -53,12 +53,20 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
-def display_path(path: str | Path) -> str:
-    """How to show a path to the user: relative to the working directory when inside it."""
+def relative_to(path: str | Path, base: Path) -> str:
+    """``path`` relative to ``base`` (POSIX slashes) when inside it, else ``path`` as given.
+
+    Both are resolved first, so links and ``..`` do not hide that one is inside the other.
+    """
     try:
-        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return Path(path).resolve().relative_to(base.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def display_path(path: str | Path) -> str:
+    """How to show a path to the user: relative to the working directory when inside it."""
+    return relative_to(path, Path.cwd())
 
 
 @dataclass

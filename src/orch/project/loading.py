@@ -17,17 +17,15 @@ a ``.env`` file in the project root supplies variables not already set.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import jinja2
-from dotenv import dotenv_values
+from typing import Any, TypeVar
 
 from orch.errors import ConfigError, Problem
 from orch.project import schemas as jsonschemas
 from orch.project.checks import Checker
 from orch.project.documents import Document, display_path, load_document
+from orch.project.environment import read_environment
 from orch.project.model import (
     EMBEDDED,
     Assistant,
@@ -39,7 +37,7 @@ from orch.project.model import (
 CONFIG_FILE = "orch.yml"
 ASSISTANTS_DIR = "assistants"
 PIPELINES_DIR = "pipelines"
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_Declared = TypeVar("_Declared", Assistant, Pipeline)
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -60,7 +58,6 @@ def load_project(path: Path | None = None, environ: dict[str, str] | None = None
     project = loader.load()
     if loader.problems:
         raise ConfigError(loader.problems)
-    assert project is not None
     return project
 
 
@@ -146,13 +143,7 @@ class _ProjectLoader:
 
     def __init__(self, root: Path, environ: dict[str, str] | None):
         self.root = root
-        env = dict(os.environ if environ is None else environ)
-        dotenv = root / ".env"
-        if dotenv.is_file():
-            for key, value in dotenv_values(dotenv).items():
-                if value is not None:
-                    env.setdefault(key, value)
-        self.environ = env
+        self.environ = read_environment(root, environ)
         self.problems: list[Problem] = []
         # Names of every assistant file that parsed, valid or not: a pipeline naming a broken
         # assistant is not also told the assistant is unknown.
@@ -161,7 +152,8 @@ class _ProjectLoader:
         # them are skipped rather than reported as more (wrong) problems.
         self.config_broken = False
 
-    def _load(self, path: Path, kind: str, interpolate) -> Document | None:
+    def _load_file(self, path: Path, kind: str, interpolate) -> Document | None:
+        """One YAML file parsed and schema-checked: its document, or None after problems."""
         doc = load_document(path, display_path(path), interpolate, self.environ)
         self.problems += doc.problems
         if doc.data is None and doc.problems:
@@ -182,89 +174,21 @@ class _ProjectLoader:
         self.problems += schema_problems
         return None if schema_problems or doc.problems else doc
 
-    def load(self) -> Project | None:
+    def load(self) -> Project:
+        """The project, built from every file that is valid; problems land in ``problems``."""
         config_path = self.root / CONFIG_FILE
-        settings: dict[str, Any] = {}
-        config_doc = None
-        if config_path.is_file():
-            config_doc = self._load(config_path, "orch", _INTERPOLATE["orch"])
-            settings = config_doc.data if config_doc else {}
-            self.config_broken = config_doc is None
-
-        assistants: dict[str, Assistant] = {}
-        assistant_docs: dict[str, Document] = {}
-        for path in _yaml_files(self.root / ASSISTANTS_DIR):
-            doc = self._load(path, "assistant", _INTERPOLATE["assistant"])
-            if doc is None:
-                continue
-            name = doc.data["name"]
-            if name in assistants:
-                self.problems.append(
-                    doc.problem(
-                        ("name",),
-                        f"assistant name {name!r} is already declared in {assistants[name].source}",
-                    )
-                )
-                continue
-            assistant = Checker(self, doc).assistant(settings.get("vars") or {})
-            if assistant is not None:
-                assistants[name] = assistant
-                assistant_docs[name] = doc
-
-        pipelines: dict[str, Pipeline] = {}
-        for path in _yaml_files(self.root / PIPELINES_DIR):
-            doc = self._load(path, "pipeline", _INTERPOLATE["pipeline"])
-            if doc is None:
-                continue
-            name = doc.data["name"]
-            if name in pipelines:
-                self.problems.append(
-                    doc.problem(
-                        ("name",),
-                        (f"pipeline name {name!r} is already declared in {pipelines[name].source}"),
-                    )
-                )
-                continue
-            pipeline = Checker(self, doc).pipeline(assistants, settings)
-            if pipeline is not None:
-                pipelines[name] = pipeline
-
+        config_doc = self._load_config(config_path)
+        settings: dict[str, Any] = config_doc.data if config_doc else {}
+        assistants = self._load_declared(
+            ASSISTANTS_DIR, "assistant", lambda c: c.assistant(settings.get("vars") or {})
+        )
+        pipelines = self._load_declared(
+            PIPELINES_DIR, "pipeline", lambda c: c.pipeline(assistants, settings)
+        )
         targets = _targets(settings.get("targets") or {})
         target = self.environ.get("ORCH_TARGET") or settings.get("target") or "embedded"
-        is_url = target.startswith(("http://", "https://"))  # an ad-hoc Assistants-v2 server
-        if (
-            config_doc
-            and "target" in settings
-            and not is_url
-            and target not in dict(targets) | {"embedded": 1}
-        ):
-            self.problems.append(
-                config_doc.problem(
-                    ("target",),
-                    (
-                        f"unknown target {target!r} "
-                        f"(defined: {', '.join(dict.fromkeys(['embedded', *dict(targets)]))})"
-                    ),
-                )
-            )
-        if config_doc and settings.get("grader") and settings["grader"] not in assistants:
-            self.problems.append(
-                config_doc.problem(("grader",), (f"unknown assistant {settings['grader']!r}"))
-            )
-        for name, spec in (settings.get("targets") or {}).items():
-            if config_doc and spec.get("script"):
-                script = self.root / spec["script"]
-                if not script.is_file():
-                    self.problems.append(
-                        config_doc.problem(
-                            ("targets", name, "script"), f"file not found: {spec['script']}"
-                        )
-                    )
-                else:
-                    try:
-                        load_script(script)
-                    except ConfigError as exc:
-                        self.problems += exc.problems
+        if config_doc:
+            self._check_config(config_doc, dict(targets), target, assistants)
         return Project(
             root=self.root,
             name=settings.get("project") or _default_project_name(self.root),
@@ -281,9 +205,78 @@ class _ProjectLoader:
             config_file=config_path if config_path.is_file() else None,
         )
 
+    def _load_config(self, path: Path) -> Document | None:
+        """orch.yml when present and valid; None otherwise (``config_broken`` says which)."""
+        if not path.is_file():
+            return None
+        doc = self._load_file(path, "orch", _INTERPOLATE["orch"])
+        self.config_broken = doc is None
+        return doc
+
+    def _load_declared(
+        self, folder: str, kind: str, build: Callable[[Checker], _Declared | None]
+    ) -> dict[str, _Declared]:
+        """Name → what ``build`` makes of each valid file in ``folder``.
+
+        A name already declared by an earlier file is a problem at the later one, which is
+        then left out.
+        """
+        declared: dict[str, _Declared] = {}
+        for path in _yaml_files(self.root / folder):
+            doc = self._load_file(path, kind, _INTERPOLATE[kind])
+            if doc is None:
+                continue
+            name = doc.data["name"]
+            if name in declared:
+                self.problems.append(
+                    doc.problem(
+                        ("name",),
+                        f"{kind} name {name!r} is already declared in {declared[name].source}",
+                    )
+                )
+                continue
+            built = build(Checker(self, doc))
+            if built is not None:
+                declared[name] = built
+        return declared
+
+    def _check_config(
+        self,
+        config_doc: Document,
+        targets: dict[str, Target],
+        target: str,
+        assistants: dict[str, Assistant],
+    ) -> None:
+        """Check what orch.yml names: the target, the grader and the targets' scripts."""
+        settings = config_doc.data
+        is_url = target.startswith(("http://", "https://"))  # an ad-hoc Assistants-v2 server
+        if "target" in settings and not is_url and target not in targets | {"embedded": 1}:
+            defined = ", ".join(dict.fromkeys(["embedded", *targets]))
+            self.problems.append(
+                config_doc.problem(("target",), f"unknown target {target!r} (defined: {defined})")
+            )
+        if settings.get("grader") and settings["grader"] not in assistants:
+            self.problems.append(
+                config_doc.problem(("grader",), f"unknown assistant {settings['grader']!r}")
+            )
+        for name, spec in (settings.get("targets") or {}).items():
+            if spec.get("script"):
+                self._check_script(config_doc, ("targets", name, "script"), spec["script"])
+
+    def _check_script(self, config_doc: Document, field: tuple, rel: str) -> None:
+        """A target's scripted-model rules file must exist and be valid."""
+        script = self.root / rel
+        if not script.is_file():
+            self.problems.append(config_doc.problem(field, f"file not found: {rel}"))
+            return
+        try:
+            load_script(script)
+        except ConfigError as exc:
+            self.problems += exc.problems
+
     def load_extra(self, path: Path, kind: str, project: Project) -> None:
         """Check one assistant or pipeline file outside the project's folders against it."""
-        doc = self._load(path, kind, _INTERPOLATE[kind])
+        doc = self._load_file(path, kind, _INTERPOLATE[kind])
         if doc is None:
             return
         checker = Checker(self, doc)

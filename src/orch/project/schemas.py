@@ -7,6 +7,7 @@ repository directly.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
@@ -185,8 +186,6 @@ def _allowed_keys(schema: dict, root: dict) -> list[str]:
 
 
 def _hint(key: str, allowed: list[str]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
     if close:
         return f" (did you mean '{close[0]}'?)"

@@ -7,11 +7,15 @@ Markdown form is meant for a pull-request comment.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orch.errors import ExitCode
+from orch.project.loading import load_project
 from orch.results.context import build_context, load_run
+from orch.results.markdown import escape
 
 _SCORE_EPSILON = 0.005
 
@@ -157,6 +161,29 @@ _TITLES = [
 ]
 
 
+def _summary_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The summary both forms show: (what, in A, in B, the change), as text."""
+    rows = [
+        (
+            "pass rate",
+            _pct(a["pass_rate"]),
+            _pct(b["pass_rate"]),
+            f"{(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts",
+        )
+    ]
+    counts = [
+        (name, a["counts"][name], b["counts"][name]) for name in ("passed", "failed", "errors")
+    ]
+    for name, before, after in [*counts, ("tokens", a["total_tokens"], b["total_tokens"])]:
+        rows.append((name, str(before), str(after), f"{after - before:+d}"))
+    return rows
+
+
+def _groups(result: Comparison) -> list[tuple[str, str, list[CaseChange]]]:
+    """(kind, title, changes) for each kind of change present, in the order shown."""
+    return [(kind, title, result.of(kind)) for kind, title in _TITLES if result.of(kind)]
+
+
 def render_text(result: Comparison) -> list[str]:
     """Lines for a terminal."""
     a, b = result.a, result.b
@@ -168,24 +195,12 @@ def render_text(result: Comparison) -> list[str]:
         lines.append("note: the runs are of different pipelines")
     if a["scripted"] or b["scripted"]:
         lines.append("note: scripted-model runs: replies are rehearsal text, not an AI's")
-    lines.append(
-        f"  pass rate  {_pct(a['pass_rate']):>7} → {_pct(b['pass_rate']):>7}  "
-        f"({(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts)"
-    )
-    for name in ("passed", "failed", "errors"):
-        before, after = a["counts"][name], b["counts"][name]
-        lines.append(f"  {name:<10} {before:>7} → {after:>7}  ({after - before:+d})")
-    lines.append(
-        f"  tokens     {a['total_tokens']:>7} → {b['total_tokens']:>7}  "
-        f"({b['total_tokens'] - a['total_tokens']:+d})"
-    )
+    for name, before, after, delta in _summary_rows(a, b):
+        lines.append(f"  {name:<10} {before:>7} → {after:>7}  ({delta})")
     if not result.changes:
         lines.append(f"No changes ({result.unchanged} cases identical).")
         return lines
-    for kind, title in _TITLES:
-        changes = result.of(kind)
-        if not changes:
-            continue
+    for kind, title, changes in _groups(result):
         lines.append(f"{title}: {len(changes)}")
         for c in changes:
             delta = f", {c.delta:+.2f}" if c.delta is not None else ""
@@ -201,31 +216,17 @@ def render_text(result: Comparison) -> list[str]:
     return lines
 
 
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
-
-
 def render_markdown(result: Comparison) -> str:
     """A Markdown summary for a pull-request comment."""
     a, b = result.a, result.b
     regressions = len(result.of("regression"))
     icon = "❌" if regressions else "✅"
-    out = [f"### {icon} orch compare: {_md(b['pipeline'])}", ""]
+    out = [f"### {icon} orch compare: {escape(b['pipeline'], one_line=True)}", ""]
     if a["scripted"] or b["scripted"]:
         out += ["> Rehearsal: replies from the scripted model are rehearsal text, not an AI's.", ""]
-    out += [
-        f"| | A `{a['id']}` | B `{b['id']}` | Δ |",
-        "|---|---:|---:|---:|",
-        f"| pass rate | {_pct(a['pass_rate'])} | {_pct(b['pass_rate'])} | "
-        f"{(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts |",
-    ]
-    for name in ("passed", "failed", "errors"):
-        before, after = a["counts"][name], b["counts"][name]
-        out.append(f"| {name} | {before} | {after} | {after - before:+d} |")
-    out.append(
-        f"| tokens | {a['total_tokens']} | {b['total_tokens']} | "
-        f"{b['total_tokens'] - a['total_tokens']:+d} |"
-    )
+    out += [f"| | A `{a['id']}` | B `{b['id']}` | Δ |", "|---|---:|---:|---:|"]
+    for name, before, after, delta in _summary_rows(a, b):
+        out.append(f"| {name} | {before} | {after} | {delta} |")
     if a["cost"] is not None and b["cost"] is not None:
         out.append(
             f"| est. cost | ${a['cost']:.4f} | ${b['cost']:.4f} | {b['cost'] - a['cost']:+.4f} |"
@@ -234,10 +235,7 @@ def render_markdown(result: Comparison) -> str:
     if not result.changes:
         out.append(f"No changes: all {result.unchanged} cases have the same outcome and score.")
         return "\n".join(out) + "\n"
-    for kind, title in _TITLES:
-        changes = result.of(kind)
-        if not changes:
-            continue
+    for _kind, title, changes in _groups(result):
         out += [
             f"#### {title}: {len(changes)}",
             "",
@@ -246,9 +244,9 @@ def render_markdown(result: Comparison) -> str:
         ]
         for c in changes:
             out.append(
-                f"| {c.key} {_md(c.label)} | `{c.step}` | {c.before or '-'} | "
+                f"| {c.key} {escape(c.label, one_line=True)} | `{c.step}` | {c.before or '-'} | "
                 f"{c.after or '-'} | {_score(c.score_before)} → {_score(c.score_after)} "
-                f"| {_md(c.reason[:200])} |"
+                f"| {escape(c.reason[:200], one_line=True)} |"
             )
         out.append("")
     out.append(f"<sub>{result.unchanged} cases unchanged.</sub>")
@@ -266,15 +264,11 @@ def compare_task(
     echo,
 ) -> int:
     """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked."""
-    from orch.errors import ExitCode
-    from orch.project.loading import load_project
-    from orch.run.runner import dumps
-
     project = load_project(path)
     contexts = [build_context(project, load_run(project.root, r)) for r in (run_a, run_b)]
     result = compare(*contexts)
     if as_json:
-        text = dumps(result.to_json())
+        text = json.dumps(result.to_json(), indent=2, ensure_ascii=False, default=str)
     elif markdown:
         text = render_markdown(result)
     else:

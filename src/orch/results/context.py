@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orch.project.documents import relative_to
 from orch.project.model import Pipeline, Project
 from orch.results.history import History, RunRecord
 
@@ -28,13 +30,10 @@ class RunData:
 
 def load_run(root: Path, run_id: str) -> RunData:
     """Read a run (``run_id`` may be a unique prefix) and its items from ``root/.orch``."""
-    history = History(root)
-    try:
+    with History(root) as history:
         record = history.get(run_id)
         items = list(history.items(record.run_id))
         run_dir = history.run_dir(record.run_id)
-    finally:
-        history.close()
     return RunData(record, items, run_dir)
 
 
@@ -48,21 +47,51 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
     declared = project.pipeline(record.pipeline)
     models = dict(meta.get("models") or {})
     prices = dict(project.prices)
-
-    def model_of(name: str | None) -> str | None:
-        if name in models:
-            return models[name]
-        assistant = project.assistant(name) if name else None
-        return assistant.model if assistant else None
-
+    model_of = functools.partial(_model_of, project, models)
     items = [_item(rec, data.run_dir, model_of, prices) for rec in data.items]
+    step_ids = _step_ids(declared, items)
+    for item in items:
+        item["cases"] = _cases(item, step_ids)
+    main_assistant = (
+        declared.assistant if declared else next(iter(meta.get("assistants") or {}), None)
+    )
+    return {
+        "run": _run(project, data, declared, items),
+        "pipeline": _pipeline(declared, record),
+        "assistant": _assistant(project, main_assistant, meta, models),
+        "steps": _step_stats(step_ids, items, declared),
+        "items": items,
+        "failures": [i for i in items if i["status"] != "passed"],
+        "passed_items": [i for i in items if i["status"] == "passed"],
+        "repeats": _repeats(items),
+        "assertions": _assertions(items),
+        "usage": _usage(items, prices),
+    }
+
+
+def _model_of(project: Project, models: dict[str, str], name: str | None) -> str | None:
+    """The model an assistant ran on: as the run recorded it, else as the project declares it."""
+    if name in models:
+        return models[name]
+    assistant = project.assistant(name) if name else None
+    return assistant.model if assistant else None
+
+
+def _step_ids(declared: Pipeline | None, items: list[dict]) -> list[str]:
+    """The declared steps' ids, then any other step the items recorded (in the order seen)."""
     step_ids = [s.id for s in declared.steps] if declared else []
     for item in items:
         for step in item["steps"]:
             if step["id"] not in step_ids:
                 step_ids.append(step["id"])
-    for item in items:
-        item["cases"] = _cases(item, step_ids)
+    return step_ids
+
+
+def _run(
+    project: Project, data: RunData, declared: Pipeline | None, items: list[dict]
+) -> dict[str, Any]:
+    """The context's ``run``: the record, its counts and its outcome (the exit code it earns)."""
+    record, meta = data.record, data.record.meta
     counts = {"total": len(items), "passed": 0, "failed": 0, "errors": 0}
     for item in items:
         counts[{"passed": "passed", "failed": "failed", "error": "errors"}[item["status"]]] += 1
@@ -75,10 +104,7 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
         if pass_rate + 1e-9 < required
         else 0
     )
-    main_assistant = (
-        declared.assistant if declared else next(iter(meta.get("assistants") or {}), None)
-    )
-    run = {
+    return {
         "id": record.run_id,
         "pipeline": record.pipeline,
         "status": record.status,
@@ -102,31 +128,16 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
         "orch_version": meta.get("orch_version"),
         "dir": str(data.run_dir),
     }
-    assertions = [
+
+
+def _assertions(items: list[dict]) -> list[dict[str, Any]]:
+    """Every verdict of the run, each with the item key and step id it belongs to."""
+    return [
         {**v, "item": item["key"], "step": step["id"]}
         for item in items
         for step in item["steps"]
         for v in step["assertions"]
     ]
-    return {
-        "run": run,
-        "pipeline": _pipeline(declared, record),
-        "assistant": _assistant(project, main_assistant, meta, models),
-        "steps": _step_stats(step_ids, items, declared),
-        "items": items,
-        "failures": [i for i in items if i["status"] != "passed"],
-        "passed_items": [i for i in items if i["status"] == "passed"],
-        "repeats": _repeats(items),
-        "assertions": assertions,
-        "usage": _usage(items, prices),
-    }
-
-
-def _relative(path: str, run_dir: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
-    except ValueError:
-        return path
 
 
 def _cost(usage: dict, model: str | None, prices: dict) -> float | None:
@@ -183,7 +194,7 @@ def _step(raw: dict, run_dir: Path, model_of, prices) -> dict[str, Any]:
             "outputs": [],
             **call,
         }
-        call["files"] = [_relative(f, run_dir) for f in call.get("files") or []]
+        call["files"] = [relative_to(f, run_dir) for f in call.get("files") or []]
         for f in call["files"]:
             if f not in files:
                 files.append(f)

@@ -83,7 +83,11 @@ class RunRecord:
 
 
 class History:
-    """The project's run history under ``<root>/.orch``; safe to use from several threads."""
+    """The project's run history under ``<root>/.orch``; safe to use from several threads.
+
+    Opening creates ``.orch`` and migrates the database; ``close()`` it when done, or use it as
+    a context manager (``with History(root) as history:``), which closes it on the way out.
+    """
 
     def __init__(self, root: Path):
         self.base = root / ".orch"
@@ -100,6 +104,12 @@ class History:
     def close(self) -> None:
         """Close the database."""
         self._conn.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run_dir(self, run_id: str) -> Path:
         """The artifact folder of a run."""
@@ -243,35 +253,6 @@ class History:
 
 
 def _record(row: tuple) -> RunRecord:
-    (
-        run_id,
-        pipeline,
-        pipeline_hash,
-        target,
-        status,
-        started_at,
-        finished_at,
-        total,
-        passed,
-        failed,
-        errors,
-        prompt_tokens,
-        completion_tokens,
-        meta,
-    ) = row
-    return RunRecord(
-        run_id,
-        pipeline,
-        pipeline_hash,
-        target,
-        status,
-        started_at,
-        finished_at,
-        total,
-        passed,
-        failed,
-        errors,
-        prompt_tokens,
-        completion_tokens,
-        json.loads(meta),
-    )
+    """A ``runs`` row as a :class:`RunRecord` (its columns are the fields, in order)."""
+    *columns, meta = row  # meta, the last column, is JSON
+    return RunRecord(*columns, meta=json.loads(meta))

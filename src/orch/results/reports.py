@@ -21,9 +21,12 @@ from typing import Any
 
 import jinja2
 
-from orch.errors import OrchError
+from orch import templating
+from orch.errors import ExitCode, OrchError
 from orch.project.documents import display_path
+from orch.project.loading import load_project
 from orch.project.model import Pipeline, Project
+from orch.results import markdown
 from orch.results.context import REHEARSAL_NOTE, RunData, build_context, load_run
 
 __all__ = [
@@ -43,7 +46,6 @@ BUILTINS = {
     "junit": "junit.xml.j2",
     "json": "json.json.j2",
 }
-_TEMPLATES_DIR = Path(__file__).parent / "templates"
 _ESCAPED = {"html", "htm", "xml", "svg", "xhtml"}
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -73,15 +75,6 @@ def _usd(value: Any) -> str:
 
 def _percent(value: Any) -> str:
     return "-" if value is None else f"{float(value) * 100:.1f}%".replace(".0%", "%")
-
-
-def _md(value: Any, limit: int = 0) -> str:
-    """Text safe inside a Markdown table cell."""
-    text = "" if value is None else str(value)
-    if limit and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "")
-    return text.replace("\n", "<br>").replace("<", "&lt;").replace("&lt;br>", "<br>")
 
 
 def _to_json(value: Any, indent: int | None = None) -> str:
@@ -132,28 +125,23 @@ def environment(
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [
-                jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(_TEMPLATES_DIR)}),
-                jinja2.FileSystemLoader(root),
-            ]
-        ),
-        undefined=jinja2.StrictUndefined,
+    env = templating.environment(
+        loader=templating.report_loader(root),
         autoescape=autoescape,
-        keep_trailing_newline=True,
         trim_blocks=builtin,
         lstrip_blocks=builtin,
     )
-    env.filters.update(
-        duration=_duration,
-        usd=_usd,
-        percent=_percent,
-        md=_md,
-        to_json=_to_json,
-        xml_text=_xml_text,
-        data_uri=data_uri,
-    )
+    filters = {
+        "duration": _duration,
+        "usd": _usd,
+        "percent": _percent,
+        "md": markdown.escape,
+        "to_json": _to_json,
+        "xml_text": _xml_text,
+        "data_uri": data_uri,
+    }
+    # validation compiles report templates against exactly these names (orch.templating)
+    env.filters.update((name, filters[name]) for name in templating.REPORT_FILTERS)
     return env
 
 
@@ -179,18 +167,6 @@ def _located(exc: Exception, fallback: str) -> str:
     )
     shown = display_path(where)
     return f"{shown}:{line}: {message}" if line else f"{shown}: {message}"
-
-
-def check_template(root: Path, rel: str) -> str | None:
-    """Compile a project's report template with the report filters: a problem, or None."""
-    env = environment(root, root / ".orch" / "runs")
-    try:
-        env.get_template(Path(rel).as_posix())
-    except jinja2.TemplateNotFound:
-        return f"template not found: {rel}"
-    except jinja2.TemplateSyntaxError as exc:
-        return f"template error in {rel}:{exc.lineno}: {exc.message}"
-    return None
 
 
 def render_template(env: jinja2.Environment, spec: str, context: dict[str, Any]) -> str:
@@ -268,9 +244,6 @@ def report_task(
     path: Path | None, run_id: str, template: str | None, output: str | None, echo
 ) -> int:
     """``orch report``: re-render a past run's reports (or one template) from the history."""
-    from orch.errors import ExitCode
-    from orch.project.loading import load_project
-
     project = load_project(path)
     data = load_run(project.root, run_id)
     if template is None:
