@@ -30,23 +30,34 @@ import jsonschema
 
 from orch import templating
 from orch.errors import OrchError
+from orch.evals.replies import MISSING, CheckError, jsonpath, parse_json
 from orch.project.handlers import resolve_handler
 from orch.project.model import Assertion, Step, parse_duration
 from orch.targets.session import ItemTimeout, Stopped
+
+__all__ = [
+    "MISSING",
+    "CheckError",
+    "Grader",
+    "Verdict",
+    "evaluate",
+    "grading_prompt",
+    "jsonpath",
+    "judge",
+    "matches",
+    "parse_grade",
+    "parse_json",
+    "render_value",
+    "score_outcome",
+    "step_score",
+]
 
 # Unlike a prompt, a templated assertion value loses its final newline (Jinja's default): a
 # ``contains: |`` block then does not also demand the newline YAML ends the block with.
 _VALUES = templating.environment(keep_trailing_newline=False)
 
-#: What :func:`parse_json` and :func:`jsonpath` return when there is nothing (JSON's null is None).
-MISSING: Any = object()
-
 #: ``grader(prompt, grader_name) -> the grader's answer text``; raises OrchError when it fails.
 Grader = Callable[[str, "str | None"], str]
-
-
-class CheckError(OrchError):
-    """An assertion could not be evaluated (bad template or JSONPath, grader gave no verdict)."""
 
 
 @dataclass(frozen=True)
@@ -77,70 +88,6 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: render_value(v, context) for k, v in value.items()}
     return value
-
-
-def parse_json(text: str) -> Any:
-    """The JSON value in ``text`` (also inside a ```json fence), or ``MISSING``."""
-    candidate = text.strip()
-    fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", candidate, flags=re.S)
-    if fence:
-        candidate = fence.group(1)
-    try:
-        return json.loads(candidate)
-    except ValueError:
-        return MISSING
-
-
-_PATH_TOKEN = re.compile(
-    r"\.(?P<name>\*|[A-Za-z_][\w-]*)|\[(?P<index>\*|-?\d+)\]|\['(?P<sq>[^']*)'\]"
-    r"|\[\"(?P<dq>[^\"]*)\"\]"
-)
-
-
-def jsonpath(data: Any, path: str) -> Any:
-    """Follow a JSONPath: ``$.a.b[0]``, ``$['k']``, ``[-1]``, wildcards ``[*]`` / ``.*``.
-
-    Returns the value, a list of values when the path has a wildcard, or ``MISSING`` when
-    nothing is there. Raises :class:`CheckError` for syntax it does not support.
-    """
-    if not path.startswith("$"):
-        raise CheckError(f"JSONPath {path!r} must start with '$'")
-    tokens, pos = [], 1
-    while pos < len(path):
-        match = _PATH_TOKEN.match(path, pos)
-        if not match:
-            raise CheckError(
-                f"unsupported JSONPath {path!r} at {path[pos:]!r} (supported: "
-                ".key, ['key'], [0], [-1], [*], .*)"
-            )
-        tokens.append(match)
-        pos = match.end()
-    nodes, wildcard = [data], False
-    for token in tokens:
-        name, index = token.group("name"), token.group("index")
-        found: list[Any] = []
-        for node in nodes:
-            if "*" in (name, index):
-                wildcard = True
-                found.extend(
-                    node
-                    if isinstance(node, list)
-                    else node.values()
-                    if isinstance(node, dict)
-                    else []
-                )
-            elif index is not None:
-                i = int(index)
-                if isinstance(node, list) and -len(node) <= i < len(node):
-                    found.append(node[i])
-            else:
-                key = next(k for k in (name, token.group("sq"), token.group("dq")) if k is not None)
-                if isinstance(node, dict) and key in node:
-                    found.append(node[key])
-        nodes = found
-    if not nodes:
-        return MISSING
-    return nodes if wildcard else nodes[0]
 
 
 def grading_prompt(rubric: str, output: str, question: str | None = None) -> str:
