@@ -121,7 +121,7 @@ def _key_order(key: tuple[str, str]) -> tuple:
 
 
 def compare(context_a: dict, context_b: dict) -> Comparison:
-    """Compare two report contexts (see :func:`orch.reports.build_context`)."""
+    """Compare two report contexts (see :func:`orch.results.context.build_context`)."""
     cases_a, cases_b = _cases(context_a), _cases(context_b)
     result = Comparison(_summary(context_a), _summary(context_b))
     for key in sorted(set(cases_a) | set(cases_b), key=_key_order):
