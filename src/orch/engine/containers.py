@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from orch.engine.store import Store, child_key, new_id
+from orch.engine.store import Store, child_key, new_id, new_object
 
 
 class Containers:
@@ -28,16 +28,16 @@ class Containers:
     ) -> dict[str, Any]:
         """Store a running container, copying the given uploaded files into it."""
         now = int(time.time())
-        container = {
-            "id": new_id("cntr"),
-            "object": "container",
-            "created_at": now,
-            "name": name,
-            "status": "running",
-            "expires_after": expires_after or {"anchor": "last_active_at", "minutes": 20},
-            "last_active_at": now,
-            "memory_limit": memory_limit or "1g",
-        }
+        container = new_object(
+            "cntr",
+            "container",
+            created_at=now,
+            name=name,
+            status="running",
+            expires_after=expires_after or {"anchor": "last_active_at", "minutes": 20},
+            last_active_at=now,
+            memory_limit=memory_limit or "1g",
+        )
         self.store.insert("container", container)
         for fid in file_ids or []:
             file = self.store.get("file", fid)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from orch.engine.errors import not_found
-from orch.engine.store import Store, child_key, new_id
+from orch.engine.store import Store, child_key, new_object
 
 
 class Conversations:
@@ -19,12 +18,11 @@ class Conversations:
         self, items: list[dict[str, Any]], metadata: dict[str, str] | None
     ) -> dict[str, Any]:
         """Store a conversation with its first items."""
-        conversation = {
-            "id": new_id("conv"),
-            "object": "conversation",
-            "created_at": int(time.time()),
-            "metadata": metadata or {},
-        }
+        conversation = new_object(
+            "conv",
+            "conversation",
+            metadata=metadata or {},
+        )
         self.store.insert("conversation", conversation)
         self.append(conversation["id"], items)
         return conversation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -46,6 +47,14 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 def not_found(kind: str, object_id: str, param: str | None = None) -> ApiError:
     """A 404 worded as OpenAI words it, e.g. "No assistant found with id 'asst_x'."."""
     return ApiError(404, f"No {kind} found with id '{object_id}'.", param=param)
+
+
+def invalid_choice(value: object, choices: Iterable[str], param: str) -> ApiError:
+    """A 400 for a value outside a closed set, listing the set as OpenAI does."""
+    listed = ", ".join(f"'{c}'" for c in choices)
+    return bad_request(
+        f"Invalid value: '{value}'. Supported values are: {listed}.", param, "invalid_value"
+    )
 
 
 def unknown_parameter(name: str) -> ApiError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orch.engine import params as p
-from orch.engine.errors import ApiError, bad_request
+from orch.engine.errors import ApiError, bad_request, invalid_choice
 from orch.engine.store import Store, new_id
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
@@ -167,8 +167,7 @@ def normalize_item(store: Store, raw: Any, where: str) -> dict[str, Any]:
             where + ".type",
             "unsupported_value",
         )
-    listed = ", ".join(f"'{k}'" for k in ITEM_PREFIXES)
-    raise _invalid(where + ".type", f"Invalid value: '{kind}'. Supported values are: {listed}.")
+    raise invalid_choice(kind, ITEM_PREFIXES, where + ".type")
 
 
 def normalize_input(store: Store, value: Any, param: str = "input") -> list[dict[str, Any]]:

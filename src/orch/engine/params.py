@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from orch.engine.errors import bad_request, unknown_parameter
+from orch.engine.errors import bad_request, invalid_choice, unknown_parameter
 
 _MISSING = object()
 _TYPE_WORDS = {
@@ -116,10 +116,7 @@ def field(
             f"{what}_above_max_length",
         )
     if choices is not None and value not in choices:
-        listed = ", ".join(f"'{c}'" for c in choices)
-        raise bad_request(
-            f"Invalid value: '{value}'. Supported values are: {listed}.", param, "invalid_value"
-        )
+        raise invalid_choice(value, choices, param)
     return value
 
 

@@ -19,7 +19,7 @@ from orch.engine.errors import bad_request
 from orch.engine.files import Files
 from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext, message_text
 from orch.engine.steps import StepWriter
-from orch.engine.store import Store, new_id, public
+from orch.engine.store import Store, new_object, public
 from orch.engine.turns import TurnExecutor
 from orch.engine.vectors import VectorStores
 
@@ -110,40 +110,40 @@ class RunExecutor(TurnExecutor):
         tools = params.get("tools")
         if tools is None:
             tools = assistant.get("tools") or []
-        run: dict[str, Any] = {
-            "id": new_id("run"),
-            "object": "thread.run",
-            "created_at": int(now),
-            "assistant_id": assistant["id"],
-            "thread_id": thread_id,
-            "status": "queued",
-            "started_at": None,
-            "expires_at": int(math.ceil(now + self.expiry_seconds)),
-            "cancelled_at": None,
-            "failed_at": None,
-            "completed_at": None,
-            "required_action": None,
-            "last_error": None,
-            "model": params.get("model") or assistant["model"],
-            "instructions": instructions,
-            "tools": tools,
-            "metadata": params.get("metadata") or {},
-            "incomplete_details": None,
-            "usage": None,
-            "temperature": params.get("temperature", assistant.get("temperature", 1.0)),
-            "top_p": params.get("top_p", assistant.get("top_p", 1.0)),
-            "max_prompt_tokens": params.get("max_prompt_tokens"),
-            "max_completion_tokens": params.get("max_completion_tokens"),
-            "truncation_strategy": params.get("truncation_strategy")
+        run: dict[str, Any] = new_object(
+            "run",
+            "thread.run",
+            created_at=int(now),
+            assistant_id=assistant["id"],
+            thread_id=thread_id,
+            status="queued",
+            started_at=None,
+            expires_at=int(math.ceil(now + self.expiry_seconds)),
+            cancelled_at=None,
+            failed_at=None,
+            completed_at=None,
+            required_action=None,
+            last_error=None,
+            model=params.get("model") or assistant["model"],
+            instructions=instructions,
+            tools=tools,
+            metadata=params.get("metadata") or {},
+            incomplete_details=None,
+            usage=None,
+            temperature=params.get("temperature", assistant.get("temperature", 1.0)),
+            top_p=params.get("top_p", assistant.get("top_p", 1.0)),
+            max_prompt_tokens=params.get("max_prompt_tokens"),
+            max_completion_tokens=params.get("max_completion_tokens"),
+            truncation_strategy=params.get("truncation_strategy")
             or {"type": "auto", "last_messages": None},
-            "response_format": params.get(
+            response_format=params.get(
                 "response_format", assistant.get("response_format") or "auto"
             ),
-            "tool_choice": params.get("tool_choice") or "auto",
-            "parallel_tool_calls": params.get("parallel_tool_calls", True),
-            "_usage": [0, 0],
-            "_open": [],
-        }
+            tool_choice=params.get("tool_choice") or "auto",
+            parallel_tool_calls=params.get("parallel_tool_calls", True),
+            _usage=[0, 0],
+            _open=[],
+        )
         self.store.insert("run", run, parent=thread_id)
         self.live[run["id"]] = run
         self.active[thread_id] = run["id"]

@@ -151,6 +151,44 @@ def _prepared(host: str, port: int, **fields: Any) -> tuple[EngineConfig, socket
     return config, _bind(host, port)
 
 
+def _server(
+    config: EngineConfig, stats: RequestStats | None = None, **options: Any
+) -> uvicorn.Server:
+    """A quiet uvicorn server (warnings only, no access log) for the engine's app."""
+    app = create_app(config, stats=stats)
+    uv_config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        **options,
+    )
+    logging.getLogger("uvicorn.error").addFilter(_DropFilter())
+    return uvicorn.Server(uv_config)
+
+
+def _run_in_thread(
+    server: uvicorn.Server, sock: socket.socket, timeout: float
+) -> threading.Thread | None:
+    """Serve on a daemon thread, once it accepts connections; None if it did not start in time."""
+    thread = threading.Thread(
+        target=server.run,
+        kwargs={"sockets": [sock]},
+        name=f"orch-engine:{sock.getsockname()[1]}",
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            return None
+        time.sleep(0.005)
+    return thread
+
+
 def start_engine(
     db_path: str | Path,
     model: str = "scripted",
@@ -190,34 +228,13 @@ def start_engine(
         poll_after_ms=poll_after_ms,
     )
     stats = RequestStats()
-    app = create_app(config, stats=stats)
     actual_port = sock.getsockname()[1]
-    uv_config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    logging.getLogger("uvicorn.error").addFilter(_DropFilter())
-    server = uvicorn.Server(uv_config)
-    thread = threading.Thread(
-        target=server.run,
-        kwargs={"sockets": [sock]},
-        name=f"orch-engine:{actual_port}",
-        daemon=True,
-    )
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise EngineSetupError(
-                f"the embedded engine did not start (database {db_path}); see the log above"
-            )
-        time.sleep(0.005)
+    server = _server(config, stats, log_config=None)
+    thread = _run_in_thread(server, sock, startup_timeout)
+    if thread is None:
+        raise EngineSetupError(
+            f"the embedded engine did not start (database {db_path}); see the log above"
+        )
     return EngineHandle(server, thread, host, actual_port, stats, config)
 
 
@@ -236,6 +253,7 @@ def serve_forever(
 
     Options and errors are those of :func:`start_engine` (``db`` is its ``db_path``).
     """
+    # The same options as start_engine passes on: two entry points, each with its signature.
     config, sock = _prepared(
         host,
         port,
@@ -247,20 +265,13 @@ def serve_forever(
         api_key=api_key,
         fault_rate=fault_rate,
     )
-    app = create_app(config)
-    actual = sock.getsockname()[1]
+    server = _server(config)
     extras = []
     if api_key:
         extras.append("API key required")
     if fault_rate:
         extras.append(f"fault rate {fault_rate:g}")
     suffix = "".join(f", {e}" for e in extras)
-    print(
-        f"orch engine listening on {_url(host, actual)} (model: {model}{suffix}; db: {db})",
-        flush=True,
-    )
-    logging.getLogger("uvicorn.error").addFilter(_DropFilter())
-    uv_config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
-    )
-    uvicorn.Server(uv_config).run(sockets=[sock])
+    url = _url(host, sock.getsockname()[1])
+    print(f"orch engine listening on {url} (model: {model}{suffix}; db: {db})", flush=True)
+    server.run(sockets=[sock])

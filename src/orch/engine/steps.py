@@ -15,7 +15,7 @@ from orch.engine.files import Files
 from orch.engine.models.base import Citation, CodeCall, SearchCall, Turn
 from orch.engine.retrieval import result_entry
 from orch.engine.sse import Channels, encode_event, pieces
-from orch.engine.store import Store, new_id, public
+from orch.engine.store import Store, new_id, new_object, public
 
 
 def _now() -> int:
@@ -76,24 +76,24 @@ class StepWriter:
     # -- steps ---------------------------------------------------------------------------------
     def open_step(self, run: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
         """Store an in-progress step of the run and announce it."""
-        step = {
-            "id": new_id("step"),
-            "object": "thread.run.step",
-            "created_at": _now(),
-            "run_id": run["id"],
-            "assistant_id": run["assistant_id"],
-            "thread_id": run["thread_id"],
-            "type": kind,
-            "status": "in_progress",
-            "cancelled_at": None,
-            "completed_at": None,
-            "expired_at": None,
-            "failed_at": None,
-            "last_error": None,
-            "step_details": details,
-            "usage": None,
-            "metadata": {},
-        }
+        step = new_object(
+            "step",
+            "thread.run.step",
+            created_at=_now(),
+            run_id=run["id"],
+            assistant_id=run["assistant_id"],
+            thread_id=run["thread_id"],
+            type=kind,
+            status="in_progress",
+            cancelled_at=None,
+            completed_at=None,
+            expired_at=None,
+            failed_at=None,
+            last_error=None,
+            step_details=details,
+            usage=None,
+            metadata={},
+        )
         self.store.insert("step", step, parent=run["id"])
         run["_open"].append(["step", step["id"]])
         self.emit(run["id"], "thread.run.step.created", step)

@@ -13,6 +13,7 @@ import json
 import secrets
 import sqlite3
 import string
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ MIGRATIONS = [
 def new_id(prefix: str) -> str:
     """An OpenAI-looking id such as ``run_3kT9...`` (24 random characters)."""
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def new_object(
+    prefix: str, kind: str, created_at: int | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A new API object: ``id``, ``object`` and ``created_at`` (default: now), then ``fields``.
+
+    The keys keep this order, OpenAI's, on the wire.
+    """
+    created = int(time.time()) if created_at is None else created_at
+    return {"id": new_id(prefix), "object": kind, "created_at": created, **fields}
 
 
 def child_key(parent_id: str, child_id: str) -> str:
@@ -208,24 +220,15 @@ class Store:
             sql.append(f"AND json_extract(data, '$.{key}') = ?")
             args.append(value)
         descending = order == "desc"
-        reverse = False
-        if after is not None:
-            sql.append(
-                "AND seq "
-                + ("<" if descending else ">")
-                + " (SELECT seq FROM objects WHERE id = ?)"
-            )
-            args.append(after)
-        if before is not None:
-            sql.append(
-                "AND seq "
-                + (">" if descending else "<")
-                + " (SELECT seq FROM objects WHERE id = ?)"
-            )
-            args.append(before)
-            # The page just before the cursor: walk backwards from it, then restore the order.
-            if after is None:
-                reverse = True
+        # "after" goes on in the list's order, "before" against it.
+        for cursor, earlier in ((after, descending), (before, not descending)):
+            if cursor is not None:
+                sql.append(
+                    f"AND seq {'<' if earlier else '>'} (SELECT seq FROM objects WHERE id = ?)"
+                )
+                args.append(cursor)
+        # The page just before the cursor: walk backwards from it, then restore the order.
+        reverse = before is not None and after is None
         walk_desc = descending != reverse
         sql.append("ORDER BY seq " + ("DESC" if walk_desc else "ASC") + " LIMIT ?")
         args.append(limit + 1)

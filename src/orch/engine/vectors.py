@@ -9,7 +9,7 @@ from typing import Any
 
 from orch.engine.models.base import SearchHit
 from orch.engine.retrieval import SearchIndex, UnsupportedFile, extract_text, split_chunks
-from orch.engine.store import Store, child_key, new_id
+from orch.engine.store import Store, child_key, new_object
 
 log = logging.getLogger("orch.engine")
 
@@ -32,25 +32,25 @@ class VectorStores:
     ) -> dict[str, Any]:
         """Store a new, empty vector store."""
         now = int(time.time())
-        vs = {
-            "id": new_id("vs"),
-            "object": "vector_store",
-            "created_at": now,
-            "name": name or "",
-            "usage_bytes": 0,
-            "file_counts": {
+        vs = new_object(
+            "vs",
+            "vector_store",
+            created_at=now,
+            name=name or "",
+            usage_bytes=0,
+            file_counts={
                 "in_progress": 0,
                 "completed": 0,
                 "failed": 0,
                 "cancelled": 0,
                 "total": 0,
             },
-            "status": "completed",
-            "expires_after": expires_after,
-            "expires_at": now + expires_after["days"] * 86400 if expires_after else None,
-            "last_active_at": now,
-            "metadata": metadata or {},
-        }
+            status="completed",
+            expires_after=expires_after,
+            expires_at=now + expires_after["days"] * 86400 if expires_after else None,
+            last_active_at=now,
+            metadata=metadata or {},
+        )
         return self.store.insert("vector_store", vs)
 
     def _files(self, vector_store_id: str) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +18,7 @@ from orch.engine.routes.common import (
     routes,
 )
 from orch.engine.routes.resources import resolve_tool_resources
-from orch.engine.store import new_id
+from orch.engine.store import new_object
 
 FIELDS = frozenset(
     {
@@ -71,21 +70,20 @@ async def create(request: Request) -> Response:
     """POST /v1/assistants."""
     body = await p.read_json(request)
     fields = _fields(request, body, creating=True)
-    assistant = {
-        "id": new_id("asst"),
-        "object": "assistant",
-        "created_at": int(time.time()),
-        "name": None,
-        "description": None,
-        "model": fields["model"],
-        "instructions": None,
-        "tools": [],
-        "tool_resources": {},
-        "metadata": {},
-        "temperature": 1.0,
-        "top_p": 1.0,
-        "response_format": "auto",
-    }
+    assistant = new_object(
+        "asst",
+        "assistant",
+        name=None,
+        description=None,
+        model=fields["model"],
+        instructions=None,
+        tools=[],
+        tool_resources={},
+        metadata={},
+        temperature=1.0,
+        top_p=1.0,
+        response_format="auto",
+    )
     assistant.update(fields)
     return object_response(engine_of(request).store.insert("assistant", assistant))
 

@@ -8,7 +8,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orch.engine.errors import ApiError, bad_request
+from orch.engine.errors import ApiError, bad_request, invalid_choice
 from orch.engine.params import list_body
 from orch.engine.routes.common import (
     deleter,
@@ -63,12 +63,7 @@ async def upload(request: Request) -> Response:
         )
     purpose = fields["purpose"][1].decode()
     if purpose not in UPLOAD_PURPOSES:
-        listed = ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
-        raise bad_request(
-            f"Invalid value: '{purpose}'. Supported values are: {listed}.",
-            "purpose",
-            "invalid_value",
-        )
+        raise invalid_choice(purpose, UPLOAD_PURPOSES, "purpose")
     filename, content = fields["file"]
     file = engine.files.create(content, filename or "upload", purpose)
     return object_response(file)

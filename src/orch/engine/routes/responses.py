@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +9,7 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import ApiError, bad_request, not_found
+from orch.engine.errors import ApiError, bad_request, invalid_choice, not_found
 from orch.engine.items import check_calls_answered, check_unique, normalize_input
 from orch.engine.responding import TERMINAL, input_items
 from orch.engine.routes.common import (
@@ -23,7 +22,7 @@ from orch.engine.routes.common import (
     retriever,
     routes,
 )
-from orch.engine.store import new_id
+from orch.engine.store import new_object
 
 RESPONSE_FIELDS = frozenset(
     {
@@ -182,12 +181,7 @@ def _include(body: dict[str, Any]) -> list[str]:
     values = p.field(body, "include", list) or []
     for value in values:
         if value not in INCLUDABLE:
-            listed = ", ".join(f"'{v}'" for v in INCLUDABLE)
-            raise bad_request(
-                f"Invalid value: '{value}'. Supported values are: {listed}.",
-                "include",
-                "invalid_value",
-            )
+            raise invalid_choice(value, INCLUDABLE, "include")
     return values
 
 
@@ -251,42 +245,41 @@ def build_response(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         raise bad_request("Background mode requires store=true.", "background", "invalid_value")
     sampling = p.sampling(body)
     p.field(body, "stream", bool)
-    return {
-        "id": new_id("resp"),
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": "queued" if background else "in_progress",
-        "background": background,
-        "completed_at": None,
-        "conversation": {"id": conversation_id} if conversation_id else None,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": instructions,
-        "max_output_tokens": p.field(body, "max_output_tokens", int, minimum=16),
-        "max_tool_calls": p.field(body, "max_tool_calls", int, minimum=1),
-        "metadata": p.metadata(body) or {},
-        "model": model,
-        "output": [],
-        "parallel_tool_calls": p.field(body, "parallel_tool_calls", bool, default=True),
-        "previous_response_id": body.get("previous_response_id"),
-        "reasoning": {"effort": None, "summary": None},
-        "service_tier": "default",
-        "store": store,
-        "temperature": sampling.get("temperature", 1.0),
-        "text": _text(body),
-        "tool_choice": _tool_choice(body),
-        "tools": _tools(engine, body),
-        "top_logprobs": 0,
-        "top_p": sampling.get("top_p", 1.0),
-        "truncation": p.field(
+    return new_object(
+        "resp",
+        "response",
+        status="queued" if background else "in_progress",
+        background=background,
+        completed_at=None,
+        conversation={"id": conversation_id} if conversation_id else None,
+        error=None,
+        incomplete_details=None,
+        instructions=instructions,
+        max_output_tokens=p.field(body, "max_output_tokens", int, minimum=16),
+        max_tool_calls=p.field(body, "max_tool_calls", int, minimum=1),
+        metadata=p.metadata(body) or {},
+        model=model,
+        output=[],
+        parallel_tool_calls=p.field(body, "parallel_tool_calls", bool, default=True),
+        previous_response_id=body.get("previous_response_id"),
+        reasoning={"effort": None, "summary": None},
+        service_tier="default",
+        store=store,
+        temperature=sampling.get("temperature", 1.0),
+        text=_text(body),
+        tool_choice=_tool_choice(body),
+        tools=_tools(engine, body),
+        top_logprobs=0,
+        top_p=sampling.get("top_p", 1.0),
+        truncation=p.field(
             body, "truncation", str, default="disabled", choices=("auto", "disabled")
         ),
-        "usage": None,
-        "user": p.field(body, "user", str),
-        "_context": history + items,
-        "_n_input": len(items),
-        "_include": _include(body),
-    }
+        usage=None,
+        user=p.field(body, "user", str),
+        _context=history + items,
+        _n_input=len(items),
+        _include=_include(body),
+    )
 
 
 async def create(request: Request) -> Response:

@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import bad_request, not_found
+from orch.engine.errors import bad_request, invalid_choice, not_found
 from orch.engine.routes.common import (
+    View,
     engine_of,
     event_stream,
     finder,
@@ -55,6 +56,12 @@ RESULTS_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 def _poll_headers(engine: Engine) -> dict[str, str]:
     return {"openai-poll-after-ms": str(engine.config.poll_after_ms)}
+
+
+def _polled_page(request: Request, kind: str, parent: str, view: View) -> Response:
+    """A page of a thread's runs or a run's steps, with the polling hint header."""
+    headers = _poll_headers(engine_of(request))
+    return page_response(request, kind, parent, view=view, headers=headers)
 
 
 def _run_params(engine: Engine, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -158,15 +165,9 @@ async def update(request: Request) -> Response:
 
 async def list_runs(request: Request) -> Response:
     """GET /v1/threads/{thread_id}/runs (live versions of executing runs)."""
-    engine = engine_of(request)
+    live = engine_of(request).runs.live
     thread = find_thread(request)
-    return page_response(
-        request,
-        "run",
-        thread["id"],
-        view=lambda run: public(engine.runs.live.get(run["id"], run)),
-        headers=_poll_headers(engine),
-    )
+    return _polled_page(request, "run", thread["id"], lambda run: public(live.get(run["id"], run)))
 
 
 async def cancel(request: Request) -> Response:
@@ -207,11 +208,7 @@ def _include_content(request: Request) -> bool:
     includes = q.getlist("include[]") + q.getlist("include")
     for inc in includes:
         if inc != RESULTS_CONTENT:
-            raise bad_request(
-                f"Invalid value: '{inc}'. Supported values are: '{RESULTS_CONTENT}'.",
-                "include",
-                "invalid_value",
-            )
+            raise invalid_choice(inc, [RESULTS_CONTENT], "include")
     return bool(includes)
 
 
@@ -228,16 +225,9 @@ def _step_view(step: dict[str, Any], with_content: bool) -> dict[str, Any]:
 
 async def list_steps(request: Request) -> Response:
     """GET /v1/threads/{thread_id}/runs/{run_id}/steps."""
-    engine = engine_of(request)
     run = find_run(request)
     with_content = _include_content(request)
-    return page_response(
-        request,
-        "step",
-        run["id"],
-        view=lambda step: _step_view(step, with_content),
-        headers=_poll_headers(engine),
-    )
+    return _polled_page(request, "step", run["id"], lambda step: _step_view(step, with_content))
 
 
 find_step = finder("step", "step_id", noun="run step", within=find_run)

@@ -23,7 +23,7 @@ from orch.engine.routes.common import (
     routes,
 )
 from orch.engine.routes.resources import resolve_tool_resources
-from orch.engine.store import Store, new_id
+from orch.engine.store import Store, new_object
 
 THREAD_FIELDS = frozenset({"messages", "tool_resources", "metadata"})
 MESSAGE_FIELDS = frozenset({"role", "content", "attachments", "metadata"})
@@ -131,22 +131,22 @@ def add_message(
 ) -> dict[str, Any]:
     """Store a validated message on a thread; attachments join the thread's tool resources."""
     now = int(time.time())
-    msg = {
-        "id": new_id("msg"),
-        "object": "thread.message",
-        "created_at": now,
-        "assistant_id": None,
-        "thread_id": thread["id"],
-        "run_id": run_id,
-        "role": spec["role"],
-        "content": spec["content"],
-        "attachments": spec["attachments"],
-        "metadata": spec["metadata"],
-        "status": "completed",
-        "completed_at": now,
-        "incomplete_at": None,
-        "incomplete_details": None,
-    }
+    msg = new_object(
+        "msg",
+        "thread.message",
+        created_at=now,
+        assistant_id=None,
+        thread_id=thread["id"],
+        run_id=run_id,
+        role=spec["role"],
+        content=spec["content"],
+        attachments=spec["attachments"],
+        metadata=spec["metadata"],
+        status="completed",
+        completed_at=now,
+        incomplete_at=None,
+        incomplete_details=None,
+    )
     if spec["attachments"]:
         _attach(engine, thread, spec["attachments"])
     return engine.store.insert("message", msg, parent=thread["id"])
@@ -184,13 +184,12 @@ def create_thread(engine: Engine, body: dict[str, Any], param: str = "") -> dict
         validate_message(engine.store, m, f"{prefix}messages[{i}]") for i, m in enumerate(messages)
     ]
     resources = resolve_tool_resources(engine, p.tool_resources(body), prefix + "tool_resources")
-    thread = {
-        "id": new_id("thread"),
-        "object": "thread",
-        "created_at": int(time.time()),
-        "metadata": p.metadata(body) or {},
-        "tool_resources": resources or {},
-    }
+    thread = new_object(
+        "thread",
+        "thread",
+        metadata=p.metadata(body) or {},
+        tool_resources=resources or {},
+    )
     engine.store.insert("thread", thread)
     for spec in specs:
         add_message(engine, thread, spec)

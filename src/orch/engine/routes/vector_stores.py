@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import bad_request, not_found
+from orch.engine.errors import bad_request, invalid_choice, not_found
 from orch.engine.routes.common import (
     deleter,
     engine_of,
@@ -21,7 +22,7 @@ from orch.engine.routes.common import (
     retriever,
     routes,
 )
-from orch.engine.store import child_key, new_id, public
+from orch.engine.store import child_key, new_object, public
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
@@ -153,15 +154,21 @@ async def search(request: Request) -> Response:
 # -- files ---------------------------------------------------------------------------------------
 
 
+def _files_page(
+    request: Request, vector_store_id: str, where: Callable[[], dict[str, Any] | None]
+) -> Response:
+    """A page of a vector store's files; ``where`` filters them (after the page is checked)."""
+    return page_response(
+        request, "vector_store_file", vector_store_id, where=where, view=public, keyed=True
+    )
+
+
 def _status_filter(request: Request) -> dict[str, Any] | None:
     status = request.query_params.get("filter")
     if status is None:
         return None
     if status not in STATUSES:
-        listed = ", ".join(f"'{s}'" for s in STATUSES)
-        raise bad_request(
-            f"Invalid value: '{status}'. Supported values are: {listed}.", "filter", "invalid_value"
-        )
+        raise invalid_choice(status, STATUSES, "filter")
     return {"status": status}
 
 
@@ -211,14 +218,7 @@ async def file_content(request: Request) -> Response:
 async def list_files(request: Request) -> Response:
     """GET /v1/vector_stores/{vector_store_id}/files."""
     vs = find_store(request)
-    return page_response(
-        request,
-        "vector_store_file",
-        vs["id"],
-        where=lambda: _status_filter(request),
-        view=public,
-        keyed=True,
-    )
+    return _files_page(request, vs["id"], lambda: _status_filter(request))
 
 
 # -- file batches --------------------------------------------------------------------------------
@@ -252,15 +252,14 @@ async def create_batch(request: Request) -> Response:
             "Missing required parameter: 'file_ids'.", "file_ids", "missing_required_parameter"
         )
     _check_files(engine, [e[0] for e in entries], "file_ids")
-    batch = {
-        "id": new_id("vsfb"),
-        "object": "vector_store.files_batch",
-        "created_at": int(time.time()),
-        "vector_store_id": vs["id"],
-        "status": "in_progress",
-        "file_counts": {},
-        "_file_ids": [e[0] for e in entries],
-    }
+    batch = new_object(
+        "vsfb",
+        "vector_store.files_batch",
+        vector_store_id=vs["id"],
+        status="in_progress",
+        file_counts={},
+        _file_ids=[e[0] for e in entries],
+    )
     engine.store.insert("vector_store_file_batch", batch, parent=vs["id"])
     strategy = p.field(body, "chunking_strategy", dict)
     for fid, attrs in entries:
@@ -281,13 +280,9 @@ async def cancel_batch(request: Request) -> Response:
 async def list_batch_files(request: Request) -> Response:
     """GET /v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files."""
     batch = find_batch(request)
-    return page_response(
-        request,
-        "vector_store_file",
-        batch["vector_store_id"],
-        where=lambda: {"_batch_id": batch["id"], **(_status_filter(request) or {})},
-        view=public,
-        keyed=True,
+    where = {"_batch_id": batch["id"]}
+    return _files_page(
+        request, batch["vector_store_id"], lambda: {**where, **(_status_filter(request) or {})}
     )
 
 
