@@ -1,0 +1,202 @@
+"""Read-only commands over past runs: history, show, report, compare.
+
+They read ``.orch/`` and never call a model or a target. What they need is imported inside
+each body, so a command starts fast and ``orch --help`` loads none of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orch.cli.options import json_option, project_dir_option
+from orch.errors import ExitCode
+
+REPLY_WIDTH = 100  # characters of each step's reply that `orch show` prints
+
+
+@click.command()
+@project_dir_option
+@click.option("--limit", "-n", default=20, show_default=True, help="How many runs to list.")
+@click.option("--pipeline", help="Only runs of this pipeline.")
+@json_option("Print JSON.")
+def history(project_dir, limit, pipeline, as_json) -> int:
+    """List past runs, newest first.
+
+    \b
+    Examples:
+      orch history
+      orch history --pipeline quickstart --json
+    """
+    return list_runs(project_dir, limit, pipeline, as_json)
+
+
+@click.command()
+@project_dir_option
+@click.argument("run_id")
+@json_option("Print the run and its items as JSON.")
+def show(project_dir, run_id, as_json) -> int:
+    """Show one run: counts, each item's replies, failed assertions and errors.
+
+    RUN_ID may be a unique prefix.
+
+    \b
+    Example:
+      orch show 20261121-2205
+    """
+    return show_run(project_dir, run_id, as_json)
+
+
+@click.command()
+@project_dir_option
+@click.argument("run_id")
+@click.option(
+    "--template",
+    "-T",
+    metavar="TEMPLATE",
+    help="builtin:markdown|html|junit|json or a Jinja template file. Default: the "
+    "pipeline's `report:` entries (builtin:markdown when it has none).",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="PATH",
+    help="Write here (a Jinja template over the run, relative to the project root); "
+    "'-' or omitted with --template: print to stdout.",
+)
+def report(project_dir, run_id, template, output) -> int:
+    """Render reports for a past run from the history, without calling any model.
+
+    RUN_ID may be a unique prefix. Without --template, the pipeline's `report:` entries are
+    written again (handy after fixing a template). Templates see the context described in the
+    README (run, pipeline, assistant, steps, items, assertions, usage).
+
+    \b
+    Examples:
+      orch report 20261121-2205                          re-render the declared reports
+      orch report 20261121-2205 -T builtin:html -o out/run.html
+      orch report 20261121-2205 -T reports/summary.md.j2 print a user template
+    """
+    from orch.results.reports import report_task
+
+    return report_task(project_dir, run_id, template, output, click.echo)
+
+
+@click.command()
+@project_dir_option
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option(
+    "--markdown",
+    "--md",
+    "markdown",
+    is_flag=True,
+    help="Markdown (for a pull-request comment) instead of text.",
+)
+@json_option("Print the comparison as JSON.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when a case that passed in RUN_A fails or errors in RUN_B.",
+)
+def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression) -> int:
+    """Show what changed between two runs: pass→fail, fail→pass, score deltas.
+
+    Cases (item × step) are matched by item key and step id; RUN_A is the baseline, RUN_B the
+    new run. Both may be unique prefixes. Reads the history only.
+
+    \b
+    Examples:
+      orch compare 20261120-0900 20261121-2205
+      orch compare 20261120-0900 20261121-2205 --markdown -o out/compare.md
+      orch compare 20261120-0900 20261121-2205 --fail-on-regression    a CI gate
+    """
+    from orch.results.compare import compare_task
+
+    return compare_task(
+        project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression, click.echo
+    )
+
+
+def list_runs(path: Path | None, limit: int, pipeline: str | None, as_json: bool) -> int:
+    """Print the runs, newest first, as a table or JSON."""
+    from orch.project.loading import load_project
+    from orch.results.history import History
+    from orch.run.summary import dumps
+
+    project = load_project(path)
+    history = History(project.root)
+    runs = history.runs(limit=limit, pipeline=pipeline)
+    history.close()
+    if as_json:
+        click.echo(dumps([r.to_json() for r in runs]))
+        return ExitCode.OK
+    if not runs:
+        click.echo("No runs yet: start one with `orch run pipelines/<name>.yml`.")
+        return ExitCode.OK
+    click.echo(
+        f"{'RUN ID':<24} {'PIPELINE':<18} {'STATUS':<12} {'ITEMS':>5} {'PASS':>5} "
+        f"{'FAIL':>5} {'ERR':>5} {'TOKENS':>8}  STARTED"
+    )
+    for r in runs:
+        click.echo(
+            f"{r.run_id:<24} {r.pipeline[:18]:<18} {r.status:<12} {r.total:>5} {r.passed:>5} "
+            f"{r.failed:>5} {r.errors:>5} {r.prompt_tokens + r.completion_tokens:>8}  "
+            f"{r.started_at[:19].replace('T', ' ')}"
+        )
+    return ExitCode.OK
+
+
+def show_run(path: Path | None, run_id: str, as_json: bool) -> int:
+    """Print one run: its summary and every item's outcome."""
+    from orch.project.loading import load_project
+    from orch.results.history import History
+    from orch.run.summary import dumps
+
+    project = load_project(path)
+    history = History(project.root)
+    record = history.get(run_id)
+    items = list(history.items(record.run_id))
+    history.close()
+    if as_json:
+        click.echo(dumps({**record.to_json(), "items": items}))
+        return ExitCode.OK
+    click.echo(
+        f"Run {record.run_id} — pipeline {record.pipeline} on {record.target}: {record.status}"
+    )
+    click.echo(
+        f"  started {record.started_at}, finished {record.finished_at or '-'}; "
+        f"{record.total} items: {record.passed} passed, {record.failed} failed, "
+        f"{record.errors} errors; tokens {record.prompt_tokens + record.completion_tokens}"
+    )
+    if record.meta.get("scripted"):
+        click.echo("  model: scripted (rehearsal replies, not an AI)")
+    for item in items:
+        show_item(item)
+    return ExitCode.OK
+
+
+def show_item(item: dict) -> None:
+    """Print one item of `orch show`: its status, each step's reply, what failed."""
+    mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}[item["status"]]
+    click.echo(f"  {mark:<5} item {item['key']}  thread {item.get('thread_id') or '-'}")
+    for step in item.get("steps", []):
+        reply = (step.get("output") or "").replace("\n", " ")
+        cut = "…" if len(reply) > REPLY_WIDTH else ""
+        click.echo(f"        {step['id']}: {reply[:REPLY_WIDTH]}{cut}")
+        for verdict in step.get("assertions", []):
+            if not verdict["passed"]:
+                click.echo(f"          ✗ {verdict['name']}: {verdict['reason']}")
+    if item.get("error"):
+        err = item["error"]
+        click.echo(
+            f"        error ({err.get('type')}): {err.get('message')} "
+            f"[thread {err.get('thread_id')}, run {err.get('run_id')}]"
+        )

@@ -1,0 +1,196 @@
+"""Commands that run pipelines: run, retry.
+
+Both build :class:`orch.run.runner.RunOptions` and hand them to :func:`run_pipeline`, which
+runs, renders the pipeline's declared reports and prints the summary. The runner (and with it
+the SDK) is imported only when a run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from orch.cli.options import json_option, project_and_target_options
+from orch.errors import UsageError
+
+if TYPE_CHECKING:
+    from orch.project.model import Pipeline, Project
+    from orch.run.runner import RunOptions
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def run_options(func: F) -> F:
+    """Add the options shared by `orch run` and `orch retry`."""
+    func = json_option("Print the summary as JSON on stdout (no progress).")(func)
+    func = click.option("--quiet", "-q", is_flag=True, help="No progress, no summary.")(func)
+    func = click.option(
+        "--no-sync", is_flag=True, help="Do not sync the assistants first; fail if they differ."
+    )(func)
+    func = click.option(
+        "--poll", is_flag=True, help="Poll runs instead of streaming them (SSE is the default)."
+    )(func)
+    return click.option(
+        "--concurrency",
+        "-c",
+        type=click.IntRange(1, 256),
+        help="Items in flight at once (default: the pipeline's).",
+    )(func)
+
+
+@click.command()
+@project_and_target_options
+@click.argument("pipeline", required=False)
+@click.option(
+    "--var",
+    "vars_",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a template variable (repeatable).",
+)
+@click.option("--items-limit", type=click.IntRange(1), help="Run only the first N items.")
+@click.option("--resume", metavar="RUN_ID", help="Finish an interrupted run: only missing items.")
+@run_options
+def run(
+    project_dir,
+    target,
+    pipeline,
+    vars_,
+    items_limit,
+    resume,
+    concurrency,
+    poll,
+    no_sync,
+    quiet,
+    as_json,
+) -> int:
+    """Run a pipeline: every item × steps, each item on its own thread.
+
+    PIPELINE is a pipeline name or file (pipelines/x.yml). The assistants it needs are synced
+    first (--no-sync makes that a check). Runs stream over SSE; function calls are answered by
+    the handlers declared in the assistants' YAML; code-interpreter files are downloaded. Every
+    finished item is saved to .orch/runs/<run_id>/results.jsonl and the history before it is
+    reported, so an interrupted run resumes with --resume RUN_ID.
+
+    Exit codes: 0 all passed, 1 assertions failed (below pass_rate), 2 errors.
+
+    \b
+    Examples:
+      orch run pipelines/quickstart.yml
+      orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
+      orch run --resume 20261121-220512-3fa2c1
+    """
+    from orch.run.runner import RunOptions
+
+    if pipeline is None and not resume:
+        raise click.UsageError("name a pipeline (or --resume RUN_ID)")
+    settings = RunOptions(
+        target=target,
+        vars=parse_vars(list(vars_)),
+        items_limit=items_limit,
+        concurrency=concurrency,
+        resume=resume,
+        stream=False if poll else None,
+        sync=not no_sync,
+    )
+    return run_pipeline(project_dir, pipeline, settings, quiet, as_json)
+
+
+@click.command()
+@project_and_target_options
+@click.argument("run_id")
+@run_options
+def retry(project_dir, target, run_id, concurrency, poll, no_sync, quiet, as_json) -> int:
+    """Run again only the failed and errored items of a past run (same run id).
+
+    Finished items stay as they are; each retried item's new result supersedes the old one.
+
+    \b
+    Example:
+      orch retry 20261121-220512-3fa2c1
+    """
+    from orch.run.runner import RunOptions
+
+    settings = RunOptions(
+        target=target,
+        concurrency=concurrency,
+        resume=run_id,
+        retry_failed=True,
+        stream=False if poll else None,
+        sync=not no_sync,
+    )
+    return run_pipeline(project_dir, None, settings, quiet, as_json)
+
+
+def find_pipeline(project: Project, spec: str) -> Pipeline:
+    """A pipeline by name or by its file path."""
+    by_name = project.pipeline(spec)
+    if by_name:
+        return by_name
+    path = Path(spec)
+    if path.exists():
+        target = path.resolve()
+        for _, pipeline in project.pipelines:
+            if (project.root / pipeline.source).resolve() == target or Path(
+                pipeline.source
+            ).resolve() == target:
+                return pipeline
+    known = ", ".join(name for name, _ in project.pipelines) or "none"
+    raise UsageError(f"no pipeline {spec!r} (pipelines: {known})")
+
+
+def parse_vars(pairs: list[str]) -> dict:
+    """``k=v`` pairs from --var; values are read as YAML scalars (numbers, booleans)."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--var {pair!r}: expected key=value")
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = parsed if isinstance(parsed, str | int | float | bool) else value
+    return out
+
+
+def run_pipeline(
+    path: Path | None,
+    pipeline_spec: str | None,
+    settings: RunOptions,
+    quiet: bool,
+    as_json: bool,
+) -> int:
+    """Run (or resume/retry) a pipeline; print the summary; return its exit code."""
+    from orch.project.loading import load_project
+    from orch.results.history import History
+    from orch.results.reports import render_declared
+    from orch.run import progress
+    from orch.run.runner import PipelineRunner
+    from orch.run.summary import dumps, summary_lines
+
+    project = load_project(path)
+    settings.quiet = quiet
+    if pipeline_spec is None:  # resuming or retrying: the run knows its pipeline
+        history = History(project.root)
+        record = history.get(settings.resume)
+        history.close()
+        pipeline_spec = record.pipeline
+    pipeline = find_pipeline(project, pipeline_spec)
+    silent = quiet or as_json
+    reporter = progress.choose(silent)
+    say = (lambda _line: None) if silent else click.echo
+    summary = PipelineRunner(project, pipeline, settings, reporter, echo=say).run()
+    if summary.status != "interrupted":
+        summary.reports = render_declared(project, pipeline, summary.run_id)
+    if as_json:
+        click.echo(dumps(summary.to_json()))
+    elif not quiet:
+        for line in summary_lines(summary):
+            click.echo(line)
+    return summary.exit_code

@@ -1,0 +1,57 @@
+"""The sync steps the commands share: plan a project against a target, narrow a plan, adopt.
+
+Each step fetches the target's state through a backend and then uses the pure
+:func:`~orch.sync.planning.plan` and :func:`~orch.sync.applying.apply`; printing is left to
+the caller.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orch.sync.applying import apply
+from orch.sync.planning import Plan, plan
+
+if TYPE_CHECKING:
+    from orch.project.model import Project
+    from orch.targets.base import Backend, RemoteState
+
+
+def plan_project(project: Project, backend: Backend, label: str, prune: bool = False) -> Plan:
+    """What syncing every declared assistant of ``project`` to the target would change."""
+    state = backend.fetch_state(project.name)
+    desired = [a for _, a in project.assistants]
+    return plan(
+        project.name,
+        label,
+        desired,
+        state,
+        prune=prune,
+        local_assistants=backend.local_assistants,
+    )
+
+
+def keep_deletes(result: Plan) -> Plan:
+    """Narrow ``result`` (in place) to its deletes: what ``orch prune`` applies."""
+    result.assistants = [c for c in result.assistants if c.action == "delete"]
+    result.stores = [c for c in result.stores if c.action == "delete"]
+    result.files = [c for c in result.files if c.action == "delete"]
+    return result
+
+
+def adopt(
+    project: Project, backend: Backend, label: str, state: RemoteState, ids: dict[str, str]
+) -> int:
+    """Take over just-imported assistants (``ids``: declared name → remote id); return writes.
+
+    They are tagged as this project's and their files uploaded under managed names, so the next
+    plan shows no changes for them.
+    """
+    chosen = [a for name, a in project.assistants if name in ids]
+    result = plan(project.name, label, chosen, state, adopt=ids)
+    result.assistants = [c for c in result.assistants if c.name in ids]
+    # Only the adopted assistants were planned, so every other file and store looks stale:
+    # adopting only adds, the next sync decides about the rest.
+    result.files = [c for c in result.files if c.action == "create"]
+    result.stores = [c for c in result.stores if c.action in ("create", "update")]
+    return apply(result, backend, project.root)
