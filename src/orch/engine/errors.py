@@ -49,6 +49,18 @@ def not_found(kind: str, object_id: str, param: str | None = None) -> ApiError:
     return ApiError(404, f"No {kind} found with id '{object_id}'.", param=param)
 
 
+def missing_parameter(param: str) -> ApiError:
+    """A 400 for a required field that is absent."""
+    return bad_request(
+        f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+    )
+
+
+def invalid_type(param: str, expected: str = "an object") -> ApiError:
+    """A 400 for a field of the wrong JSON type (``expected``: "an object", "an array", ...)."""
+    return bad_request(f"Invalid type for '{param}': expected {expected}.", param, "invalid_type")
+
+
 def invalid_choice(value: object, choices: Iterable[str], param: str) -> ApiError:
     """A 400 for a value outside a closed set, listing the set as OpenAI does."""
     listed = ", ".join(f"'{c}'" for c in choices)

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orch.engine import params as p
-from orch.engine.errors import ApiError, bad_request, invalid_choice
+from orch.engine.errors import (
+    ApiError,
+    bad_request,
+    invalid_choice,
+    invalid_type,
+    missing_parameter,
+)
 from orch.engine.store import Store, new_id
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
@@ -32,8 +38,9 @@ def _invalid(param: str, message: str) -> ApiError:
 
 
 def _part(store: Store, part: Any, role: str, where: str) -> dict[str, Any]:
+    """One content part of a message item; an assistant's may only be text."""
     if not isinstance(part, dict):
-        raise bad_request(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
+        raise invalid_type(where)
     kind = part.get("type")
     if kind in ("input_text", "output_text", "text"):
         text = p.field(part, "text", str, required=True, param=where + ".text")
@@ -50,50 +57,48 @@ def _part(store: Store, part: Any, role: str, where: str) -> dict[str, Any]:
             f"Invalid value: '{kind}'. Supported values are: 'output_text' and 'refusal'.",
         )
     if kind == "input_image":
-        url = p.field(part, "image_url", str, param=where + ".image_url")
-        fid = p.field(part, "file_id", str, param=where + ".file_id")
-        if not url and not fid:
-            raise bad_request(
-                f"Missing required parameter: '{where}.image_url'.",
-                where + ".image_url",
-                "missing_required_parameter",
-            )
-        if fid:
-            _require_file(store, fid, where + ".file_id")
-        return {
-            "type": "input_image",
-            "detail": p.field(
-                part,
-                "detail",
-                str,
-                default="auto",
-                choices=("auto", "low", "high", "original"),
-                param=where + ".detail",
-            ),
-            "file_id": fid,
-            "image_url": url,
-        }
+        return _image_part(store, part, where)
     if kind == "input_file":
-        out: dict[str, Any] = {"type": "input_file"}
-        for key in ("file_id", "file_data", "file_url", "filename"):
-            value = p.field(part, key, str, param=f"{where}.{key}")
-            if value is not None:
-                out[key] = value
-        if not any(k in out for k in ("file_id", "file_data", "file_url")):
-            raise bad_request(
-                f"Missing required parameter: '{where}.file_id'.",
-                where + ".file_id",
-                "missing_required_parameter",
-            )
-        if "file_id" in out:
-            file = _require_file(store, out["file_id"], where + ".file_id")
-            out.setdefault("filename", file["filename"])
-        return out
+        return _file_part(store, part, where)
     raise _invalid(
         where + ".type",
         f"Invalid value: '{kind}'. Supported values are: 'input_text', 'input_image', and "
         "'input_file'.",
     )
+
+
+def _image_part(store: Store, part: dict[str, Any], where: str) -> dict[str, Any]:
+    """An ``input_image`` part: an image URL or an uploaded file."""
+    url = p.field(part, "image_url", str, param=where + ".image_url")
+    fid = p.field(part, "file_id", str, param=where + ".file_id")
+    if not url and not fid:
+        raise missing_parameter(where + ".image_url")
+    if fid:
+        _require_file(store, fid, where + ".file_id")
+    detail = p.field(
+        part,
+        "detail",
+        str,
+        default="auto",
+        choices=("auto", "low", "high", "original"),
+        param=where + ".detail",
+    )
+    return {"type": "input_image", "detail": detail, "file_id": fid, "image_url": url}
+
+
+def _file_part(store: Store, part: dict[str, Any], where: str) -> dict[str, Any]:
+    """An ``input_file`` part: an uploaded file, inline data or a URL (and a filename)."""
+    out: dict[str, Any] = {"type": "input_file"}
+    for key in ("file_id", "file_data", "file_url", "filename"):
+        value = p.field(part, key, str, param=f"{where}.{key}")
+        if value is not None:
+            out[key] = value
+    if not any(k in out for k in ("file_id", "file_data", "file_url")):
+        raise missing_parameter(where + ".file_id")
+    if "file_id" in out:
+        file = _require_file(store, out["file_id"], where + ".file_id")
+        out.setdefault("filename", file["filename"])
+    return out
 
 
 def _require_file(store: Store, file_id: str, param: str) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def _message(store: Store, raw: dict[str, Any], where: str) -> dict[str, Any]:
 def normalize_item(store: Store, raw: Any, where: str) -> dict[str, Any]:
     """One input item, validated, in the shape OpenAI stores and returns it."""
     if not isinstance(raw, dict):
-        raise bad_request(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
+        raise invalid_type(where)
     kind = raw.get("type") or ("message" if "role" in raw else None)
     if kind == "message":
         return _message(store, raw, where)
@@ -135,11 +140,7 @@ def normalize_item(store: Store, raw: Any, where: str) -> dict[str, Any]:
         call_id = p.field(raw, "call_id", str, required=True, param=where + ".call_id")
         output = raw.get("output")
         if not isinstance(output, (str, list)):
-            raise bad_request(
-                f"Invalid type for '{where}.output': expected a string or an array.",
-                where + ".output",
-                "invalid_type",
-            )
+            raise invalid_type(where + ".output", "a string or an array")
         return {
             "id": raw.get("id") or new_id("fco"),
             "type": "function_call_output",
@@ -175,9 +176,7 @@ def normalize_input(store: Store, value: Any, param: str = "input") -> list[dict
     if isinstance(value, str):
         return [normalize_item(store, {"role": "user", "content": value}, param)]
     if not isinstance(value, list):
-        raise bad_request(
-            f"Invalid type for '{param}': expected a string or an array.", param, "invalid_type"
-        )
+        raise invalid_type(param, "a string or an array")
     items = [normalize_item(store, raw, f"{param}[{i}]") for i, raw in enumerate(value)]
     check_unique(items)
     return items

@@ -7,7 +7,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-from orch.engine.errors import bad_request, invalid_choice, unknown_parameter
+from orch.engine.errors import (
+    ApiError,
+    bad_request,
+    invalid_choice,
+    missing_parameter,
+    unknown_parameter,
+)
 
 _MISSING = object()
 _TYPE_WORDS = {
@@ -66,47 +72,30 @@ def field(
     choices: tuple[str, ...] | None = None,
     param: str | None = None,
 ) -> Any:
-    """One validated body field."""
+    """One validated body field.
+
+    Absent (or null, when ``nullable`` and not ``required``): ``default``. Otherwise the value
+    must have the type (an int passes for a float, a bool never for an int) and meet the
+    checks given, or the request gets OpenAI's 400 for ``param`` (default: ``key``).
+    """
     param = param or key
     value = body.get(key, _MISSING)
     if value is _MISSING:
         if required:
-            raise bad_request(
-                f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
-            )
+            raise missing_parameter(param)
         return default
     if value is None:
         if nullable and not required:
             return default
-        raise bad_request(
-            f"Invalid type for '{param}': expected {_word(typ)}, but got null instead.",
-            param,
-            "invalid_type",
-        )
+        raise _wrong_type(param, _word(typ), "null")
     types = typ if isinstance(typ, tuple) else (typ,)
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if float in types and isinstance(value, int) and not isinstance(value, bool):
         ok = True
     if not ok:
-        raise bad_request(
-            f"Invalid type for '{param}': expected {_word(typ)}, but got {_kind(value)} instead.",
-            param,
-            "invalid_type",
-        )
-    if minimum is not None and value < minimum:
-        raise bad_request(
-            f"Invalid '{param}': {_word(typ).split()[-1]} below minimum value. Expected a value "
-            f">= {minimum:g}, but got {value} instead.",
-            param,
-            "integer_below_min_value" if isinstance(value, int) else "decimal_below_min_value",
-        )
-    if maximum is not None and value > maximum:
-        raise bad_request(
-            f"Invalid '{param}': {_word(typ).split()[-1]} above maximum value. Expected a value "
-            f"<= {maximum:g}, but got {value} instead.",
-            param,
-            "integer_above_max_value" if isinstance(value, int) else "decimal_above_max_value",
-        )
+        raise _wrong_type(param, _word(typ), _kind(value))
+    if minimum is not None or maximum is not None:
+        _check_range(value, typ, param, minimum, maximum)
     if max_length is not None and isinstance(value, (str, list)) and len(value) > max_length:
         what = "string" if isinstance(value, str) else "array"
         raise bad_request(
@@ -118,6 +107,40 @@ def field(
     if choices is not None and value not in choices:
         raise invalid_choice(value, choices, param)
     return value
+
+
+def _wrong_type(param: str, expected: str, got: str) -> ApiError:
+    return bad_request(
+        f"Invalid type for '{param}': expected {expected}, but got {got} instead.",
+        param,
+        "invalid_type",
+    )
+
+
+def _check_range(
+    value: Any,
+    typ: type | tuple[type, ...],
+    param: str,
+    minimum: float | None,
+    maximum: float | None,
+) -> None:
+    """400 when a number is below ``minimum`` or above ``maximum``."""
+    noun = _word(typ).split()[-1]
+    kind = "integer" if isinstance(value, int) else "decimal"
+    if minimum is not None and value < minimum:
+        raise bad_request(
+            f"Invalid '{param}': {noun} below minimum value. Expected a value "
+            f">= {minimum:g}, but got {value} instead.",
+            param,
+            f"{kind}_below_min_value",
+        )
+    if maximum is not None and value > maximum:
+        raise bad_request(
+            f"Invalid '{param}': {noun} above maximum value. Expected a value "
+            f"<= {maximum:g}, but got {value} instead.",
+            param,
+            f"{kind}_above_max_value",
+        )
 
 
 def _word(typ: type | tuple[type, ...]) -> str:
@@ -146,11 +169,7 @@ def metadata(body: dict[str, Any], key: str = "metadata") -> dict[str, str] | No
                 "string_above_max_length",
             )
         if not isinstance(v, str):
-            raise bad_request(
-                f"Invalid type for '{key}.{k}': expected a string, but got {_kind(v)} instead.",
-                f"{key}.{k}",
-                "invalid_type",
-            )
+            raise _wrong_type(f"{key}.{k}", "a string", _kind(v))
         if len(v) > 512:
             raise bad_request(
                 f"Invalid '{key}.{k}': string too long. Expected a string with maximum length "
@@ -251,11 +270,7 @@ def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | No
     for i, tool in enumerate(value):
         p = f"{key}[{i}]"
         if not isinstance(tool, dict):
-            raise bad_request(
-                f"Invalid type for '{p}': expected an object, but got {_kind(tool)} instead.",
-                p,
-                "invalid_type",
-            )
+            raise _wrong_type(p, "an object", _kind(tool))
         kind = field(tool, "type", str, required=True, param=f"{p}.type")
         if kind == "function":
             fn = field(tool, "function", dict, required=True, param=f"{p}.function")
@@ -291,11 +306,7 @@ def response_format(body: dict[str, Any]) -> Any:
     if isinstance(value, dict) and value.get("type") == "json_schema":
         schema = value.get("json_schema")
         if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):
-            raise bad_request(
-                "Missing required parameter: 'response_format.json_schema.name'.",
-                "response_format.json_schema.name",
-                "missing_required_parameter",
-            )
+            raise missing_parameter("response_format.json_schema.name")
         return value
     raise bad_request(
         "Invalid 'response_format': expected 'auto' or an object with type 'text', 'json_object' "
@@ -318,11 +329,7 @@ def tool_choice(body: dict[str, Any]) -> Any:
         if value["type"] == "function" and not isinstance(
             (value.get("function") or {}).get("name"), str
         ):
-            raise bad_request(
-                "Missing required parameter: 'tool_choice.function.name'.",
-                "tool_choice.function.name",
-                "missing_required_parameter",
-            )
+            raise missing_parameter("tool_choice.function.name")
         return value
     raise bad_request(
         "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or a tool object.",

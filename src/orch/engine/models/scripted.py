@@ -169,63 +169,68 @@ class ScriptedModel:
             turn.fail = (fail.get("code", "server_error"), self._render(fail["message"], variables))
             return turn
         if "code_interpreter" in action and not ctx.after_tool_outputs:
-            spec = action["code_interpreter"] or {}
-            turn.code = CodeCall(
-                input=spec.get("input", ""),
-                logs=self._render(spec["logs"], variables)
-                if spec.get("logs") is not None
-                else None,
-                image=render_chart() if spec.get("image") else None,
-            )
+            turn.code = self._code_call(action["code_interpreter"] or {}, variables)
         if action.get("file_search"):
             spec = action["file_search"] if isinstance(action["file_search"], dict) else {}
-            query = self._render(spec["query"], variables) if spec.get("query") else ctx.user_text
-            hits = await ctx.search(query, int(spec.get("max_results", 3)))
-            turn.search = SearchCall(query=query, hits=hits)
-            variables["citations"] = [
-                {
-                    "index": i,
-                    "file_id": h.file_id,
-                    "filename": h.filename,
-                    "score": h.score,
-                    "text": h.text,
-                    "marker": f"【{i}:0†{h.filename}】",
-                }
-                for i, h in enumerate(hits)
-            ]
+            turn.search = await self._search_call(spec, variables, ctx)
         if action.get("tool_calls") and may_call_tools and ctx.run.get("tool_choice") != "none":
-            offered = set(ctx.function_names())
-            for call in action["tool_calls"]:
-                if call["function"] not in offered:
-                    raise ModelError(
-                        f"scripted model: rule calls function {call['function']!r}, "
-                        f"which this run does not offer (tools: {sorted(offered) or 'none'})"
-                    )
-                args = self._render_value(call.get("arguments") or {}, variables)
-                turn.tool_calls.append(
-                    FunctionCall(call["function"], json.dumps(args, ensure_ascii=False))
-                )
+            turn.tool_calls = self._function_calls(action["tool_calls"], variables, ctx)
             turn.state = {"rule": index}
         else:
-            turn.text = self._reply_text(action, variables, ctx, turn)
-            turn.citations = _citations(turn.text, variables["citations"]) if turn.search else []
-            if turn.search and not turn.citations and variables["citations"]:
-                suffix = " " + "".join(c["marker"] for c in variables["citations"][:3])
-                turn.text += suffix
-                turn.citations = _citations(turn.text, variables["citations"][:3])
-        usage = action.get("usage") or {}
-        prompt = usage.get("prompt_tokens")
-        if prompt is None:
-            prompt = estimate_tokens(ctx.run.get("instructions") or "") + sum(
-                estimate_tokens(message_text(m)) for m in ctx.messages
-            )
-        completion = usage.get("completion_tokens")
-        if completion is None:
-            completion = estimate_tokens(turn.text or "") + sum(
-                estimate_tokens(c.arguments) for c in turn.tool_calls
-            )
-        turn.usage = (int(prompt), int(completion))
+            self._reply(turn, action, variables, ctx)
+        turn.usage = _usage(action.get("usage") or {}, ctx, turn)
         return turn
+
+    def _code_call(self, spec: dict[str, Any], variables: dict[str, Any]) -> CodeCall:
+        logs = self._render(spec["logs"], variables) if spec.get("logs") is not None else None
+        image = render_chart() if spec.get("image") else None
+        return CodeCall(input=spec.get("input", ""), logs=logs, image=image)
+
+    async def _search_call(
+        self, spec: dict[str, Any], variables: dict[str, Any], ctx: TurnContext
+    ) -> SearchCall:
+        """Search the run's vector stores; the hits become the ``citations`` variable."""
+        query = self._render(spec["query"], variables) if spec.get("query") else ctx.user_text
+        hits = await ctx.search(query, int(spec.get("max_results", 3)))
+        variables["citations"] = [
+            {
+                "index": i,
+                "file_id": h.file_id,
+                "filename": h.filename,
+                "score": h.score,
+                "text": h.text,
+                "marker": f"【{i}:0†{h.filename}】",
+            }
+            for i, h in enumerate(hits)
+        ]
+        return SearchCall(query=query, hits=hits)
+
+    def _function_calls(
+        self, calls: list[dict[str, Any]], variables: dict[str, Any], ctx: TurnContext
+    ) -> list[FunctionCall]:
+        """The rule's function calls, arguments rendered; each must be a tool the run offers."""
+        offered = set(ctx.function_names())
+        out = []
+        for call in calls:
+            if call["function"] not in offered:
+                raise ModelError(
+                    f"scripted model: rule calls function {call['function']!r}, "
+                    f"which this run does not offer (tools: {sorted(offered) or 'none'})"
+                )
+            args = self._render_value(call.get("arguments") or {}, variables)
+            out.append(FunctionCall(call["function"], json.dumps(args, ensure_ascii=False)))
+        return out
+
+    def _reply(
+        self, turn: Turn, action: dict[str, Any], variables: dict[str, Any], ctx: TurnContext
+    ) -> None:
+        """The reply text; after a search it cites the hits (markers appended if it did not)."""
+        turn.text = self._reply_text(action, variables, ctx, turn)
+        turn.citations = _citations(turn.text, variables["citations"]) if turn.search else []
+        if turn.search and not turn.citations and variables["citations"]:
+            suffix = " " + "".join(c["marker"] for c in variables["citations"][:3])
+            turn.text += suffix
+            turn.citations = _citations(turn.text, variables["citations"][:3])
 
     def _reply_text(
         self, action: dict[str, Any], variables: dict[str, Any], ctx: TurnContext, turn: Turn
@@ -242,6 +247,21 @@ class ScriptedModel:
         if turn.code is not None:
             return "[scripted] Code ran."
         return self._render(BUILTIN_SCRIPT["default"]["reply"], variables)
+
+
+def _usage(usage: dict[str, Any], ctx: TurnContext, turn: Turn) -> tuple[int, int]:
+    """The script's token counts, or estimates from the prompt and the answer."""
+    prompt = usage.get("prompt_tokens")
+    if prompt is None:
+        prompt = estimate_tokens(ctx.run.get("instructions") or "") + sum(
+            estimate_tokens(message_text(m)) for m in ctx.messages
+        )
+    completion = usage.get("completion_tokens")
+    if completion is None:
+        completion = estimate_tokens(turn.text or "") + sum(
+            estimate_tokens(c.arguments) for c in turn.tool_calls
+        )
+    return int(prompt), int(completion)
 
 
 def _citations(text: str, citations: list[dict[str, Any]]) -> list[Citation]:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orch.engine import params as p
-from orch.engine.errors import bad_request, not_found
+from orch.engine.errors import missing_parameter, not_found
 from orch.engine.routes.common import (
     check_stored,
     deleter,
@@ -64,9 +64,7 @@ async def create_file(request: Request) -> Response:
     if content_type.startswith("multipart/form-data"):
         fields = parse_multipart(content_type, await request.body())
         if "file" not in fields:
-            raise bad_request(
-                "Missing required parameter: 'file'.", "file", "missing_required_parameter"
-            )
+            raise missing_parameter("file")
         filename, content = fields["file"]
         name = filename or "upload"
     else:

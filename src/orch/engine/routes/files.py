@@ -8,7 +8,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orch.engine.errors import ApiError, bad_request, invalid_choice
+from orch.engine.errors import ApiError, bad_request, invalid_choice, missing_parameter
 from orch.engine.params import list_body
 from orch.engine.routes.common import (
     deleter,
@@ -54,13 +54,9 @@ async def upload(request: Request) -> Response:
         raise bad_request("Uploads must be multipart/form-data with 'file' and 'purpose'.")
     fields = parse_multipart(content_type, await request.body())
     if "purpose" not in fields:
-        raise bad_request(
-            "Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter"
-        )
+        raise missing_parameter("purpose")
     if "file" not in fields:
-        raise bad_request(
-            "Missing required parameter: 'file'.", "file", "missing_required_parameter"
-        )
+        raise missing_parameter("file")
     purpose = fields["purpose"][1].decode()
     if purpose not in UPLOAD_PURPOSES:
         raise invalid_choice(purpose, UPLOAD_PURPOSES, "purpose")

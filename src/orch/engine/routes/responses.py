@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import ApiError, bad_request, invalid_choice, not_found
+from orch.engine.errors import ApiError, bad_request, invalid_choice, missing_parameter, not_found
 from orch.engine.items import check_calls_answered, check_unique, normalize_input
 from orch.engine.responding import TERMINAL, input_items
 from orch.engine.routes.common import (
@@ -106,11 +106,7 @@ def _code_interpreter_tool(engine: Engine, tool: dict[str, Any], where: str) -> 
             raise not_found("container", container, where + ".container")
         return {"type": "code_interpreter", "container": container}
     if not isinstance(container, dict) or container.get("type") != "auto":
-        raise bad_request(
-            f"Missing required parameter: '{where}.container'.",
-            where + ".container",
-            "missing_required_parameter",
-        )
+        raise missing_parameter(where + ".container")
     file_ids = p.field(container, "file_ids", list, param=where + ".container.file_ids") or []
     check_stored(engine.store, "file", file_ids, where + ".container.file_ids")
     return {"type": "code_interpreter", "container": {"type": "auto", "file_ids": file_ids}}
@@ -232,9 +228,7 @@ def build_response(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     model = p.field(body, "model", str, required=True)
     instructions = p.field(body, "instructions", str)
     if "input" not in body:
-        raise bad_request(
-            "Missing required parameter: 'input'.", "input", "missing_required_parameter"
-        )
+        raise missing_parameter("input")
     history, conversation_id = _history(engine, body)
     items = normalize_input(engine.store, body["input"])
     check_unique(history + items)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import bad_request, invalid_choice, not_found
+from orch.engine.errors import bad_request, invalid_choice, invalid_type, not_found
 from orch.engine.routes.common import (
     View,
     engine_of,
@@ -186,11 +186,7 @@ async def submit_tool_outputs(request: Request) -> Response:
     outputs = p.field(body, "tool_outputs", list, required=True)
     for i, out in enumerate(outputs):
         if not isinstance(out, dict):
-            raise bad_request(
-                f"Invalid type for 'tool_outputs[{i}]': expected an object.",
-                f"tool_outputs[{i}]",
-                "invalid_type",
-            )
+            raise invalid_type(f"tool_outputs[{i}]")
         p.field(out, "tool_call_id", str, required=True, param=f"tool_outputs[{i}].tool_call_id")
         p.field(out, "output", str, param=f"tool_outputs[{i}].output")
     if p.field(body, "stream", bool):

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import ApiError, bad_request
+from orch.engine.errors import ApiError, bad_request, invalid_type, missing_parameter
 from orch.engine.routes.common import (
     check_stored,
     deleted,
@@ -36,7 +36,7 @@ def validate_message(store: Store, body: Any, param: str = "") -> dict[str, Any]
     """
     prefix = f"{param}." if param else ""
     if not isinstance(body, dict):
-        raise bad_request(f"Invalid type for '{param}': expected an object.", param, "invalid_type")
+        raise invalid_type(param)
     p.check_keys(body, MESSAGE_FIELDS)
     role = p.field(
         body, "role", str, required=True, choices=("user", "assistant"), param=prefix + "role"
@@ -50,11 +50,7 @@ def validate_message(store: Store, body: Any, param: str = "") -> dict[str, Any]
 def _content(store: Store, raw: Any, prefix: str) -> list[dict[str, Any]]:
     """A message's ``content`` (a string or a non-empty list of parts) as content blocks."""
     if raw is None:
-        raise bad_request(
-            f"Missing required parameter: '{prefix}content'.",
-            prefix + "content",
-            "missing_required_parameter",
-        )
+        raise missing_parameter(prefix + "content")
     if isinstance(raw, str):
         return [{"type": "text", "text": {"value": raw, "annotations": []}}]
     if isinstance(raw, list) and raw:
@@ -98,9 +94,7 @@ def _attachments(store: Store, body: dict[str, Any], prefix: str) -> list[dict[s
     for i, att in enumerate(p.field(body, "attachments", list, param=prefix + "attachments") or []):
         where = f"{prefix}attachments[{i}]"
         if not isinstance(att, dict):
-            raise bad_request(
-                f"Invalid type for '{where}': expected an object.", where, "invalid_type"
-            )
+            raise invalid_type(where)
         fid = p.field(att, "file_id", str, required=True, param=where + ".file_id")
         check_stored(store, "file", [fid], where + ".file_id")
         tools = []

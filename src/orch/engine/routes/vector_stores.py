@@ -11,7 +11,13 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.core import Engine
-from orch.engine.errors import bad_request, invalid_choice, not_found
+from orch.engine.errors import (
+    bad_request,
+    invalid_choice,
+    invalid_type,
+    missing_parameter,
+    not_found,
+)
 from orch.engine.routes.common import (
     deleter,
     engine_of,
@@ -123,9 +129,7 @@ async def search(request: Request) -> Response:
     if isinstance(query, list):
         query = " ".join(str(q) for q in query)
     if not isinstance(query, str):
-        raise bad_request(
-            "Missing required parameter: 'query'.", "query", "missing_required_parameter"
-        )
+        raise missing_parameter("query")
     limit = p.field(body, "max_num_results", int, minimum=1, maximum=50, default=10)
     hits = await engine.vectors.search([vs["id"]], query, limit)
     data = []
@@ -238,9 +242,7 @@ async def create_batch(request: Request) -> Response:
         entries.append((fid, attributes))
     for i, f in enumerate(p.field(body, "files", list, max_length=500) or []):
         if not isinstance(f, dict):
-            raise bad_request(
-                f"Invalid type for 'files[{i}]': expected an object.", f"files[{i}]", "invalid_type"
-            )
+            raise invalid_type(f"files[{i}]")
         entries.append(
             (
                 p.field(f, "file_id", str, required=True, param=f"files[{i}].file_id"),
@@ -248,9 +250,7 @@ async def create_batch(request: Request) -> Response:
             )
         )
     if not entries:
-        raise bad_request(
-            "Missing required parameter: 'file_ids'.", "file_ids", "missing_required_parameter"
-        )
+        raise missing_parameter("file_ids")
     _check_files(engine, [e[0] for e in entries], "file_ids")
     batch = new_object(
         "vsfb",
