@@ -24,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-from orch.cli.tasks import sync_task
+from orch.cli.project import sync_assistants
 from orch.engine.server import start_engine
 
 warnings.simplefilter("ignore", DeprecationWarning)
@@ -63,7 +63,7 @@ def build_project(root: Path, assistants: int, files: int) -> None:
 
 def timed_sync(root: Path, url: str, out: list[str]) -> tuple[int, float]:
     start = time.perf_counter()
-    code = sync_task(root, url, prune=False, check=False, only_deletes=False, echo=out.append)
+    code = sync_assistants(root, url, prune=False, check=False, only_deletes=False, echo=out.append)
     return code, time.perf_counter() - start
 
 

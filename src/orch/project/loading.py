@@ -17,6 +17,7 @@ a ``.env`` file in the project root supplies variables not already set.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from orch.project.model import (
     Project,
     Target,
 )
+from orch.targets import registry
 
 CONFIG_FILE = "orch.yml"
 ASSISTANTS_DIR = "assistants"
@@ -260,8 +262,22 @@ class _ProjectLoader:
                 config_doc.problem(("grader",), f"unknown assistant {settings['grader']!r}")
             )
         for name, spec in (settings.get("targets") or {}).items():
+            self._check_kind(config_doc, name, spec.get("kind"))
             if spec.get("script"):
                 self._check_script(config_doc, ("targets", name, "script"), spec["script"])
+
+    def _check_kind(self, config_doc: Document, name: str, kind: object) -> None:
+        """A target's kind must be one the registry knows (plugins and tests may add kinds)."""
+        known = registry.names()
+        if isinstance(kind, str) and kind not in known:
+            expected = ", ".join(f'"{k}"' for k in known)
+            close = difflib.get_close_matches(kind, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.problems.append(
+                config_doc.problem(
+                    ("targets", name, "kind"), f'"{kind}" is not one of: {expected}{hint}'
+                )
+            )
 
     def _check_script(self, config_doc: Document, field: tuple, rel: str) -> None:
         """A target's scripted-model rules file must exist and be valid."""

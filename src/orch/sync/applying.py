@@ -18,6 +18,7 @@ from orch.targets.base import (
     META_NAME,
     META_PROJECT,
     Backend,
+    FileStore,
 )
 
 Reporter = Callable[[Change], None]
@@ -25,71 +26,80 @@ Reporter = Callable[[Change], None]
 
 def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c: None) -> int:
     """Carry out ``plan_`` on ``backend``; returns the number of writes. Deletes come last."""
-    project = plan_.project
-    writes = 0
-    file_ids = {sha: f.id for sha, f in kept_files(project, plan_.remote.files).items()}
-    for change in plan_.files:
-        if change.action == "create":
-            sha = next(s for s, f in plan_.uploads.items() if f.path == change.name)
-            local = plan_.uploads[sha]
-            uploaded = backend.upload_file(
-                root / local.path, managed_filename(project, local.sha256, local.path)
-            )
-            file_ids[sha] = uploaded.id
-            writes += 1
-            report(change)
-
-    store_ids = {owner: s.id for owner, s in kept_stores(plan_.remote.vector_stores).items()}
-    for change in plan_.stores:
-        owner = change.name.removeprefix(f"orch-{project}-")
-        assistant = plan_.desired.get(owner)
-        if change.action == "create" and assistant:
-            files = assistant.files_for("file_search")
-            store = backend.create_vector_store(
-                change.name,
-                _store_meta(project, owner, files),
-                list(dict.fromkeys(file_ids[f.sha256[:SHA_LEN]] for f in files)),
-            )
-            store_ids[owner] = store.id
-            writes += 1
-            report(change)
-        elif change.action == "update" and assistant:
-            files = assistant.files_for("file_search")
-            want = {file_ids[f.sha256[:SHA_LEN]] for f in files}
-            have = set(backend.vector_store_file_ids(change.remote_id))
-            remote = next(s for s in plan_.remote.vector_stores if s.id == change.remote_id)
-            backend.update_vector_store(
-                remote,
-                _store_meta(project, owner, files),
-                add=sorted(want - have),
-                remove=sorted(have - want),
-            )
-            store_ids[owner] = remote.id
-            writes += 1
-            report(change)
-
+    file_ids = _upload(plan_, backend.files, root, report)
+    store_ids = _write_stores(plan_, backend.files, file_ids, report)
+    writes = len(file_ids.written) + len(store_ids.written)
     for change in plan_.assistants:
         if change.action not in ("create", "update") or change.name not in plan_.desired:
             continue
-        spec = wire_spec(plan_.desired[change.name], project, file_ids, store_ids)
+        spec = wire_spec(plan_.desired[change.name], plan_.project, file_ids, store_ids)
         if change.action == "create":
-            backend.create_assistant(spec)
+            backend.assistants.create_assistant(spec)
         else:
-            backend.update_assistant(change.remote_id, spec)
+            backend.assistants.update_assistant(change.remote_id, spec)
         writes += 1
         report(change)
-
     for change in [*plan_.assistants, *plan_.stores, *plan_.files]:
         if change.action != "delete":
             continue
         {
-            "assistant": backend.delete_assistant,
-            "vector_store": backend.delete_vector_store,
-            "file": backend.delete_file,
+            "assistant": lambda i: backend.assistants.delete_assistant(i),
+            "vector_store": backend.files.delete_vector_store,
+            "file": backend.files.delete_file,
         }[change.kind](change.remote_id)
         writes += 1
         report(change)
     return writes
+
+
+class _Ids(dict):
+    """Remote ids by local key, remembering which ones this sync wrote."""
+
+    def __init__(self, known: dict[str, str]):
+        super().__init__(known)
+        self.written: list[str] = []
+
+
+def _upload(plan_: Plan, files: FileStore, root: Path, report: Reporter) -> _Ids:
+    """Upload the planned files; remote file ids by content hash prefix."""
+    project = plan_.project
+    ids = _Ids({sha: f.id for sha, f in kept_files(project, plan_.remote.files).items()})
+    for change in plan_.files:
+        if change.action != "create":
+            continue
+        sha = next(s for s, f in plan_.uploads.items() if f.path == change.name)
+        local = plan_.uploads[sha]
+        name = managed_filename(project, local.sha256, local.path)
+        ids[sha] = files.upload_file(root / local.path, name).id
+        ids.written.append(sha)
+        report(change)
+    return ids
+
+
+def _write_stores(plan_: Plan, files: FileStore, file_ids: dict[str, str], report) -> _Ids:
+    """Create or update the planned vector stores; store ids by owning assistant."""
+    project = plan_.project
+    ids = _Ids({owner: s.id for owner, s in kept_stores(plan_.remote.vector_stores).items()})
+    for change in plan_.stores:
+        owner = change.name.removeprefix(f"orch-{project}-")
+        assistant = plan_.desired.get(owner)
+        if change.action not in ("create", "update") or not assistant:
+            continue
+        local = assistant.files_for("file_search")
+        meta = _store_meta(project, owner, local)
+        want = list(dict.fromkeys(file_ids[f.sha256[:SHA_LEN]] for f in local))
+        if change.action == "create":
+            ids[owner] = files.create_vector_store(change.name, meta, want).id
+        else:
+            have = set(files.vector_store_file_ids(change.remote_id))
+            remote = next(s for s in plan_.remote.vector_stores if s.id == change.remote_id)
+            files.update_vector_store(
+                remote, meta, add=sorted(set(want) - have), remove=sorted(have - set(want))
+            )
+            ids[owner] = remote.id
+        ids.written.append(owner)
+        report(change)
+    return ids
 
 
 def _store_meta(project: str, owner: str, files: tuple[LocalFile, ...]) -> dict[str, str]:

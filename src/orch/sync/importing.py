@@ -178,7 +178,7 @@ def _download_files(backend, state, project, root, out, remote, name, notes) -> 
         wanted["code_interpreter"] = list(ci)
     stores = (remote.tool_resources.get("file_search") or {}).get("vector_store_ids") or []
     for store_id in stores:
-        wanted.setdefault("file_search", []).extend(backend.vector_store_file_ids(store_id))
+        wanted.setdefault("file_search", []).extend(backend.files.vector_store_file_ids(store_id))
     result: dict[str, list[str]] = {}
     folder = out / "files" / name
     for tool, ids in wanted.items():
@@ -188,7 +188,7 @@ def _download_files(backend, state, project, root, out, remote, name, notes) -> 
             if parse_managed_filename(project, filename):
                 filename = filename[len(f"orch-{project}-") + SHA_LEN + 1 :]
             try:
-                content = backend.download_file(file_id)
+                content = backend.files.download_file(file_id)
             except Exception as exc:  # noqa: BLE001 - any refusal is reported, not fatal
                 notes.append(
                     f"{tool} file {file_id} ({filename}) could not be downloaded "

@@ -228,16 +228,7 @@ def plan(
     result = Plan(
         project=project, target=target, remote=state, desired={a.name: a for a in desired}
     )
-    managed: dict[str, list[RemoteAssistant]] = {}
-    for remote in state.assistants:
-        adopted = next((n for n, i in adopt.items() if i == remote.id), None)
-        if remote.managed_by(project):
-            managed.setdefault(remote.metadata[META_NAME], []).append(remote)
-        elif adopted:
-            managed.setdefault(adopted, []).append(remote)
-        else:
-            result.unmanaged.append(remote)
-
+    managed = _claim(result, state, adopt)
     owners = (
         set(managed)
         if not local_assistants
@@ -246,72 +237,79 @@ def plan(
     keep_stale = not prune and any(name not in result.desired for name in owners)
     _plan_files(result, desired, state, keep_stale)
     _plan_stores(result, desired, state, managed, prune, local_assistants)
-
     for assistant in desired:
         if local_assistants:
+            reason = "local definition, sent with each request"
             result.assistants.append(
-                Change(
-                    "unchanged",
-                    "assistant",
-                    assistant.name,
-                    reason="local definition, sent with each request",
-                )
+                Change("unchanged", "assistant", assistant.name, reason=reason)
             )
-            continue
-        found = sorted(managed.get(assistant.name, []), key=lambda r: (r.created_at, r.id))
-        want = desired_fields(assistant, project)
-        if not found:
-            result.assistants.append(Change("create", "assistant", assistant.name))
-            continue
-        keep = next(
-            (r for r in found if r.metadata.get(META_HASH) == want["metadata"][META_HASH]), found[0]
-        )
-        for dup in found:
-            if dup is not keep:
-                result.assistants.append(
-                    Change(
-                        "delete",
-                        "assistant",
-                        assistant.name,
-                        dup.id,
-                        reason=f"duplicate of {keep.id} (two managed objects claimed one name)",
-                    )
-                )
-        have = remote_fields(keep, state, project, assistant)
-        diffs = _diff(have, want)
-        if not diffs:
-            result.assistants.append(Change("unchanged", "assistant", assistant.name, keep.id))
-            continue
-        drift = keep.metadata.get(META_HASH) == want["metadata"][META_HASH]
-        reason = "changed outside orch" if drift else ""
-        if keep.id in adopt.values():
-            reason = "adopting an unmanaged assistant"
-        result.assistants.append(
-            Change(
-                "update", "assistant", assistant.name, keep.id, diffs, drift=drift, reason=reason
-            )
-        )
-
-    declared = {a.name for a in desired}
+        else:
+            found = managed.get(assistant.name, [])
+            result.assistants += _plan_assistant(assistant, found, state, project, adopt)
     for name, remotes in sorted(managed.items()):
-        if name in declared:
-            continue
-        for remote in remotes:
-            if prune:
-                result.assistants.append(
-                    Change("delete", "assistant", name, remote.id, reason="no longer declared")
-                )
-            else:
-                result.assistants.append(
-                    Change(
-                        "unchanged",
-                        "assistant",
-                        name,
-                        remote.id,
-                        reason="no longer declared; --prune deletes it",
-                    )
-                )
+        if name not in result.desired:
+            for remote in remotes:
+                result.assistants.append(_undeclared(name, remote, prune))
     return result
+
+
+def _claim(
+    result: Plan, state: RemoteState, adopt: dict[str, str]
+) -> dict[str, list[RemoteAssistant]]:
+    """Remote assistants by the name orch manages them under; the rest listed as unmanaged."""
+    managed: dict[str, list[RemoteAssistant]] = {}
+    for remote in state.assistants:
+        adopted = next((n for n, i in adopt.items() if i == remote.id), None)
+        if remote.managed_by(result.project):
+            managed.setdefault(remote.metadata[META_NAME], []).append(remote)
+        elif adopted:
+            managed.setdefault(adopted, []).append(remote)
+        else:
+            result.unmanaged.append(remote)
+    return managed
+
+
+def _plan_assistant(
+    assistant: Assistant,
+    found: list[RemoteAssistant],
+    state: RemoteState,
+    project: str,
+    adopt: dict[str, str],
+) -> list[Change]:
+    """Changes for one declared assistant: create, or keep one copy and update it if needed."""
+    want = desired_fields(assistant, project)
+    if not found:
+        return [Change("create", "assistant", assistant.name)]
+    found = sorted(found, key=lambda r: (r.created_at, r.id))
+    digest = want["metadata"][META_HASH]
+    keep = next((r for r in found if r.metadata.get(META_HASH) == digest), found[0])
+    changes = [
+        Change(
+            "delete",
+            "assistant",
+            assistant.name,
+            dup.id,
+            reason=f"duplicate of {keep.id} (two managed objects claimed one name)",
+        )
+        for dup in found
+        if dup is not keep
+    ]
+    diffs = _diff(remote_fields(keep, state, project, assistant), want)
+    if not diffs:
+        return [*changes, Change("unchanged", "assistant", assistant.name, keep.id)]
+    drift = keep.metadata.get(META_HASH) == digest
+    reason = "changed outside orch" if drift else ""
+    if keep.id in adopt.values():
+        reason = "adopting an unmanaged assistant"
+    update = Change("update", "assistant", assistant.name, keep.id, diffs, drift, reason)
+    return [*changes, update]
+
+
+def _undeclared(name: str, remote: RemoteAssistant, prune: bool) -> Change:
+    if prune:
+        return Change("delete", "assistant", name, remote.id, reason="no longer declared")
+    reason = "no longer declared; --prune deletes it"
+    return Change("unchanged", "assistant", name, remote.id, reason=reason)
 
 
 def _plan_files(
@@ -350,68 +348,49 @@ def _plan_stores(
     prune: bool,
     local_assistants: bool = False,
 ) -> None:
+    """One store per assistant with file_search files; others deleted when nobody uses them."""
     by_owner: dict[str, list[RemoteVectorStore]] = {}
     for store in state.vector_stores:
         by_owner.setdefault(store.metadata.get(META_NAME, ""), []).append(store)
-    declared = {a.name: a for a in desired}
     for assistant in desired:
-        files = assistant.files_for("file_search")
         stores = sorted(by_owner.pop(assistant.name, []), key=lambda s: (s.created_at, s.id))
-        if not files:
-            for store in stores:
-                result.stores.append(
-                    Change(
-                        "delete",
-                        "vector_store",
-                        store.name or store.id,
-                        store.id,
-                        reason="no file_search files declared",
-                    )
-                )
-            continue
-        name = store_name(result.project, assistant.name)
-        if not stores:
-            result.stores.append(
-                Change("create", "vector_store", name, reason=f"{len(files)} file(s)")
-            )
-            continue
-        keep, *extra = stores
-        for store in extra:
-            result.stores.append(
-                Change("delete", "vector_store", name, store.id, reason=f"duplicate of {keep.id}")
-            )
-        digest = files_hash(files)
-        # a store holds one file per content, however many declared paths share it
-        healthy = keep.files_total == len({f.sha256 for f in files}) and keep.files_failed == 0
-        if keep.metadata.get(META_HASH) == digest and healthy:
-            result.stores.append(Change("unchanged", "vector_store", name, keep.id))
-        else:
-            drift = keep.metadata.get(META_HASH) == digest
-            result.stores.append(
-                Change(
-                    "update",
-                    "vector_store",
-                    name,
-                    keep.id,
-                    drift=drift,
-                    reason="files changed outside orch" if drift else "declared files changed",
-                )
-            )
+        result.stores += _plan_store(result.project, assistant, stores)
     for owner, stores in sorted(by_owner.items()):
         orphan = prune or (owner not in managed and not local_assistants)
+        if owner in result.desired or not orphan:
+            continue
         for store in stores:
-            if owner in declared:
-                continue
-            if orphan:
-                result.stores.append(
-                    Change(
-                        "delete",
-                        "vector_store",
-                        store.name or store.id,
-                        store.id,
-                        reason="its assistant is gone",
-                    )
-                )
+            label = store.name or store.id
+            reason = "its assistant is gone"
+            result.stores.append(Change("delete", "vector_store", label, store.id, reason=reason))
+
+
+def _plan_store(
+    project: str, assistant: Assistant, stores: list[RemoteVectorStore]
+) -> list[Change]:
+    """Changes for one assistant's vector store (``stores``: the ones it owns, oldest first)."""
+    files = assistant.files_for("file_search")
+    if not files:
+        reason = "no file_search files declared"
+        return [
+            Change("delete", "vector_store", s.name or s.id, s.id, reason=reason) for s in stores
+        ]
+    name = store_name(project, assistant.name)
+    if not stores:
+        return [Change("create", "vector_store", name, reason=f"{len(files)} file(s)")]
+    keep, *extra = stores
+    changes = [
+        Change("delete", "vector_store", name, s.id, reason=f"duplicate of {keep.id}")
+        for s in extra
+    ]
+    digest = files_hash(files)
+    # a store holds one file per content, however many declared paths share it
+    healthy = keep.files_total == len({f.sha256 for f in files}) and keep.files_failed == 0
+    if keep.metadata.get(META_HASH) == digest and healthy:
+        return [*changes, Change("unchanged", "vector_store", name, keep.id)]
+    drift = keep.metadata.get(META_HASH) == digest
+    reason = "files changed outside orch" if drift else "declared files changed"
+    return [*changes, Change("update", "vector_store", name, keep.id, drift=drift, reason=reason)]
 
 
 def assistant_resources(assistant: Assistant, project: str, state: RemoteState) -> dict:

@@ -1,39 +1,41 @@
-"""Backend for servers speaking the Assistants v2 wire protocol (embedded engine, Azure, ...).
+"""Target kind ``assistants``: servers speaking the Assistants v2 wire (Azure, ``orch serve``, …).
 
-Uses the official ``openai`` SDK with ``max_retries=0``; retrying is
-:mod:`orch.targets.retry`'s job.
+Assistants live on the server (:class:`Assistants`, managed by sync). An item's thread is one
+Assistants thread (:class:`AssistantsSession`):
+
+* the first step creates the thread and run together (``threads/runs``), later steps add their
+  message through ``additional_messages`` on the run, so each step is one create request;
+* runs stream over SSE by default; a dropped stream, or ``stream: false``, falls back to polling
+  that honours ``openai-poll-after-ms``;
+* ``requires_action`` calls the function tools' Python handlers and submits the outputs;
+* creates are never blindly repeated: a run create that may have happened is looked up by the
+  nonce in its metadata before it is tried again;
+* code-interpreter images and files are downloaded into the run's folder.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import json
+import uuid
 from typing import Any
 
 import openai
 
-from orch.errors import BackendError, NotFoundError
+# The SDK imports its Assistants resources (and ~1,000 pydantic types) on first use; import them
+# with the rest of orch so that one-time cost is paid at start-up, not by a run's first item.
+import openai.resources.beta.threads.runs.runs  # noqa: F401
+
+from orch.errors import NotFoundError, TransportError
 from orch.targets import retry
-from orch.targets.base import (
-    META_HASH,
-    META_NAME,
-    META_PROJECT,
-    RemoteAssistant,
-    RemoteFile,
-    RemoteState,
-    RemoteVectorStore,
-)
+from orch.targets.base import META_HASH, META_NAME, META_PROJECT, Backend, RemoteAssistant
+from orch.targets.client import open_remote
+from orch.targets.files import PAGE, Files, after_cursor, ignore_missing, pages
+from orch.targets.functions import ToolRequest, call_handlers
+from orch.targets.registry import Connection, TargetKind
+from orch.targets.session import TERMINAL, Session, StepOutcome, Turn, plain
+from orch.targets.stream import StreamReader
 
-PAGE = 100
-
-
-def _plain(value: Any) -> Any:
-    """SDK models → plain JSON data (dropping unset fields)."""
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json", exclude_none=True, by_alias=True)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+WAITING = TERMINAL | {"requires_action"}
 
 
 def remote_assistant(obj: Any) -> RemoteAssistant:
@@ -46,72 +48,36 @@ def remote_assistant(obj: Any) -> RemoteAssistant:
         description=obj.description,
         temperature=obj.temperature,
         top_p=obj.top_p,
-        response_format=_plain(obj.response_format),
-        tools=[_plain(t) for t in obj.tools or []],
-        tool_resources=_plain(obj.tool_resources) or {},
+        response_format=_wire(obj.response_format),
+        tools=[_wire(t) for t in obj.tools or []],
+        tool_resources=_wire(obj.tool_resources) or {},
         metadata=dict(obj.metadata or {}),
         created_at=obj.created_at or 0,
     )
 
 
-class AssistantsBackend:
-    """Assistants v2 over the official SDK. See :class:`orch.backends.base.Backend`."""
+def _wire(value: Any) -> Any:
+    """SDK models as the JSON the server sent (aliases such as ``schema``, unset fields dropped)."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True, by_alias=True)
+    return value
 
-    local_assistants = False
 
-    def __init__(self, client: openai.OpenAI, label: str | None = None, poll_interval: float = 0.2):
-        self.client = client
-        self.label = label or f"assistants @ {client.base_url}"
-        self.poll_interval = poll_interval
+class Assistants:
+    """Server-side assistants. See :class:`orch.targets.base.AssistantStore`."""
+
+    def __init__(self, client: openai.OpenAI, label: str):
         self.beta = client.beta
+        self.label = label
 
-    # -- reads ---------------------------------------------------------------------------------
-
-    def _pages(self, what: str, fetch) -> list[Any]:
-        items: list[Any] = []
-        after = None
-        while True:
-            page = retry.call(what, lambda after=after: fetch(after))
-            items.extend(page.data)
-            if not page.has_more or not page.data:
-                return items
-            after = page.data[-1].id
-
-    def fetch_state(self, project: str) -> RemoteState:
-        """All assistants, purpose=assistants files, and the project's vector stores."""
-        assistants = self._list_assistants()
-        files = self._pages(
-            "list files",
-            lambda after: self.client.files.list(
-                purpose="assistants", limit=10000, order="asc", **_after(after)
-            ),
-        )
-        stores = self._pages(
-            "list vector stores",
-            lambda after: self.client.vector_stores.list(limit=PAGE, order="asc", **_after(after)),
-        )
-        return RemoteState(
-            assistants=assistants,
-            files=[RemoteFile(f.id, f.filename, f.bytes, f.purpose, f.created_at) for f in files],
-            vector_stores=[
-                RemoteVectorStore(
-                    id=s.id,
-                    name=s.name,
-                    metadata=dict(s.metadata or {}),
-                    files_total=s.file_counts.total,
-                    files_failed=s.file_counts.failed,
-                    created_at=s.created_at,
-                )
-                for s in stores
-                if (s.metadata or {}).get(META_PROJECT) == project
-            ],
-        )
-
-    def _list_assistants(self) -> list[RemoteAssistant]:
+    def list_assistants(self) -> list[RemoteAssistant]:
+        """Every assistant; a 404 means the server has no Assistants API: say what to use."""
         try:
-            found = self._pages(
+            found = pages(
                 "list assistants",
-                lambda after: self.beta.assistants.list(limit=PAGE, order="asc", **_after(after)),
+                lambda after: self.beta.assistants.list(
+                    limit=PAGE, order="asc", **after_cursor(after)
+                ),
             )
         except NotFoundError as exc:
             raise NotFoundError(
@@ -121,39 +87,26 @@ class AssistantsBackend:
             ) from exc
         return [remote_assistant(a) for a in found]
 
-    def vector_store_file_ids(self, store_id: str) -> list[str]:
-        """Ids of the files in a vector store (all pages)."""
-        files = self._pages(
-            "list vector store files",
-            lambda after: self.client.vector_stores.files.list(
-                store_id, limit=PAGE, **_after(after)
-            ),
-        )
-        return [f.id for f in files]
-
-    def download_file(self, file_id: str) -> bytes:
-        """A file's bytes."""
-        response = retry.call("download file", lambda: self.client.files.content(file_id))
-        return response.read()
-
-    # -- assistants ----------------------------------------------------------------------------
-
     def create_assistant(self, spec: dict[str, Any]) -> RemoteAssistant:
         """Create; after an ambiguous failure, adopt the assistant if it did get created."""
-        name, digest = spec["metadata"].get(META_NAME), spec["metadata"].get(META_HASH)
-        project = spec["metadata"].get(META_PROJECT)
-        for attempt in range(4):
-            try:
-                return remote_assistant(self.beta.assistants.create(**spec))
-            except openai.OpenAIError as exc:
-                if not retry.is_transient(exc) or attempt == 3:
-                    raise retry.to_backend_error(f"create assistant {name}", exc) from exc
-                time.sleep(retry.retry_delay(exc, attempt))
-                for existing in self.fetch_state(project).assistants:
-                    meta = existing.metadata
-                    if meta.get(META_NAME) == name and meta.get(META_HASH) == digest:
-                        return existing
-        raise AssertionError("unreachable")  # pragma: no cover
+        meta = spec["metadata"]
+
+        def find() -> RemoteAssistant | None:
+            for existing in self.list_assistants():
+                tags = existing.metadata
+                if (
+                    tags.get(META_PROJECT) == meta.get(META_PROJECT)
+                    and tags.get(META_NAME) == meta.get(META_NAME)
+                    and tags.get(META_HASH) == meta.get(META_HASH)
+                ):
+                    return existing
+            return None
+
+        return retry.create_once(
+            f"create assistant {meta.get(META_NAME)}",
+            lambda: remote_assistant(self.beta.assistants.create(**spec)),
+            find,
+        )
 
     def update_assistant(self, assistant_id: str, spec: dict[str, Any]) -> RemoteAssistant:
         """Replace fields; idempotent."""
@@ -165,189 +118,325 @@ class AssistantsBackend:
 
     def delete_assistant(self, assistant_id: str) -> None:
         """Delete; already gone is fine."""
-        _ignore_404(
+        ignore_missing(
             lambda: retry.call(
                 f"delete assistant {assistant_id}",
                 lambda: self.beta.assistants.delete(assistant_id),
             )
         )
 
-    # -- files ---------------------------------------------------------------------------------
 
-    def upload_file(self, path: Path, filename: str) -> RemoteFile:
-        """Upload; a retried upload is found by its (content-addressed) name first."""
-        for attempt in range(4):
-            try:
-                with path.open("rb") as fh:
-                    f = self.client.files.create(file=(filename, fh), purpose="assistants")
-                return RemoteFile(f.id, f.filename, f.bytes, f.purpose, f.created_at)
-            except openai.OpenAIError as exc:
-                if not retry.is_transient(exc) or attempt == 3:
-                    raise retry.to_backend_error(f"upload {path}", exc) from exc
-                time.sleep(retry.retry_delay(exc, attempt))
-                for f in self._pages(
-                    "list files",
-                    lambda after: self.client.files.list(
-                        purpose="assistants", limit=10000, **_after(after)
-                    ),
-                ):
-                    if f.filename == filename and f.bytes == path.stat().st_size:
-                        return RemoteFile(f.id, f.filename, f.bytes, f.purpose, f.created_at)
-        raise AssertionError("unreachable")  # pragma: no cover
+class AssistantsSession(Session):
+    """An item's thread on the Assistants v2 wire."""
 
-    def delete_file(self, file_id: str) -> None:
-        """Delete; already gone is fine."""
-        _ignore_404(
-            lambda: retry.call(f"delete file {file_id}", lambda: self.client.files.delete(file_id))
-        )
+    def __init__(self, client: openai.OpenAI, settings):
+        super().__init__(settings)
+        self.client = client
+        self.beta = client.beta
+        self.seen_steps: list[Any] = []  # run steps and messages seen on the stream
+        self.seen_messages: list[Any] = []
 
-    # -- vector stores -------------------------------------------------------------------------
-
-    def create_vector_store(
-        self, name: str, metadata: dict[str, str], file_ids: list[str]
-    ) -> RemoteVectorStore:
-        """Create an empty store, add the files as one batch, wait until indexed.
-
-        Like assistants, a create that failed ambiguously is looked up (same name and tags)
-        before it is tried again.
-        """
-        for attempt in range(4):
-            try:
-                store = self.client.vector_stores.create(name=name, metadata=metadata)
-                break
-            except openai.OpenAIError as exc:
-                if not retry.is_transient(exc) or attempt == 3:
-                    raise retry.to_backend_error(f"create vector store {name}", exc) from exc
-                time.sleep(retry.retry_delay(exc, attempt))
-                found = [
-                    s
-                    for s in self._pages(
-                        "list vector stores",
-                        lambda after: self.client.vector_stores.list(
-                            limit=PAGE, order="asc", **_after(after)
-                        ),
-                    )
-                    if s.name == name and dict(s.metadata or {}) == metadata
-                ]
-                if found:
-                    store = found[0]
-                    break
-        if file_ids:
-            self._add_files(store.id, name, file_ids)
-        return self._store(store.id)
-
-    def update_vector_store(
-        self,
-        store: RemoteVectorStore,
-        metadata: dict[str, str],
-        add: list[str],
-        remove: list[str],
-    ) -> RemoteVectorStore:
-        """Remove and add files (waiting for indexing), then replace metadata.
-
-        Files whose indexing failed are indexed again, so a failure is reported on every sync
-        rather than hidden behind an "updated".
-        """
-        if store.files_failed:
-            failed = [
-                f.id
-                for f in self._pages(
-                    "list failed vector store files",
-                    lambda after: self.client.vector_stores.files.list(
-                        store.id, filter="failed", limit=PAGE, **_after(after)
-                    ),
-                )
-            ]
-            again = [i for i in failed if i not in remove and i not in add]
-            remove, add = [*remove, *again], [*add, *again]
-        for file_id in remove:
-            _ignore_404(
-                lambda file_id=file_id: retry.call(
-                    "remove file from vector store",
-                    lambda: self.client.vector_stores.files.delete(
-                        file_id, vector_store_id=store.id
-                    ),
-                )
+    def attempt(self, turn: Turn, first: bool) -> StepOutcome:
+        """Start a run (with the step's message on the first attempt) and follow it."""
+        outcome = StepOutcome()
+        self.seen_steps, self.seen_messages = [], []
+        message = None
+        if first:
+            message = {"role": "user", "content": turn.content}
+            if turn.attachments:
+                message["attachments"] = turn.attachments
+        run = self._drive(self._start(turn, message), turn, outcome)
+        outcome.run_id, outcome.status = run.id, run.status
+        if run.usage:
+            outcome.add_usage(
+                prompt_tokens=run.usage.prompt_tokens,
+                completion_tokens=run.usage.completion_tokens,
+                total_tokens=run.usage.total_tokens,
             )
-        if add:
-            self._add_files(store.id, store.name or store.id, add)
-        retry.call(
-            "update vector store",
-            lambda: self.client.vector_stores.update(store.id, metadata=metadata),
-        )
-        return self._store(store.id)
+        if run.last_error:
+            outcome.last_error = {"code": run.last_error.code, "message": run.last_error.message}
+        return outcome
 
-    def delete_vector_store(self, store_id: str) -> None:
-        """Delete; already gone is fine."""
-        _ignore_404(
+    def cancel(self) -> None:
+        """Cancel the run in flight, if any (best effort)."""
+        if not (self.thread_id and self.run_id):
+            return
+        try:
+            self.beta.threads.runs.cancel(self.run_id, thread_id=self.thread_id)
+        except openai.OpenAIError:
+            pass
+
+    # -- starting runs -------------------------------------------------------------------------
+
+    def _start(self, turn: Turn, message: dict | None):
+        """Create the run (and the thread on the first step); returns a stream or a Run.
+
+        A stream is read up to its run's creation before it is returned: a stream that breaks
+        earlier is a create whose outcome is unknown, handled like any failed create.
+        """
+        nonce = uuid.uuid4().hex
+        options: dict[str, Any] = {
+            "assistant_id": turn.assistant_id,
+            "metadata": {"orch_nonce": nonce},
+        }
+        if turn.instructions is not None:
+            options["instructions"] = turn.instructions
+        self.run_id = None  # the previous step's run is over; the new one is not known yet
+
+        def create():
+            self.check()
+            started = self._create(turn, message, options)
+            return StreamReader.prime(started, _is_run_event) if self.settings.stream else started
+
+        return retry.create_once(
+            "start run",
+            create,
+            lambda: self._find_run(nonce),
+            attempts=self.settings.attempts,
+            sleep=self.pause,
+        )
+
+    def _create(self, turn: Turn, message: dict | None, options: dict[str, Any]):
+        stream, timeout = self.settings.stream, self.remaining()
+        if self.thread_id is None:
+            thread = {"messages": [message]} if message else {}
+            if turn.additional_instructions:
+                # create-and-run has no additional_instructions: fold them in
+                base = (
+                    turn.instructions
+                    if turn.instructions is not None
+                    else turn.assistant.instructions or ""
+                )
+                options = {**options, "instructions": f"{base}\n\n{turn.additional_instructions}"}
+            return self.beta.threads.create_and_run(
+                thread=thread, stream=stream, timeout=timeout, **options
+            )
+        extra: dict[str, Any] = {"additional_messages": [message]} if message else {}
+        if turn.additional_instructions:
+            extra["additional_instructions"] = turn.additional_instructions
+        return self.beta.threads.runs.create(
+            self.thread_id, stream=stream, timeout=timeout, **options, **extra
+        )
+
+    def _find_run(self, nonce: str):
+        """The run a failed create may have made (by its metadata nonce), or None."""
+        if self.thread_id is None:
+            return None  # create-and-run: a thread we never heard of is harmless
+        page = retry.call(
+            "list runs",
+            lambda: self.beta.threads.runs.list(self.thread_id, limit=10, order="desc"),
+            attempts=self.settings.attempts,
+        )
+        for run in page.data:
+            if (run.metadata or {}).get("orch_nonce") == nonce:
+                return run
+        return None
+
+    # -- driving runs --------------------------------------------------------------------------
+
+    def _drive(self, source, turn: Turn, outcome: StepOutcome):
+        """Follow a run to a terminal status, answering requires_action; returns the Run."""
+        run = None
+        while True:
+            if isinstance(source, StreamReader):
+                run = self._consume(source) or run
+            else:
+                run = source
+                self.thread_id, self.run_id = run.thread_id, run.id
+            if run is None or run.status not in WAITING:
+                run = self._poll(run)  # polling, or the stream ended early
+            if run.status != "requires_action":
+                return run
+            source = self._answer(run, turn, outcome)
+
+    def _consume(self, stream: StreamReader):
+        """Read a run's events; None when the stream broke after the run was created."""
+        run = None
+        try:
+            for event in stream.events(self.check):
+                kind = event.event
+                if kind == "thread.created":
+                    self.thread_id = event.data.id
+                elif kind == "thread.run.step.completed":
+                    self.seen_steps.append(event.data)
+                elif _is_run_event(kind):
+                    run = event.data
+                    self.thread_id, self.run_id = run.thread_id, run.id
+                elif kind == "thread.message.completed":
+                    self.seen_messages.append(event.data)
+        except openai.APIError as exc:
+            if not retry.is_transient(exc) or self.run_id is None:
+                raise retry.to_backend_error("stream run", exc) from exc
+            return None  # dropped mid-stream: the caller polls the run
+        return run
+
+    def _poll(self, run):
+        if run is None and self.run_id is None:
+            raise TransportError("the run's stream ended before the run was created")
+        run_id = run.id if run is not None else self.run_id
+        attempt = 0
+        while True:
+            self.check()
+            raw = retry.call(
+                "retrieve run",
+                lambda: self.beta.threads.runs.with_raw_response.retrieve(
+                    run_id, thread_id=self.thread_id
+                ),
+                attempts=self.settings.attempts,
+            )
+            run = raw.parse()
+            if run.status in WAITING:
+                return run
+            hint = raw.headers.get("openai-poll-after-ms")
+            delay = float(hint) / 1000 if hint else min(1.0, 0.05 * 2**attempt)
+            attempt += 1
+            self.pause(delay)
+
+    def _answer(self, run, turn: Turn, outcome: StepOutcome):
+        """Call the handlers for a requires_action run and submit their outputs."""
+        calls = [
+            ToolRequest(c.id, c.function.name, c.function.arguments)
+            for c in run.required_action.submit_tool_outputs.tool_calls
+        ]
+        settings = self.settings
+        outputs = [
+            {"tool_call_id": call_id, "output": output}
+            for call_id, output in call_handlers(
+                calls, turn.assistant, settings.handler_pool, settings.root, outcome.tool_calls
+            )
+        ]
+        try:
+            submitted = self.beta.threads.runs.submit_tool_outputs(
+                run.id,
+                thread_id=self.thread_id,
+                tool_outputs=outputs,
+                stream=settings.stream,
+                timeout=self.remaining(),
+            )
+        except openai.OpenAIError as exc:
+            if not retry.is_transient(exc):
+                raise retry.to_backend_error("submit tool outputs", exc) from exc
+            # outputs may or may not have landed: polling tells, never resubmit blindly
+            return self._poll(run)
+        return StreamReader(submitted) if settings.stream else submitted
+
+    # -- results -------------------------------------------------------------------------------
+
+    def finish(self, outcome: StepOutcome) -> None:
+        """Messages and run steps of the final run → text, tool calls, citations, files."""
+        messages, steps = self._final_messages_and_steps(outcome.run_id)
+        texts = []
+        for message in messages:
+            for part in message.content:
+                if part.type == "text":
+                    texts.append(_answer_text(part.text, outcome))
+                elif part.type == "image_file":
+                    outcome.files.append(self._download(part.image_file.file_id))
+            outcome.messages.append(plain(message))
+        outcome.output = "\n\n".join(texts)
+        for step in steps:
+            if step.step_details.type == "tool_calls":
+                for call in step.step_details.tool_calls:
+                    self._record_call(call, outcome)
+
+    def _final_messages_and_steps(self, run_id: str | None) -> tuple[list, list]:
+        steps = [s for s in self.seen_steps if s.run_id == run_id]
+        messages = [m for m in self.seen_messages if m.run_id == run_id]
+        if messages or not run_id:
+            return messages, steps
+        attempts = self.settings.attempts
+        page = retry.call(
+            "list messages",
+            lambda: self.beta.threads.messages.list(
+                self.thread_id, run_id=run_id, order="asc", limit=100
+            ),
+            attempts=attempts,
+        )
+        listed = retry.call(
+            "list run steps",
+            lambda: self.beta.threads.runs.steps.list(
+                run_id, thread_id=self.thread_id, order="asc", limit=100
+            ),
+            attempts=attempts,
+        )
+        return list(page.data), list(listed.data)
+
+    def _record_call(self, call: Any, outcome: StepOutcome) -> None:
+        record = _tool_call_record(call)
+        if call.type == "code_interpreter":
+            for out in call.code_interpreter.outputs or []:
+                if out.type == "image":
+                    path = self._download(out.image.file_id)
+                    record.setdefault("files", []).append(path)
+                    if path not in outcome.files:
+                        outcome.files.append(path)
+        for existing in outcome.tool_calls:
+            if existing["id"] == record["id"]:  # a function call the handlers already recorded
+                existing.setdefault("output", record.get("output"))
+                return
+        outcome.tool_calls.append(record)
+
+    def _download(self, file_id: str) -> str:
+        return self.download(
+            f"{file_id}.png",
             lambda: retry.call(
-                f"delete vector store {store_id}",
-                lambda: self.client.vector_stores.delete(store_id),
-            )
+                f"download {file_id}",
+                lambda: self.client.files.content(file_id),
+                attempts=self.settings.attempts,
+            ).read(),
         )
 
-    def _store(self, store_id: str) -> RemoteVectorStore:
-        s = retry.call(
-            "retrieve vector store", lambda: self.client.vector_stores.retrieve(store_id)
-        )
-        return RemoteVectorStore(
-            id=s.id,
-            name=s.name,
-            metadata=dict(s.metadata or {}),
-            files_total=s.file_counts.total,
-            files_failed=s.file_counts.failed,
-            created_at=s.created_at,
-        )
 
-    def _add_files(
-        self, store_id: str, name: str, file_ids: list[str], timeout: float = 600.0
-    ) -> None:
-        batch = retry.call(
-            f"index files into {name}",
-            lambda: self.client.vector_stores.file_batches.create(store_id, file_ids=file_ids),
-        )
-        deadline = time.monotonic() + timeout
-        batch_id = batch.id
-        polls = 0
-        while batch.status == "in_progress":
-            if time.monotonic() > deadline:
-                raise BackendError(f"indexing files into vector store {name} timed out")
-            # small batches finish fast: start polling quickly, back off to poll_interval
-            time.sleep(min(self.poll_interval, 0.01 * 2**polls))
-            polls += 1
-            batch = retry.call(
-                "poll file batch",
-                lambda: self.client.vector_stores.file_batches.retrieve(
-                    batch_id, vector_store_id=store_id
-                ),
-            )
-        if batch.status != "completed" or batch.file_counts.failed:
-            failed = self._pages(
-                "list failed files",
-                lambda after: self.client.vector_stores.file_batches.list_files(
-                    batch_id, vector_store_id=store_id, filter="failed", limit=PAGE, **_after(after)
-                ),
-            )
-            detail = "; ".join(
-                f"{f.id}: {f.last_error.message if f.last_error else 'failed'}" for f in failed
-            )
-            outcome = (
-                f"failed for {batch.file_counts.failed} file(s)"
-                if batch.status == "completed"
-                else batch.status
-            )
-            raise BackendError(
-                f"indexing files into vector store {name} {outcome}"
-                f"{': ' + detail if detail else ''}"
-            )
+def _is_run_event(kind: str) -> bool:
+    """``thread.run.*`` events carry the Run itself (``thread.run.step.*`` carry steps)."""
+    return kind.startswith("thread.run.") and not kind.startswith("thread.run.step.")
 
 
-def _after(after: str | None) -> dict[str, str]:
-    return {"after": after} if after else {}
+def _answer_text(text: Any, outcome: StepOutcome) -> str:
+    """A message's text with its citations recorded on ``outcome`` and their markers removed.
+
+    Citation markers (【0:0†file】) are not part of the answer: stripping them keeps JSON
+    replies JSON; the annotations keep them.
+    """
+    value = text.value
+    for note in text.annotations or []:
+        outcome.citations.append(plain(note))
+        if getattr(note, "text", None):
+            value = value.replace(note.text, "")
+    return value.strip()
 
 
-def _ignore_404(func) -> None:
-    try:
-        func()
-    except NotFoundError:
-        pass
+def _tool_call_record(call: Any) -> dict[str, Any]:
+    if call.type == "function":
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except ValueError:
+            arguments = call.function.arguments
+        return {
+            "id": call.id,
+            "type": "function",
+            "name": call.function.name,
+            "arguments": arguments,
+            "output": call.function.output,
+        }
+    if call.type == "code_interpreter":
+        return {
+            "id": call.id,
+            "type": "code_interpreter",
+            "name": "code_interpreter",
+            "input": call.code_interpreter.input,
+            "outputs": [plain(o) for o in call.code_interpreter.outputs or []],
+        }
+    return {"id": call.id, "type": call.type, "name": call.type}
+
+
+def _backend(conn: Connection) -> Backend:
+    return Backend(conn.label, Files(conn.client), Assistants(conn.client, conn.label))
+
+
+KIND = TargetKind(
+    name="assistants",
+    open=open_remote,
+    backend=_backend,
+    session=lambda conn, settings: AssistantsSession(conn.client, settings),
+)

@@ -1,13 +1,18 @@
-"""The Backend protocol: what sync needs from a server, whatever API it speaks.
+"""The seam between orch and a server: what sync and runs need, whatever API the server speaks.
 
-A backend turns a few coarse operations into wire calls. It never decides *what* to do — that is
-:func:`orch.sync.plan`'s job — and it does its own retrying of transient failures (429, 5xx,
-dropped connections), honouring ``retry-after``/``retry-after-ms``. Reads and idempotent writes
-(update, delete) are retried; creates are not blindly repeated: a create that may have happened
-is looked up before it is tried again.
+Three contracts, each implemented once per target kind (see :mod:`orch.targets.registry`):
 
-Every failure reaches the caller as an :class:`orch.errors.BackendError` subclass with one clear
-line of text.
+* :class:`FileStore`: uploaded files and vector stores (every kind that has them);
+* :class:`AssistantStore`: server-side assistants (Assistants v2 servers; the Responses API
+  keeps assistants local, so that kind has none);
+* :class:`orch.targets.session.Session`: one pipeline item's conversation.
+
+Implementations never decide *what* to do (that is :func:`orch.sync.plan`'s job) and do their
+own retrying of transient failures (429, 5xx, dropped connections), honouring
+``retry-after``/``retry-after-ms``. Reads and idempotent writes are retried; creates are not
+blindly repeated: a create that may have happened is looked up before it is tried again.
+Every failure reaches the caller as an :class:`orch.errors.BackendError` subclass with one
+clear line of text.
 """
 
 from __future__ import annotations
@@ -76,24 +81,70 @@ class RemoteState:
     vector_stores: list[RemoteVectorStore] = field(default_factory=list)
 
 
-class Backend(Protocol):
-    """A server orch can sync assistants to: ``AssistantsBackend``, ``ResponsesBackend``."""
+class FileStore(Protocol):
+    """Files and vector stores on a target."""
 
-    #: a short label for messages, e.g. ``assistants @ http://127.0.0.1:8000/v1``
-    label: str
-    #: True when assistants exist only in the YAML and are sent with each request (Responses)
-    local_assistants: bool
+    def list_files(self, purpose: str | None = "assistants") -> list[RemoteFile]:
+        """Every file (of ``purpose``; all purposes with None), all pages."""
+        ...
 
-    def fetch_state(self, project: str) -> RemoteState:
-        """Return all assistants, the project's managed files and vector stores.
-
-        Must page through every list (O(pages) requests). Files are limited to purpose
-        ``assistants``; vector stores to those tagged ``orch_project == project``.
-        """
+    def list_vector_stores(self, project: str) -> list[RemoteVectorStore]:
+        """The vector stores tagged ``orch_project == project``, all pages."""
         ...
 
     def vector_store_file_ids(self, store_id: str) -> list[str]:
         """Ids of the files in a vector store (all pages)."""
+        ...
+
+    def upload_file(self, path: Path, filename: str, purpose: str = "assistants") -> RemoteFile:
+        """Upload ``path`` as ``filename``; a retried upload is first looked up by name."""
+        ...
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file; a 404 counts as done."""
+        ...
+
+    def download_file(self, file_id: str) -> bytes:
+        """Return a file's content."""
+        ...
+
+    def create_vector_store(
+        self,
+        name: str,
+        metadata: dict[str, str],
+        file_ids: list[str],
+        expires_after: dict | None = None,
+    ) -> RemoteVectorStore:
+        """Create a vector store holding ``file_ids`` and wait until they are indexed.
+
+        Raises BackendError naming the files whose indexing failed.
+        """
+        ...
+
+    def add_files(self, store_id: str, label: str, file_ids: list[str]) -> None:
+        """Add files to a vector store as one batch and wait until they are indexed."""
+        ...
+
+    def update_vector_store(
+        self,
+        store: RemoteVectorStore,
+        metadata: dict[str, str],
+        add: list[str],
+        remove: list[str],
+    ) -> RemoteVectorStore:
+        """Add and remove files (waiting for indexing) and replace the metadata."""
+        ...
+
+    def delete_vector_store(self, store_id: str) -> None:
+        """Delete a vector store; a 404 counts as done."""
+        ...
+
+
+class AssistantStore(Protocol):
+    """Server-side assistants."""
+
+    def list_assistants(self) -> list[RemoteAssistant]:
+        """Every assistant on the server, managed or not (all pages)."""
         ...
 
     def create_assistant(self, spec: dict[str, Any]) -> RemoteAssistant:
@@ -112,37 +163,29 @@ class Backend(Protocol):
         """Delete an assistant; a 404 counts as done."""
         ...
 
-    def upload_file(self, path: Path, filename: str) -> RemoteFile:
-        """Upload ``path`` as ``filename`` with purpose ``assistants``."""
-        ...
 
-    def delete_file(self, file_id: str) -> None:
-        """Delete a file; a 404 counts as done."""
-        ...
+@dataclass
+class Backend:
+    """What sync needs from one target: its files, and its assistants where it keeps them."""
 
-    def create_vector_store(
-        self, name: str, metadata: dict[str, str], file_ids: list[str]
-    ) -> RemoteVectorStore:
-        """Create a vector store holding ``file_ids`` and wait until they are indexed.
+    #: a short label for messages, e.g. ``target 'azure' (https://…/v1)``
+    label: str
+    files: FileStore
+    #: None when assistants exist only in the YAML and are sent with each request (Responses)
+    assistants: AssistantStore | None = None
 
-        Raises BackendError naming the files whose indexing failed.
+    @property
+    def local_assistants(self) -> bool:
+        """Whether this target keeps no assistants of its own."""
+        return self.assistants is None
+
+    def fetch_state(self, project: str) -> RemoteState:
+        """All assistants, the assistants-purpose files and the project's vector stores.
+
+        Costs one list request per page of each kind of object.
         """
-        ...
-
-    def update_vector_store(
-        self,
-        store: RemoteVectorStore,
-        metadata: dict[str, str],
-        add: list[str],
-        remove: list[str],
-    ) -> RemoteVectorStore:
-        """Add and remove files (waiting for indexing) and replace the metadata."""
-        ...
-
-    def delete_vector_store(self, store_id: str) -> None:
-        """Delete a vector store; a 404 counts as done."""
-        ...
-
-    def download_file(self, file_id: str) -> bytes:
-        """Return a file's content (used by ``orch import``)."""
-        ...
+        return RemoteState(
+            assistants=self.assistants.list_assistants() if self.assistants else [],
+            files=self.files.list_files(),
+            vector_stores=self.files.list_vector_stores(project),
+        )

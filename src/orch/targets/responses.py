@@ -4,10 +4,10 @@ That is OpenAI since 2026-08-26, Open-Responses servers (vLLM, Ollama, LM Studio
 Llama Stack) and the embedded engine.
 
 Assistants stay in the YAML and are sent with every request (instructions, model, tools,
-temperature/top_p, ``text.format``); nothing remote is created for them. Sync manages only their
-files and vector stores (:class:`ResponsesBackend`). A pipeline item's thread maps to a
-conversation — or, on servers without conversations, to the full item history sent with each
-request — and the function-call loop runs client-side (:class:`ResponsesSession`).
+temperature/top_p, ``text.format``); nothing remote is created for them: the kind's backend has
+no assistant store, so sync manages only their files and vector stores. A pipeline item's thread
+maps to a conversation — or, on servers without conversations, to the full item history sent
+with each request — and the function-call loop runs client-side (:class:`ResponsesSession`).
 
 Capabilities (``targets.<name>.capabilities`` in orch.yml): ``conversations`` (default true),
 ``hosted_tools`` (file_search / code_interpreter; default true), ``streaming`` (default true).
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,33 +26,16 @@ import openai
 from orch.errors import BackendError, UsageError
 from orch.project.model import Assistant
 from orch.targets import retry
-from orch.targets.assistants import AssistantsBackend
-from orch.targets.base import RemoteAssistant
-from orch.targets.session import (
-    ItemTimeout,
-    Session,
-    StepOutcome,
-    Stopped,
-    ToolRequest,
-    Turn,
-    call_handlers,
-)
+from orch.targets.base import Backend
+from orch.targets.client import open_remote
+from orch.targets.files import Files
+from orch.targets.functions import ToolRequest, call_handlers
+from orch.targets.registry import TargetKind
+from orch.targets.session import Session, SessionSettings, StepOutcome, Turn, plain
+from orch.targets.stream import StreamReader
 
 DONE = {"completed", "failed", "incomplete", "cancelled"}
-
-
-class ResponsesBackend(AssistantsBackend):
-    """Files and vector stores through the same endpoints; assistants are local definitions."""
-
-    local_assistants = True
-
-    def _list_assistants(self) -> list[RemoteAssistant]:
-        return []
-
-    def _refuse(self, *_args, **_kwargs):
-        raise UsageError("a Responses API target keeps assistants local: nothing to create")
-
-    create_assistant = update_assistant = delete_assistant = _refuse
+DONE_EVENTS = {"response.completed", "response.failed", "response.incomplete"}
 
 
 def text_format(response_format: Any) -> dict | None:
@@ -116,85 +98,67 @@ def request_tools(
 
 
 class ResponsesSession(Session):
-    """One item's conversation over the Responses API; same contract as ``Conversation``."""
+    """One item's conversation over the Responses API."""
 
-    def __init__(
-        self,
-        client: openai.OpenAI,
-        *,
-        resources: dict[str, dict] | None = None,
-        capabilities: dict | None = None,
-        label: str = "orch",
-        **common: Any,
-    ):
-        super().__init__(client, **common)
-        caps = {
-            "conversations": True,
-            "hosted_tools": True,
-            "streaming": True,
-            **(capabilities or {}),
-        }
-        self.stream = self.stream and caps["streaming"]
-        self.resources = resources or {}
+    def __init__(self, client: openai.OpenAI, settings: SessionSettings, capabilities: dict):
+        super().__init__(settings)
+        self.client = client
+        caps = {"conversations": True, "hosted_tools": True, "streaming": True, **capabilities}
+        self.stream = settings.stream and caps["streaming"]
         self.use_conversations = caps["conversations"]
         self.hosted = caps["hosted_tools"]
-        self.label = label
         self.history: list[Any] = []  # without conversations: every item so far
         self.item_stores: list[str] = []
         self.item_files: list[str] = []
 
-    # -- public --------------------------------------------------------------------------------
-
     def step(self, turn: Turn) -> StepOutcome:
-        """Send the step's message, answer function calls until the model stops asking."""
+        """Put attachments in place and open the conversation, then run the step."""
         self._attach(turn.attachments)
         if self.use_conversations and self.thread_id is None:
             conv = retry.call(
                 "create conversation",
-                lambda: self.client.conversations.create(metadata={"orch": self.label}),
+                lambda: self.client.conversations.create(metadata={"orch": self.settings.label}),
                 idempotent=False,
             )
             self.thread_id = conv.id
-        for attempt in range(self.retries + 1):
-            outcome = StepOutcome(attempts=attempt + 1)
-            inputs: list[Any] = [] if attempt else [self._user_message(turn)]
-            response = None
-            for _round in range(32):  # bound on function-call round trips
-                response = self._create(turn, inputs)
-                self.run_id = response.id
-                self._collect(response, outcome)
-                calls = [
-                    ToolRequest(o.call_id, o.name, o.arguments)
-                    for o in response.output
-                    if o.type == "function_call"
-                ]
-                if response.status != "completed" or not calls:
-                    break
-                outputs = call_handlers(calls, turn.assistant, self.pool, self.root, outcome)
-                inputs = [
-                    {"type": "function_call_output", "call_id": call_id, "output": out}
-                    for call_id, out in outputs
-                ]
-            outcome.run_id, outcome.status = response.id, response.status
-            if response.error:
-                outcome.last_error = {
-                    "code": response.error.code,
-                    "message": response.error.message,
-                }
-            elif response.status == "incomplete" and response.incomplete_details:
-                outcome.last_error = {
-                    "code": "incomplete",
-                    "message": str(response.incomplete_details.reason),
-                }
-            retryable = response.error and response.error.code in (
-                "server_error",
-                "rate_limit_exceeded",
+        return super().step(turn)
+
+    def attempt(self, turn: Turn, first: bool) -> StepOutcome:
+        """Send the step's message, answer function calls until the model stops asking."""
+        outcome = StepOutcome()
+        inputs: list[Any] = [self._user_message(turn)] if first else []
+        response = None
+        for _round in range(32):  # bound on function-call round trips
+            response = self._create(turn, inputs)
+            self.run_id = response.id
+            self._collect(response, outcome)
+            calls = [
+                ToolRequest(o.call_id, o.name, o.arguments)
+                for o in response.output
+                if o.type == "function_call"
+            ]
+            if response.status != "completed" or not calls:
+                break
+            outputs = call_handlers(
+                calls,
+                turn.assistant,
+                self.settings.handler_pool,
+                self.settings.root,
+                outcome.tool_calls,
             )
-            if response.status == "failed" and retryable and attempt < self.retries:
-                self._pause(min(2.0, 0.25 * 2**attempt))
-                continue
-            return outcome
-        raise AssertionError("unreachable")  # pragma: no cover
+            inputs = [
+                {"type": "function_call_output", "call_id": call_id, "output": out}
+                for call_id, out in outputs
+            ]
+        outcome.run_id, outcome.status = response.id, response.status
+        if response.error:
+            outcome.last_error = {"code": response.error.code, "message": response.error.message}
+        elif response.status == "incomplete" and response.incomplete_details:
+            outcome.last_error = {
+                "code": "incomplete",
+                "message": str(response.incomplete_details.reason),
+            }
+        return outcome
 
     def cancel(self) -> None:
         """Responses run to completion server-side; nothing to cancel for foreground requests."""
@@ -206,23 +170,13 @@ class ResponsesSession(Session):
         for part in turn.content:
             if part["type"] == "text":
                 parts.append({"type": "input_text", "text": part["text"]})
-            elif part["type"] == "image_url":
-                image = part["image_url"]
+            elif part["type"] in ("image_url", "image_file"):
+                image = part[part["type"]]
+                source = {"image_url": image["url"]} if "url" in image else {}
+                if "file_id" in image:
+                    source = {"file_id": image["file_id"]}
                 parts.append(
-                    {
-                        "type": "input_image",
-                        "image_url": image["url"],
-                        "detail": image.get("detail", "auto"),
-                    }
-                )
-            elif part["type"] == "image_file":
-                image = part["image_file"]
-                parts.append(
-                    {
-                        "type": "input_image",
-                        "file_id": image["file_id"],
-                        "detail": image.get("detail", "auto"),
-                    }
+                    {"type": "input_image", **source, "detail": image.get("detail", "auto")}
                 )
         return {"role": "user", "content": parts}
 
@@ -232,29 +186,28 @@ class ResponsesSession(Session):
         It has no message attachments: file_search files go into the item's vector store,
         code-interpreter files into the container.
         """
-        search = [
-            a["file_id"] for a in attachments if any(t["type"] == "file_search" for t in a["tools"])
-        ]
-        self.item_files += [
-            a["file_id"]
-            for a in attachments
-            if any(t["type"] == "code_interpreter" for t in a["tools"])
-        ]
+
+        def using(tool: str) -> list[str]:
+            return [a["file_id"] for a in attachments if any(t["type"] == tool for t in a["tools"])]
+
+        self.item_files += using("code_interpreter")
+        search = using("file_search")
         if not search:
             return
+        files = Files(self.client)
         if not self.item_stores:
             store = retry.call(
                 "create vector store",
                 lambda: self.client.vector_stores.create(
-                    name=f"{self.label}-item", expires_after={"anchor": "last_active_at", "days": 1}
+                    name=f"{self.settings.label}-item",
+                    expires_after={"anchor": "last_active_at", "days": 1},
                 ),
                 idempotent=False,
             )
             self.item_stores.append(store.id)
-        backend = AssistantsBackend(self.client)
-        backend._add_files(self.item_stores[0], "the item's vector store", search)
+        files.add_files(self.item_stores[0], "the item's vector store", search)
 
-    def _create(self, turn: Turn, inputs: list[Any]):
+    def _params(self, turn: Turn, inputs: list[Any]) -> dict[str, Any]:
         assistant = turn.assistant
         instructions = (
             turn.instructions if turn.instructions is not None else assistant.instructions
@@ -265,7 +218,7 @@ class ResponsesSession(Session):
             "model": assistant.model,
             "tools": request_tools(
                 assistant,
-                self.resources.get(assistant.name, {}),
+                self.settings.resources.get(assistant.name, {}),
                 self.item_stores,
                 self.item_files,
                 self.hosted,
@@ -285,49 +238,45 @@ class ResponsesSession(Session):
             params["input"] = inputs
         else:
             params["input"] = [*self.history, *inputs]
-        for attempt in range(self.attempts):
-            if self.stop.is_set():
-                raise Stopped()
+        return params
+
+    def _create(self, turn: Turn, inputs: list[Any]):
+        params = self._params(turn, inputs)
+        attempts = self.settings.attempts
+        for attempt in range(attempts):
+            self.check()
             try:
                 if self.stream:
-                    response = self._consume(
-                        self.client.responses.create(stream=True, timeout=self._timeout(), **params)
+                    created = self.client.responses.create(
+                        stream=True, timeout=self.remaining(), **params
                     )
+                    response = self._consume(StreamReader(created))
                 else:
-                    response = self.client.responses.create(timeout=self._timeout(), **params)
+                    response = self.client.responses.create(timeout=self.remaining(), **params)
                 break
             except openai.OpenAIError as exc:
                 # a lost answer may still have appended to the conversation: only retry what
                 # surely did not reach the server (429, connection refused) or carries no state
                 safe = isinstance(exc, openai.RateLimitError) or not self.use_conversations
-                if not (retry.is_transient(exc) and safe) or attempt + 1 == self.attempts:
+                if not (retry.is_transient(exc) and safe) or attempt + 1 == attempts:
                     raise retry.to_backend_error("create response", exc) from exc
-                self._pause(retry.retry_delay(exc, attempt))
+                self.pause(retry.retry_delay(exc, attempt))
         if not self.use_conversations:
             self.history += [*inputs, *[_as_input(o) for o in response.output]]
         return response
 
-    def _consume(self, stream):
+    def _consume(self, stream: StreamReader):
         final = None
         response_id = None
         try:
-            for event in stream:
-                kind = event.type
-                if kind == "response.created":
+            for event in stream.events(self.check):
+                if event.type == "response.created":
                     response_id = event.response.id
-                elif kind in ("response.completed", "response.failed", "response.incomplete"):
+                elif event.type in DONE_EVENTS:
                     final = event.response
-                elif kind == "error":
-                    raise BackendError(f"stream error: {getattr(event, 'message', event)}")
-                if time.monotonic() > self.deadline:
-                    raise ItemTimeout()
-                if self.stop.is_set():
-                    raise Stopped()
         except openai.APIError as exc:
             if not retry.is_transient(exc) or response_id is None:
                 raise
-        finally:
-            stream.close()
         if final is not None:
             return final
         if response_id is None:
@@ -343,9 +292,8 @@ class ResponsesSession(Session):
             )
             if response.status in DONE:
                 return response
-            if time.monotonic() > self.deadline:
-                raise ItemTimeout()
-            self._pause(delay)
+            self.check()
+            self.pause(delay)
             delay = min(delay * 2, 1.0)
 
     # -- results -------------------------------------------------------------------------------
@@ -354,34 +302,11 @@ class ResponsesSession(Session):
         texts = []
         for item in response.output:
             if item.type == "message":
-                for part in item.content:
-                    if part.type != "output_text":
-                        continue
-                    texts.append(part.text)
-                    for note in part.annotations or []:
-                        outcome.citations.append(note.model_dump(mode="json", exclude_none=True))
-                        if note.type == "container_file_citation":
-                            path = self._download(
-                                note.container_id, note.file_id, getattr(note, "filename", "") or ""
-                            )
-                            if path not in outcome.files:
-                                outcome.files.append(path)
+                texts += [
+                    self._output_text(p, outcome) for p in item.content if p.type == "output_text"
+                ]
             elif item.type == "code_interpreter_call":
-                outputs = [o.model_dump(mode="json", exclude_none=True) for o in item.outputs or []]
-                record = {
-                    "id": item.id,
-                    "type": "code_interpreter",
-                    "name": "code_interpreter",
-                    "input": item.code,
-                    "outputs": outputs,
-                }
-                for out in item.outputs or []:
-                    url = getattr(out, "url", None)
-                    if out.type == "image" and url and url.startswith("data:"):
-                        path = self._save_data_url(item.id, url)
-                        record.setdefault("files", []).append(path)
-                        outcome.files.append(path)
-                outcome.tool_calls.append(record)
+                outcome.tool_calls.append(self._code_call(item, outcome))
             elif item.type == "file_search_call":
                 outcome.tool_calls.append(
                     {
@@ -393,36 +318,50 @@ class ResponsesSession(Session):
                 )
         if texts:
             outcome.output = "\n\n".join(t for t in [outcome.output, *texts] if t)
-        usage = response.usage
-        if usage:
-            for key, value in (
-                ("prompt_tokens", usage.input_tokens),
-                ("completion_tokens", usage.output_tokens),
-                ("total_tokens", usage.total_tokens),
-            ):
-                outcome.usage[key] = outcome.usage.get(key, 0) + (value or 0)
-
-    def _download(self, container_id: str, file_id: str, filename: str) -> str:
-        self.files_dir.mkdir(parents=True, exist_ok=True)
-        suffix = Path(filename).suffix or ".bin"
-        target = self.files_dir / f"{file_id}{suffix}"
-        if not target.exists():
-            content = retry.call(
-                f"download {file_id}",
-                lambda: self.client.containers.files.content.retrieve(
-                    file_id, container_id=container_id
-                ),
+        if response.usage:
+            usage = response.usage
+            outcome.add_usage(
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
             )
-            target.write_bytes(content.read())
-        return str(target)
 
-    def _save_data_url(self, name: str, url: str) -> str:
-        header, _, data = url.partition(",")
-        suffix = ".png" if "png" in header else ".bin"
-        self.files_dir.mkdir(parents=True, exist_ok=True)
-        target = self.files_dir / f"{name}{suffix}"
-        target.write_bytes(base64.b64decode(data) if ";base64" in header else data.encode())
-        return str(target)
+    def _output_text(self, part: Any, outcome: StepOutcome) -> str:
+        for note in part.annotations or []:
+            outcome.citations.append(plain(note))
+            if note.type == "container_file_citation":
+                suffix = Path(getattr(note, "filename", "") or "").suffix or ".bin"
+                path = self.download(
+                    f"{note.file_id}{suffix}",
+                    lambda note=note: retry.call(
+                        f"download {note.file_id}",
+                        lambda: self.client.containers.files.content.retrieve(
+                            note.file_id, container_id=note.container_id
+                        ),
+                    ).read(),
+                )
+                if path not in outcome.files:
+                    outcome.files.append(path)
+        return part.text
+
+    def _code_call(self, item: Any, outcome: StepOutcome) -> dict:
+        record = {
+            "id": item.id,
+            "type": "code_interpreter",
+            "name": "code_interpreter",
+            "input": item.code,
+            "outputs": [plain(o) for o in item.outputs or []],
+        }
+        for out in item.outputs or []:
+            url = getattr(out, "url", None)
+            if out.type == "image" and url and url.startswith("data:"):
+                header, _, data = url.partition(",")
+                suffix = ".png" if "png" in header else ".bin"
+                raw = base64.b64decode(data) if ";base64" in header else data.encode()
+                path = self.download(f"{item.id}{suffix}", lambda raw=raw: raw)
+                record.setdefault("files", []).append(path)
+                outcome.files.append(path)
+        return record
 
 
 def _as_input(item: Any) -> dict:
@@ -431,3 +370,14 @@ def _as_input(item: Any) -> dict:
     if data.get("type") == "message":
         data.pop("status", None)
     return json.loads(json.dumps(data))
+
+
+KIND = TargetKind(
+    name="responses",
+    open=open_remote,
+    # assistants stay local: only files and vector stores are synced
+    backend=lambda conn: Backend(conn.label, Files(conn.client)),
+    session=lambda conn, settings: ResponsesSession(
+        conn.client, settings, conn.target.option("capabilities") or {}
+    ),
+)

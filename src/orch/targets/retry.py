@@ -81,6 +81,33 @@ def call(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def create_once(
+    what: str,
+    create: Callable[[], T],
+    find: Callable[[], T | None],
+    *,
+    attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run a non-idempotent ``create``; after an ambiguous failure, ``find`` it before retrying.
+
+    A transient failure may hide a create that happened (the answer was lost), so before each
+    new attempt ``find()`` looks for the object (by a name, tags or a nonce the create carried);
+    what it returns is adopted instead of creating a second one.
+    """
+    for attempt in range(attempts):
+        try:
+            return create()
+        except openai.OpenAIError as exc:
+            if not is_transient(exc) or attempt + 1 == attempts:
+                raise to_backend_error(what, exc) from exc
+            sleep(retry_delay(exc, attempt))
+            found = find()
+            if found is not None:
+                return found
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def to_backend_error(what: str, exc: BaseException) -> BackendError:
     """One line a user can act on, classified for the caller."""
     if isinstance(exc, openai.APITimeoutError):

@@ -1,0 +1,88 @@
+"""Before a run's first item: the assistants it needs, synced (or checked) on the target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orch import sync
+from orch.errors import UsageError
+from orch.project.model import Pipeline, Project
+from orch.targets.base import META_NAME
+from orch.targets.registry import Connection
+
+
+@dataclass
+class Prepared:
+    """Remote ids of the needed assistants, and the files/stores their hosted tools use."""
+
+    ids: dict[str, str]
+    resources: dict[str, dict]
+
+
+def needed_assistants(project: Project, pipeline: Pipeline) -> list[str]:
+    """Names of the assistants a pipeline talks to: its own, its steps', its graders'."""
+    names = {pipeline.assistant}
+    for step in pipeline.steps:
+        if step.assistant:
+            names.add(step.assistant)
+        for a in step.expect:
+            if a.kind == "llm_rubric":
+                grader = a.value.get("grader") if isinstance(a.value, dict) else None
+                names.add(grader or project.grader)
+    return sorted(n for n in names if n)
+
+
+def prepare(
+    project: Project, conn: Connection, needed: list[str], allow_sync: bool, echo: Callable
+) -> Prepared:
+    """Sync the assistants in ``needed`` (or, without ``allow_sync``, refuse when out of sync)."""
+    _check_hosted_tools(project, conn, needed)
+    backend = conn.backend()
+    state = backend.fetch_state(project.name)
+    result = sync.plan(
+        project.name,
+        conn.label,
+        [project.assistant(n) for n in needed],
+        state,
+        local_assistants=backend.local_assistants,
+    )
+    result.assistants = [c for c in result.assistants if c.name in needed]
+    result.files = [c for c in result.files if c.action == "create"]
+    result.stores = [c for c in result.stores if c.action in ("create", "update")]
+    if result.changes:
+        if not allow_sync:
+            names = ", ".join(
+                sorted({c.name for c in result.assistants if c.action != "unchanged"})
+            )
+            raise UsageError(
+                f"assistants not in sync on {conn.label}: {names or 'files'}; "
+                "run `orch sync` first (or drop --no-sync)"
+            )
+        writes = sync.apply(result, backend, project.root)
+        echo(
+            f"Synced {writes} change{'s' if writes != 1 else ''} for "
+            f"{', '.join(needed)} on {conn.label}."
+        )
+        state = backend.fetch_state(project.name)
+    ids: dict[str, str] = {}
+    for remote in state.assistants:
+        if remote.managed_by(project.name):
+            ids.setdefault(remote.metadata[META_NAME], remote.id)
+    resources = {
+        n: sync.assistant_resources(project.assistant(n), project.name, state) for n in needed
+    }
+    return Prepared(ids, resources)
+
+
+def _check_hosted_tools(project: Project, conn: Connection, needed: list[str]) -> None:
+    capabilities = conn.target.option("capabilities") or {}
+    if capabilities.get("hosted_tools") is not False:
+        return
+    for name in needed:
+        hosted = [t.type for t in project.assistant(name).tools if not t.function]
+        if hosted:
+            raise UsageError(
+                f"assistant {name!r} uses {', '.join(hosted)}, which target "
+                f"{conn.target.name!r} does not support (capabilities.hosted_tools: false)"
+            )

@@ -1,0 +1,104 @@
+"""Target kinds: the one place that says what a ``kind:`` in orch.yml means.
+
+A kind is a module holding a :data:`KIND` (:class:`TargetKind`): how to open a connection, the
+sync backend, and the item session for runs. Sync, runs and validation ask this registry and
+never switch on a kind's name. Adding a kind is one module plus one line in :data:`KINDS`.
+Modules are imported on first use, so commands that never talk to a target stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from orch.errors import UsageError
+
+if TYPE_CHECKING:  # annotations only: the registry imports no kind module up front
+    from orch.project.model import Project, Target
+    from orch.targets.base import Backend
+    from orch.targets.session import Session, SessionSettings
+
+#: kind name → module defining ``KIND``
+KINDS: dict[str, str] = {
+    "engine": "orch.targets.engine",
+    "assistants": "orch.targets.assistants",
+    "responses": "orch.targets.responses",
+}
+
+_registered: dict[str, TargetKind] = {}
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening a target yields: a client for its API, a label for messages, a handle."""
+
+    client: Any
+    label: str
+    #: the embedded engine's handle when the connection started one
+    engine: Any = None
+
+
+@dataclass
+class Connection:
+    """An open target: its kind, client and label; makes backends and sessions for it."""
+
+    target: Target
+    kind: TargetKind
+    client: Any
+    label: str
+    engine: Any = None
+
+    def backend(self) -> Backend:
+        """The sync backend for this target."""
+        return self.kind.backend(self)
+
+    def session(self, settings: SessionSettings) -> Session:
+        """A new session for one pipeline item."""
+        return self.kind.session(self, settings)
+
+    @property
+    def rehearsal(self) -> bool:
+        """Whether replies come from the scripted model, not an AI."""
+        return self.kind.rehearsal(self.target)
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    """What one ``kind:`` means. Every callable receives the open :class:`Connection`."""
+
+    name: str
+    #: ``open(project, target, environ, quiet, timeout)``: a context manager yielding Opened
+    open: Callable[[Project, Target, dict[str, str], bool, float], AbstractContextManager[Opened]]
+    backend: Callable[[Connection], Backend]
+    session: Callable[[Connection, SessionSettings], Session]
+    rehearsal: Callable[[Target], bool] = lambda target: False
+
+
+def names() -> list[str]:
+    """Every kind a target may have: the built-in ones first, then any registered later."""
+    return [*KINDS, *(name for name in _registered if name not in KINDS)]
+
+
+def get(name: str) -> TargetKind:
+    """The kind called ``name``; UsageError (with a suggestion) when there is none."""
+    if name in _registered:
+        return _registered[name]
+    if name not in KINDS:
+        close = difflib.get_close_matches(name, names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(names())})"
+        raise UsageError(f"unknown target kind {name!r}{hint}")
+    return importlib.import_module(KINDS[name]).KIND
+
+
+def register(kind: TargetKind) -> None:
+    """Add (or replace) a kind at run time: plugins and test doubles."""
+    _registered[kind.name] = kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind added with :func:`register`."""
+    _registered.pop(name, None)
