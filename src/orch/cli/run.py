@@ -23,6 +23,19 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., object])
 
 
+def run_settings(target, concurrency, poll: bool, no_sync: bool, **more) -> RunOptions:
+    """The runner's options from the flags `orch run` and `orch retry` share."""
+    from orch.run.runner import RunOptions
+
+    return RunOptions(
+        target=target,
+        concurrency=concurrency,
+        stream=False if poll else None,
+        sync=not no_sync,
+        **more,
+    )
+
+
 def run_options(func: F) -> F:
     """Add the options shared by `orch run` and `orch retry`."""
     func = json_option("Print the summary as JSON on stdout (no progress).")(func)
@@ -83,18 +96,17 @@ def run(
       orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
       orch run --resume 20261121-220512-3fa2c1
     """
-    from orch.run.runner import RunOptions
 
     if pipeline is None and not resume:
         raise click.UsageError("name a pipeline (or --resume RUN_ID)")
-    settings = RunOptions(
-        target=target,
+    settings = run_settings(
+        target,
+        concurrency,
+        poll,
+        no_sync,
         vars=parse_vars(list(vars_)),
         items_limit=items_limit,
-        concurrency=concurrency,
         resume=resume,
-        stream=False if poll else None,
-        sync=not no_sync,
     )
     return run_pipeline(project_dir, pipeline, settings, quiet, as_json)
 
@@ -112,16 +124,8 @@ def retry(project_dir, target, run_id, concurrency, poll, no_sync, quiet, as_jso
     Example:
       orch retry 20261121-220512-3fa2c1
     """
-    from orch.run.runner import RunOptions
 
-    settings = RunOptions(
-        target=target,
-        concurrency=concurrency,
-        resume=run_id,
-        retry_failed=True,
-        stream=False if poll else None,
-        sync=not no_sync,
-    )
+    settings = run_settings(target, concurrency, poll, no_sync, resume=run_id, retry_failed=True)
     return run_pipeline(project_dir, None, settings, quiet, as_json)
 
 

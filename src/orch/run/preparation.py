@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from orch import sync
 from orch.errors import UsageError
 from orch.project.model import Pipeline, Project
+from orch.sync.workflow import additions_for
 from orch.targets.base import META_NAME
 from orch.targets.registry import Connection
 
@@ -47,9 +48,7 @@ def prepare(
         state,
         local_assistants=backend.local_assistants,
     )
-    result.assistants = [c for c in result.assistants if c.name in needed]
-    result.files = [c for c in result.files if c.action == "create"]
-    result.stores = [c for c in result.stores if c.action in ("create", "update")]
+    additions_for(result, set(needed))
     if result.changes:
         if not allow_sync:
             names = ", ".join(

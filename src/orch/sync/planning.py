@@ -147,23 +147,14 @@ def desired_fields(assistant: Assistant, project: str) -> dict[str, Any]:
         )
     if assistant.files_for("file_search"):
         resources["file_search"] = files_hash(assistant.files_for("file_search"))
-    return {
-        "name": assistant.name,
-        "model": assistant.model,
-        "instructions": assistant.instructions or "",
-        "description": assistant.description or "",
-        "temperature": 1.0 if assistant.temperature is None else float(assistant.temperature),
-        "top_p": 1.0 if assistant.top_p is None else float(assistant.top_p),
-        "response_format": _default_format(assistant.response_format),
-        "tools": [_norm_tool(t.wire(), t.wire()) for t in assistant.tools],
-        "tool_resources": resources,
-        "metadata": {
-            **dict(assistant.metadata),
-            META_PROJECT: project,
-            META_NAME: assistant.name,
-            META_HASH: assistant.fingerprint(),
-        },
+    metadata = {
+        **dict(assistant.metadata),
+        META_PROJECT: project,
+        META_NAME: assistant.name,
+        META_HASH: assistant.fingerprint(),
     }
+    tools = [_norm_tool(t.wire(), t.wire()) for t in assistant.tools]
+    return _comparable(assistant, tools, resources, metadata)
 
 
 def remote_fields(
@@ -190,17 +181,24 @@ def remote_fields(
         if match and match.get("type") != tool.get("type"):
             match = None
         tools.append(_norm_tool(tool, match))
+    return _comparable(remote, tools, resources, dict(remote.metadata))
+
+
+def _comparable(
+    source: Assistant | RemoteAssistant, tools: list, resources: dict, metadata: dict
+) -> dict[str, Any]:
+    """The compared fields, with the defaults servers fill in made explicit on both sides."""
     return {
-        "name": remote.name or "",
-        "model": remote.model,
-        "instructions": remote.instructions or "",
-        "description": remote.description or "",
-        "temperature": 1.0 if remote.temperature is None else float(remote.temperature),
-        "top_p": 1.0 if remote.top_p is None else float(remote.top_p),
-        "response_format": _default_format(remote.response_format),
+        "name": source.name or "",
+        "model": source.model,
+        "instructions": source.instructions or "",
+        "description": source.description or "",
+        "temperature": 1.0 if source.temperature is None else float(source.temperature),
+        "top_p": 1.0 if source.top_p is None else float(source.top_p),
+        "response_format": _default_format(source.response_format),
         "tools": tools,
         "tool_resources": resources,
-        "metadata": dict(remote.metadata),
+        "metadata": metadata,
     }
 
 

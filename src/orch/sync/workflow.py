@@ -49,9 +49,16 @@ def adopt(
     """
     chosen = [a for name, a in project.assistants if name in ids]
     result = plan(project.name, label, chosen, state, adopt=ids)
-    result.assistants = [c for c in result.assistants if c.name in ids]
-    # Only the adopted assistants were planned, so every other file and store looks stale:
-    # adopting only adds, the next sync decides about the rest.
+    return apply(additions_for(result, set(ids)), backend, project.root)
+
+
+def additions_for(result: Plan, names: set[str]) -> Plan:
+    """Narrow ``result`` (in place) to the assistants ``names`` and what they need added.
+
+    Used where only some assistants were planned (a run's, just-imported ones): every other
+    file and store then looks stale, so nothing is deleted; the next full sync decides.
+    """
+    result.assistants = [c for c in result.assistants if c.name in names]
     result.files = [c for c in result.files if c.action == "create"]
     result.stores = [c for c in result.stores if c.action in ("create", "update")]
-    return apply(result, backend, project.root)
+    return result
