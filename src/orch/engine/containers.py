@@ -29,7 +29,6 @@ class Containers:
         """Store a running container, copying the given uploaded files into it."""
         now = int(time.time())
         container = new_object(
-            "cntr",
             "container",
             created_at=now,
             name=name,

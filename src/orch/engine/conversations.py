@@ -18,11 +18,7 @@ class Conversations:
         self, items: list[dict[str, Any]], metadata: dict[str, str] | None
     ) -> dict[str, Any]:
         """Store a conversation with its first items."""
-        conversation = new_object(
-            "conv",
-            "conversation",
-            metadata=metadata or {},
-        )
+        conversation = new_object("conversation", metadata=metadata or {})
         self.store.insert("conversation", conversation)
         self.append(conversation["id"], items)
         return conversation

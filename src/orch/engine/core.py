@@ -11,6 +11,7 @@ from typing import Any
 from orch.engine.containers import Containers
 from orch.engine.conversations import Conversations
 from orch.engine.files import Files
+from orch.engine.messages import Messages
 from orch.engine.models import create_model
 from orch.engine.models.base import Model
 from orch.engine.responding import ResponseExecutor
@@ -82,6 +83,7 @@ class Engine:
         self.vectors = VectorStores(self.store)
         self.containers = Containers(self.store)
         self.conversations = Conversations(self.store)
+        self.messages = Messages(self.store, self.vectors)
         self.runs = RunExecutor(
             self.store, self.model, self.vectors, self.files, config.run_expiry_seconds
         )

@@ -102,8 +102,7 @@ class ResponseExecutor(TurnExecutor):
         containers: Containers,
         conversations: Conversations,
     ):
-        super().__init__(store, model)
-        self.vectors = vectors
+        super().__init__(store, model, vectors)
         self.conversations = conversations
         self.output = OutputWriter(store, containers, self.channels)
 
@@ -159,11 +158,6 @@ class ResponseExecutor(TurnExecutor):
         search_tools = [t for t in response["tools"] if t["type"] == "file_search"]
         store_ids = [vs for t in search_tools for vs in t["vector_store_ids"]]
         cap = min((t.get("max_num_results") or 50 for t in search_tools), default=50)
-        vectors = self.vectors
-
-        async def search(query: str, limit: int) -> list:
-            return await vectors.search(store_ids, query, min(limit, cap))
-
         return TurnContext(
             run=run_view(response),
             assistant=assistant,
@@ -171,7 +165,7 @@ class ResponseExecutor(TurnExecutor):
             user_text=inputs.user_text,
             tool_outputs=inputs.tool_outputs,
             state=state,
-            search=search,
+            search=self._searcher(store_ids, cap),
             load_file=self.store.get_blob,
             rounds_in_messages=True,
         )

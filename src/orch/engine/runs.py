@@ -57,8 +57,7 @@ class RunExecutor(TurnExecutor):
         files: Files,
         expiry_seconds: float,
     ):
-        super().__init__(store, model)
-        self.vectors = vectors
+        super().__init__(store, model, vectors)
         self.expiry_seconds = expiry_seconds
         self.active: dict[str, str] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -111,7 +110,6 @@ class RunExecutor(TurnExecutor):
         if tools is None:
             tools = assistant.get("tools") or []
         run: dict[str, Any] = new_object(
-            "run",
             "thread.run",
             created_at=int(now),
             assistant_id=assistant["id"],
@@ -186,11 +184,6 @@ class RunExecutor(TurnExecutor):
         user_text = next((message_text(m) for m in reversed(messages) if m["role"] == "user"), "")
         thread = store.get("thread", run["thread_id"]) or {}
         store_ids = searched_stores(assistant, thread)
-        vectors = self.vectors
-
-        async def search(query: str, limit: int) -> list:
-            return await vectors.search(store_ids, query, limit)
-
         return TurnContext(
             run=run,
             assistant=assistant,
@@ -198,7 +191,7 @@ class RunExecutor(TurnExecutor):
             user_text=user_text,
             tool_outputs=run.get("_tool_outputs") or [],
             state=run.get("_model_state") or {},
-            search=search,
+            search=self._searcher(store_ids),
             load_file=lambda file_id: store.get_blob(file_id),
         )
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from orch.engine.files import Files
+from orch.engine.messages import new_message
 from orch.engine.models.base import Citation, CodeCall, SearchCall, Turn
 from orch.engine.retrieval import result_entry
 from orch.engine.sse import Channels, encode_event, pieces
@@ -77,7 +78,6 @@ class StepWriter:
     def open_step(self, run: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
         """Store an in-progress step of the run and announce it."""
         step = new_object(
-            "step",
             "thread.run.step",
             created_at=_now(),
             run_id=run["id"],
@@ -224,43 +224,34 @@ class StepWriter:
         ``incomplete`` (over ``max_completion_tokens``) cuts the text and ends the message
         ``incomplete``.
         """
-        msg_id = new_id("msg")
+        msg = new_message(
+            run["thread_id"],
+            "assistant",
+            [],
+            assistant_id=run["assistant_id"],
+            run_id=run["id"],
+            metadata={"orch_model": self.model_name},
+            done=False,
+        )
         step = self.open_step(
             run,
             "message_creation",
-            {"type": "message_creation", "message_creation": {"message_id": msg_id}},
+            {"type": "message_creation", "message_creation": {"message_id": msg["id"]}},
         )
-        msg = self._open_message(run, msg_id)
+        self._open_message(run, msg)
         text = turn.text or ""
         if incomplete and run.get("max_completion_tokens"):
             text = text[: max(1, run["max_completion_tokens"]) * 4]
         annotations = _annotations(turn.citations, len(text))
-        content = self._stream_content(run["id"], msg_id, image_id, text, annotations)
+        content = self._stream_content(run["id"], msg["id"], image_id, text, annotations)
         self._close_message(run, msg, content, incomplete)
         self.close_step(run, step, turn.usage)
 
-    def _open_message(self, run: dict[str, Any], msg_id: str) -> dict[str, Any]:
-        msg: dict[str, Any] = {
-            "id": msg_id,
-            "object": "thread.message",
-            "created_at": _now(),
-            "assistant_id": run["assistant_id"],
-            "thread_id": run["thread_id"],
-            "run_id": run["id"],
-            "role": "assistant",
-            "content": [],
-            "attachments": [],
-            "metadata": {"orch_model": self.model_name},
-            "status": "in_progress",
-            "completed_at": None,
-            "incomplete_at": None,
-            "incomplete_details": None,
-        }
+    def _open_message(self, run: dict[str, Any], msg: dict[str, Any]) -> None:
         self.store.insert("message", msg, parent=run["thread_id"])
-        run["_open"].append(["message", msg_id])
+        run["_open"].append(["message", msg["id"]])
         self.emit(run["id"], "thread.message.created", msg)
         self.emit(run["id"], "thread.message.in_progress", msg)
-        return msg
 
     def _stream_content(
         self,

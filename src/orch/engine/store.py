@@ -47,15 +47,28 @@ def new_id(prefix: str) -> str:
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
-def new_object(
-    prefix: str, kind: str, created_at: int | None = None, **fields: Any
-) -> dict[str, Any]:
-    """A new API object: ``id``, ``object`` and ``created_at`` (default: now), then ``fields``.
+#: The id prefix of each kind of API object (``"object"``) the engine creates.
+ID_PREFIXES = {
+    "assistant": "asst",
+    "thread": "thread",
+    "thread.message": "msg",
+    "thread.run": "run",
+    "thread.run.step": "step",
+    "vector_store": "vs",
+    "vector_store.files_batch": "vsfb",
+    "container": "cntr",
+    "conversation": "conv",
+    "response": "resp",
+}
+
+
+def new_object(kind: str, created_at: int | None = None, **fields: Any) -> dict[str, Any]:
+    """A new API object of ``kind``: ``id``, ``object``, ``created_at`` (default: now), ``fields``.
 
     The keys keep this order, OpenAI's, on the wire.
     """
     created = int(time.time()) if created_at is None else created_at
-    return {"id": new_id(prefix), "object": kind, "created_at": created, **fields}
+    return {"id": new_id(ID_PREFIXES[kind]), "object": kind, "created_at": created, **fields}
 
 
 def child_key(parent_id: str, child_id: str) -> str:

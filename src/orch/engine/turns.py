@@ -12,11 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from orch.engine.models.base import CodeCall, Model, ModelError, SearchCall, Turn, TurnContext
+from orch.engine.models.base import (
+    CodeCall,
+    Model,
+    ModelError,
+    SearchCall,
+    SearchHit,
+    Turn,
+    TurnContext,
+)
 from orch.engine.sse import Channels
 from orch.engine.store import Store
+from orch.engine.vectors import VectorStores
 
 log = logging.getLogger("orch.engine")
 
@@ -36,9 +46,10 @@ class TurnExecutor(ABC):
     #: Statuses :meth:`recover` hands to :meth:`_resume` after a restart.
     unfinished: ClassVar[tuple[str, ...]]
 
-    def __init__(self, store: Store, model: Model):
+    def __init__(self, store: Store, model: Model, vectors: VectorStores):
         self.store = store
         self.model = model
+        self.vectors = vectors
         self.live: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.channels = Channels()
@@ -123,6 +134,17 @@ class TurnExecutor(ABC):
     @abstractmethod
     async def _context(self, obj: dict[str, Any]) -> TurnContext:
         """What the model reads for this turn."""
+
+    def _searcher(
+        self, store_ids: list[str], cap: int | None = None
+    ) -> Callable[[str, int], Awaitable[list[SearchHit]]]:
+        """The turn's file_search: over these vector stores, at most ``cap`` hits if given."""
+        vectors = self.vectors
+
+        async def search(query: str, limit: int) -> list[SearchHit]:
+            return await vectors.search(store_ids, query, limit if cap is None else min(limit, cap))
+
+        return search
 
     @abstractmethod
     def _count_usage(self, obj: dict[str, Any], turn: Turn) -> bool:

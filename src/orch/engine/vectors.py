@@ -33,7 +33,6 @@ class VectorStores:
         """Store a new, empty vector store."""
         now = int(time.time())
         vs = new_object(
-            "vs",
             "vector_store",
             created_at=now,
             name=name or "",

@@ -12,6 +12,7 @@ def all_routes() -> list[Route]:
         containers,
         conversations,
         files,
+        messages,
         responses,
         runs,
         threads,
@@ -23,6 +24,7 @@ def all_routes() -> list[Route]:
         *assistants.ROUTES,
         *runs.ROUTES,  # before threads: "/threads/runs" must win over "/threads/{thread_id}"
         *threads.ROUTES,
+        *messages.ROUTES,
         *vector_stores.ROUTES,
         *responses.ROUTES,
         *conversations.ROUTES,

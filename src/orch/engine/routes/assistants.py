@@ -8,16 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orch.engine import params as p
-from orch.engine.routes.common import (
-    deleter,
-    engine_of,
-    finder,
-    object_response,
-    page_response,
-    retriever,
-    routes,
-)
-from orch.engine.routes.resources import resolve_tool_resources
+from orch.engine.routes.common import engine_of, object_response, routes
+from orch.engine.routes.resources import deleter, finder, page_response, retriever
+from orch.engine.routes.tool_resources import resolve_tool_resources
 from orch.engine.store import new_object
 
 FIELDS = frozenset(
@@ -71,7 +64,6 @@ async def create(request: Request) -> Response:
     body = await p.read_json(request)
     fields = _fields(request, body, creating=True)
     assistant = new_object(
-        "asst",
         "assistant",
         name=None,
         description=None,

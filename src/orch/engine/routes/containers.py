@@ -7,17 +7,9 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.errors import missing_parameter, not_found
-from orch.engine.routes.common import (
-    check_stored,
-    deleter,
-    engine_of,
-    finder,
-    list_response,
-    object_response,
-    retriever,
-    routes,
-)
+from orch.engine.routes.common import engine_of, object_response, routes
 from orch.engine.routes.files import download, parse_multipart
+from orch.engine.routes.resources import check_stored, deleter, finder, list_response, retriever
 from orch.engine.store import child_key
 
 CONTAINER_FIELDS = frozenset(

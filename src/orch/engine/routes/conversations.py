@@ -10,16 +10,8 @@ from starlette.responses import Response
 from orch.engine import params as p
 from orch.engine.errors import bad_request
 from orch.engine.items import check_unique, normalize_item
-from orch.engine.routes.common import (
-    deleter,
-    engine_of,
-    finder,
-    json_response,
-    list_response,
-    object_response,
-    retriever,
-    routes,
-)
+from orch.engine.routes.common import engine_of, json_response, object_response, routes
+from orch.engine.routes.resources import deleter, finder, list_response, retriever
 
 MAX_ITEMS = 20
 

@@ -10,15 +10,8 @@ from starlette.responses import Response
 
 from orch.engine.errors import ApiError, bad_request, invalid_choice, missing_parameter
 from orch.engine.params import list_body
-from orch.engine.routes.common import (
-    deleter,
-    engine_of,
-    finder,
-    json_response,
-    object_response,
-    retriever,
-    routes,
-)
+from orch.engine.routes.common import engine_of, json_response, object_response, routes
+from orch.engine.routes.resources import deleter, finder, retriever
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 _DISPOSITION = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

@@ -12,16 +12,8 @@ from orch.engine.core import Engine
 from orch.engine.errors import ApiError, bad_request, invalid_choice, missing_parameter, not_found
 from orch.engine.items import check_calls_answered, check_unique, normalize_input
 from orch.engine.responding import TERMINAL, input_items
-from orch.engine.routes.common import (
-    check_stored,
-    deleted,
-    engine_of,
-    event_stream,
-    list_response,
-    object_response,
-    retriever,
-    routes,
-)
+from orch.engine.routes.common import deleted, engine_of, event_stream, object_response, routes
+from orch.engine.routes.resources import check_stored, list_response, retriever
 from orch.engine.store import new_object
 
 RESPONSE_FIELDS = frozenset(
@@ -240,7 +232,6 @@ def build_response(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     sampling = p.sampling(body)
     p.field(body, "stream", bool)
     return new_object(
-        "resp",
         "response",
         status="queued" if background else "in_progress",
         background=background,

@@ -12,17 +12,15 @@ from orch.engine import params as p
 from orch.engine.core import Engine
 from orch.engine.errors import bad_request, invalid_choice, invalid_type, not_found
 from orch.engine.routes.common import (
-    View,
     engine_of,
     event_stream,
-    finder,
     json_response,
     object_response,
-    page_response,
     routes,
 )
-from orch.engine.routes.resources import resolve_tool_resources
-from orch.engine.routes.threads import add_message, create_thread, find_thread, validate_message
+from orch.engine.routes.resources import View, finder, page_response
+from orch.engine.routes.threads import create_thread, find_thread, validate_message
+from orch.engine.routes.tool_resources import resolve_tool_resources
 from orch.engine.sse import encode_event
 from orch.engine.store import public
 
@@ -103,7 +101,7 @@ async def create(request: Request) -> Response:
     ]
     engine.runs.check_idle(thread["id"])
     for spec in specs:
-        add_message(engine, thread, spec)
+        engine.messages.add(thread, spec)
     run = engine.runs.create(thread["id"], assistant, params)
     if body.get("stream"):
         return event_stream(engine.runs, run["id"], lambda: engine.runs.start(run))

@@ -1,8 +1,7 @@
-"""``/v1/threads`` and ``/v1/threads/{id}/messages``."""
+"""``/v1/threads``, and the message bodies threads, messages and runs are created with."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -11,18 +10,9 @@ from starlette.responses import Response
 from orch.engine import params as p
 from orch.engine.core import Engine
 from orch.engine.errors import ApiError, bad_request, invalid_type, missing_parameter
-from orch.engine.routes.common import (
-    check_stored,
-    deleted,
-    deleter,
-    engine_of,
-    finder,
-    object_response,
-    page_response,
-    retriever,
-    routes,
-)
-from orch.engine.routes.resources import resolve_tool_resources
+from orch.engine.routes.common import deleted, engine_of, object_response, routes
+from orch.engine.routes.resources import check_stored, finder, retriever
+from orch.engine.routes.tool_resources import resolve_tool_resources
 from orch.engine.store import Store, new_object
 
 THREAD_FIELDS = frozenset({"messages", "tool_resources", "metadata"})
@@ -120,55 +110,6 @@ def _nested_metadata(body: dict[str, Any], prefix: str) -> dict[str, str] | None
         raise
 
 
-def add_message(
-    engine: Engine, thread: dict[str, Any], spec: dict[str, Any], run_id: str | None = None
-) -> dict[str, Any]:
-    """Store a validated message on a thread; attachments join the thread's tool resources."""
-    now = int(time.time())
-    msg = new_object(
-        "msg",
-        "thread.message",
-        created_at=now,
-        assistant_id=None,
-        thread_id=thread["id"],
-        run_id=run_id,
-        role=spec["role"],
-        content=spec["content"],
-        attachments=spec["attachments"],
-        metadata=spec["metadata"],
-        status="completed",
-        completed_at=now,
-        incomplete_at=None,
-        incomplete_details=None,
-    )
-    if spec["attachments"]:
-        _attach(engine, thread, spec["attachments"])
-    return engine.store.insert("message", msg, parent=thread["id"])
-
-
-def _attach(engine: Engine, thread: dict[str, Any], attachments: list[dict[str, Any]]) -> None:
-    """Attachments for file_search go to the thread's vector store (created on first use)."""
-    resources = thread.setdefault("tool_resources", {}) or {}
-    thread["tool_resources"] = resources
-    changed = False
-    for att in attachments:
-        kinds = {t["type"] for t in att["tools"]}
-        if "file_search" in kinds:
-            fs = resources.setdefault("file_search", {"vector_store_ids": []})
-            if not fs.get("vector_store_ids"):
-                vs = engine.vectors.create(f"thread {thread['id']} attachments", None, None)
-                fs["vector_store_ids"] = [vs["id"]]
-                changed = True
-            engine.vectors.add_file(fs["vector_store_ids"][0], att["file_id"])
-        if "code_interpreter" in kinds:
-            ci = resources.setdefault("code_interpreter", {"file_ids": []})
-            if att["file_id"] not in ci.setdefault("file_ids", []):
-                ci["file_ids"].append(att["file_id"])
-                changed = True
-    if changed:
-        engine.store.put(thread)
-
-
 def create_thread(engine: Engine, body: dict[str, Any], param: str = "") -> dict[str, Any]:
     """Validate and store a thread with its initial messages."""
     prefix = f"{param}." if param else ""
@@ -178,23 +119,15 @@ def create_thread(engine: Engine, body: dict[str, Any], param: str = "") -> dict
         validate_message(engine.store, m, f"{prefix}messages[{i}]") for i, m in enumerate(messages)
     ]
     resources = resolve_tool_resources(engine, p.tool_resources(body), prefix + "tool_resources")
-    thread = new_object(
-        "thread",
-        "thread",
-        metadata=p.metadata(body) or {},
-        tool_resources=resources or {},
-    )
+    thread = new_object("thread", metadata=p.metadata(body) or {}, tool_resources=resources or {})
     engine.store.insert("thread", thread)
     for spec in specs:
-        add_message(engine, thread, spec)
+        engine.messages.add(thread, spec)
     return thread
 
 
 find_thread = finder("thread", "thread_id")
-find_message = finder("message", "message_id", within=find_thread)
 retrieve = retriever(find_thread)
-retrieve_message = retriever(find_message)
-delete_message = deleter(find_message, "thread.message")
 
 
 async def create(request: Request) -> Response:
@@ -227,45 +160,9 @@ async def delete(request: Request) -> Response:
     return deleted(thread["id"], "thread")
 
 
-async def create_message(request: Request) -> Response:
-    """POST /v1/threads/{thread_id}/messages."""
-    engine = engine_of(request)
-    thread = find_thread(request)
-    spec = validate_message(engine.store, await p.read_json(request))
-    active = engine.runs.active_run(thread["id"])
-    if active is not None:
-        raise bad_request(f"Can't add messages to {thread['id']} while a run {active} is active.")
-    return object_response(add_message(engine, thread, spec))
-
-
-async def list_messages(request: Request) -> Response:
-    """GET /v1/threads/{thread_id}/messages (``run_id``: only the messages of that run)."""
-    thread = find_thread(request)
-    run_id = request.query_params.get("run_id")
-    return page_response(
-        request, "message", thread["id"], where=lambda: {"run_id": run_id} if run_id else None
-    )
-
-
-async def update_message(request: Request) -> Response:
-    """POST /v1/threads/{thread_id}/messages/{message_id}."""
-    msg = find_message(request)
-    body = await p.read_json(request)
-    p.check_keys(body, frozenset({"metadata"}))
-    if "metadata" in body:
-        msg["metadata"] = p.metadata(body) or {}
-    return object_response(engine_of(request).store.put(msg))
-
-
 ROUTES = routes(
     {
         "/threads": {"POST": create},
         "/threads/{thread_id}": {"GET": retrieve, "POST": update, "DELETE": delete},
-        "/threads/{thread_id}/messages": {"POST": create_message, "GET": list_messages},
-        "/threads/{thread_id}/messages/{message_id}": {
-            "GET": retrieve_message,
-            "POST": update_message,
-            "DELETE": delete_message,
-        },
     }
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 from orch.engine.core import Engine
 from orch.engine.errors import bad_request
-from orch.engine.routes.common import check_stored
+from orch.engine.routes.resources import check_stored
 
 
 def resolve_tool_resources(

@@ -18,16 +18,8 @@ from orch.engine.errors import (
     missing_parameter,
     not_found,
 )
-from orch.engine.routes.common import (
-    deleter,
-    engine_of,
-    finder,
-    json_response,
-    object_response,
-    page_response,
-    retriever,
-    routes,
-)
+from orch.engine.routes.common import engine_of, json_response, object_response, routes
+from orch.engine.routes.resources import deleter, finder, page_response, retriever
 from orch.engine.store import child_key, new_object, public
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
@@ -253,7 +245,6 @@ async def create_batch(request: Request) -> Response:
         raise missing_parameter("file_ids")
     _check_files(engine, [e[0] for e in entries], "file_ids")
     batch = new_object(
-        "vsfb",
         "vector_store.files_batch",
         vector_store_id=vs["id"],
         status="in_progress",
