@@ -1,6 +1,20 @@
-"""The embedded Assistants-v2-compatible engine behind ``orch serve``.
+"""The embedded Assistants-v2 and Responses compatible engine behind ``orch serve``.
 
 ``create_app`` (in :mod:`orch.engine.app`) builds the ASGI application; :mod:`orch.engine.server`
 runs it, either in the foreground (``serve_forever``) or in a background thread
-(``start_engine``), which is how ``orch sync``/``orch run`` and the tests use it.
+(``start_engine``), which is how ``orch sync``/``orch run`` and the tests use it. Start-up
+problems raise :class:`orch.engine.errors.EngineSetupError`.
+
+The package is a leaf of ``orch`` (it imports nothing else from it) and its modules form
+layers, each importing only from the ones below (``tests/engine/test_layout.py`` checks it):
+
+- ``server``, ``app``: running and serving; ``routes/``: the HTTP endpoints, one module per
+  resource, on ``routes.common`` (responses, route tables) and ``routes.resources``
+  (find/retrieve/delete/list written once).
+- ``core``: puts the parts together (:class:`~orch.engine.core.Engine`).
+- ``runs`` and ``responding``: the two APIs' executors on ``turns.TurnExecutor`` (one model
+  turn per task), writing through ``steps`` and ``outputs``.
+- ``messages``, ``vectors``, ``containers``, ``conversations``, ``files``: the stored
+  resources; ``items``, ``params``: request validation; ``models/``: what answers turns.
+- ``store`` (SQLite), ``sse``, ``retrieval``, ``errors``, ``png``: the ground floor.
 """
