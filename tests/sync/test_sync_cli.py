@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from orch import sync
 from orch.engine.server import EngineHandle, start_engine
 from orch.targets import retry
 
@@ -691,3 +692,25 @@ def test_sync_converges_on_a_flaky_engine(
             == "No changes: the target matches the YAML."
         )
         assert writes(steady.stats()) == {}
+
+
+def test_two_syncs_at_once_leave_one_assistant_per_name(make_project, engine: EngineHandle):
+    from orch.project.loading import load_project
+    from orch.sync.workflow import plan_project
+    from orch.targets.connection import connect
+
+    root = make_project({"orch.yml": ORCH_YML, "assistants/tutor.yml": TUTOR})
+    project = load_project(root)
+    with connect(project, engine.base_url) as first, connect(project, engine.base_url) as second:
+        # both plan before either creates: the race `orch sync` twice in CI runs into
+        plans = [(c, plan_project(project, c.backend(), c.label)) for c in (first, second)]
+        assert [p.count("create") for _, p in plans] == [1, 1]
+        deleted = []
+        for conn, plan in plans:
+            sync.apply(plan, conn.backend(), root, lambda c: deleted.append(c))
+    with OpenAI(base_url=engine.base_url, api_key="x", max_retries=0) as sdk:
+        tutors = [a for a in managed(sdk) if a.metadata["orch_name"] == "tutor"]
+    assert len(tutors) == 1
+    removed = [c for c in deleted if c.action == "delete"]
+    assert len(removed) == 1 and removed[0].remote_id != tutors[0].id
+    assert "concurrent sync" in removed[0].reason

@@ -1,7 +1,8 @@
 """Carrying out a :class:`~orch.sync.planning.Plan` through a target's backend.
 
 Uploads first, then vector stores, then assistants, deletes last, so an assistant never points
-at something that does not exist yet.
+at something that does not exist yet. After creating assistants the target is listed again, so
+two syncs running at once still leave one assistant per name.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from orch.targets.base import (
     META_HASH,
     META_NAME,
     META_PROJECT,
+    AssistantStore,
     Backend,
     FileStore,
+    RemoteAssistant,
 )
 
 Reporter = Callable[[Change], None]
@@ -29,16 +32,19 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
     file_ids = _upload(plan_, backend.files, root, report)
     store_ids = _write_stores(plan_, backend.files, file_ids, report)
     writes = len(file_ids.written) + len(store_ids.written)
+    created = []
     for change in plan_.assistants:
         if change.action not in ("create", "update") or change.name not in plan_.desired:
             continue
         spec = wire_spec(plan_.desired[change.name], plan_.project, file_ids, store_ids)
         if change.action == "create":
-            backend.assistants.create_assistant(spec)
+            created.append(backend.assistants.create_assistant(spec))
         else:
             backend.assistants.update_assistant(change.remote_id, spec)
         writes += 1
         report(change)
+    if created:
+        writes += _remove_younger_twins(plan_.project, backend.assistants, created, report)
     for change in [*plan_.assistants, *plan_.stores, *plan_.files]:
         if change.action != "delete":
             continue
@@ -50,6 +56,32 @@ def apply(plan_: Plan, backend: Backend, root: Path, report: Reporter = lambda c
         writes += 1
         report(change)
     return writes
+
+
+def _remove_younger_twins(
+    project: str, assistants: AssistantStore, created: list[RemoteAssistant], report: Reporter
+) -> int:
+    """Delete younger copies of what this sync created; returns the number deleted.
+
+    Two syncs running at once both plan a create and both create. Each re-lists after its
+    creates; the oldest copy (ties by id) is the one every sync agrees to keep, so whichever
+    sync re-lists last sees both and deletes the younger, and one object per name remains.
+    """
+    names = {a.metadata.get(META_NAME) for a in created}
+    twins: dict[str, list[RemoteAssistant]] = {}
+    for remote in assistants.list_assistants():
+        name = remote.metadata.get(META_NAME)
+        if remote.managed_by(project) and name in names:
+            twins.setdefault(name, []).append(remote)
+    deleted = 0
+    for name, copies in sorted(twins.items()):
+        keep, *younger = sorted(copies, key=lambda r: (r.created_at, r.id))
+        for remote in younger:
+            assistants.delete_assistant(remote.id)
+            reason = f"duplicate of {keep.id} made by a concurrent sync"
+            report(Change("delete", "assistant", name, remote.id, reason=reason))
+            deleted += 1
+    return deleted
 
 
 class _Ids(dict):
