@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from orch.engine.containers import Containers
@@ -20,26 +21,73 @@ from orch.engine.store import Store, new_id, public
 _MARKER = re.compile(r" ?【\d+:\d+†[^】]*】")
 
 
-def strip_markers(text: str) -> tuple[str, list[int]]:
-    """Text without 【i:j†file】 citation markers, and where each marker stood in the result.
+class MarkerFilter:
+    """Takes 【i:j†file】 citation markers out of text that arrives in pieces.
 
     The Responses API cites by position, not by marker; a space before a marker goes with it.
+    :meth:`feed` returns what can be sent now; a piece that may begin a marker (a space, an
+    unclosed 【) waits for the next. :attr:`text` is everything returned so far and
+    :attr:`positions` where each marker stood in it. Trailing whitespace is dropped when the
+    text had markers (a reply ending in its citations ends with a word).
     """
-    out: list[str] = []
-    positions: list[int] = []
-    last = 0
-    length = 0
-    for match in _MARKER.finditer(text):
-        out.append(text[last : match.start()])
-        length += match.start() - last
-        positions.append(length)
-        last = match.end()
-    out.append(text[last:])
-    clean = "".join(out)
-    if positions and clean != clean.rstrip():
-        clean = clean.rstrip()
-        positions = [min(pos, len(clean)) for pos in positions]
-    return clean, positions
+
+    #: a held piece longer than this is not a marker after all
+    LONGEST_MARKER = 200
+
+    def __init__(self) -> None:
+        self.held = ""
+        self.text = ""
+        self.positions: list[int] = []
+
+    def feed(self, piece: str) -> str:
+        """The part of ``piece`` (and what was held) that is clean text for sure."""
+        buf = self.held + piece
+        out: list[str] = []
+        last = 0
+        for match in _MARKER.finditer(buf):
+            out.append(buf[last : match.start()])
+            self.positions.append(len(self.text) + sum(map(len, out)))
+            last = match.end()
+        rest = buf[last:]
+        keep = _held_suffix(rest)
+        self.held = rest[len(rest) - keep :] if keep else ""
+        out.append(rest[: len(rest) - keep])
+        clean = "".join(out)
+        self.text += clean
+        return clean
+
+    def finish(self) -> str:
+        """What was held back, now that no more text comes."""
+        rest, self.held = self.held, ""
+        if self.positions:
+            rest = rest.rstrip()
+            self.positions = [min(p, len(self.text) + len(rest)) for p in self.positions]
+        self.text += rest
+        return rest
+
+
+def _held_suffix(text: str) -> int:
+    """How many trailing characters of ``text`` may still turn into (the space before) a marker."""
+    opening = text.rfind("【")
+    if opening >= 0 and "】" not in text[opening:]:
+        if len(text) - opening <= MarkerFilter.LONGEST_MARKER:
+            start = opening - 1 if text[opening - 1 : opening] == " " else opening
+            return len(text) - start
+    return len(text) - len(text.rstrip())
+
+
+@dataclass
+class MessageDraft:
+    """A message item being streamed: the item, where it is, and its marker filter."""
+
+    item: dict[str, Any]
+    index: int
+    markers: MarkerFilter = field(default_factory=MarkerFilter)
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        """The fields naming the item's text in its events."""
+        return {"item_id": self.item["id"], "output_index": self.index, "content_index": 0}
 
 
 class OutputWriter:
@@ -159,20 +207,8 @@ class OutputWriter:
             # private state by call id, whether it comes by conversation or previous response.
             self.store.insert("call_state", {"id": call_id, "state": turn.state})
 
-    def write_message(
-        self,
-        response: dict[str, Any],
-        turn: Turn,
-        files: dict[str, str],
-        cited_image: dict[str, Any] | None,
-        incomplete: bool,
-    ) -> None:
-        """The assistant message item, its text streamed as deltas.
-
-        ``files`` names the cited files; ``incomplete`` (over ``max_output_tokens``) cuts the
-        text and ends the item ``incomplete``.
-        """
-        text, annotations = self._text(response, turn, files, cited_image, incomplete)
+    def open_message(self, response: dict[str, Any]) -> MessageDraft:
+        """Add the assistant message item, in progress, ready for its text deltas."""
         item = {
             "id": new_id("msg"),
             "type": "message",
@@ -181,50 +217,69 @@ class OutputWriter:
             "content": [],
         }
         index = self._open_item(response, item)
-        ref = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        draft = MessageDraft(item, index)
         empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-        self.send(response, "response.content_part.added", part=empty, **ref)
-        for piece in pieces(text):
-            self.send(response, "response.output_text.delta", delta=piece, logprobs=[], **ref)
+        self.send(response, "response.content_part.added", part=empty, **draft.ref)
+        return draft
+
+    def message_delta(self, response: dict[str, Any], draft: MessageDraft, delta: str) -> None:
+        """Send a piece of the message's text, its citation markers taken out."""
+        clean = draft.markers.feed(delta)
+        if clean:
+            self.send(response, "response.output_text.delta", delta=clean, logprobs=[], **draft.ref)
+
+    def close_message(
+        self,
+        response: dict[str, Any],
+        draft: MessageDraft,
+        turn: Turn,
+        files: dict[str, str],
+        cited_image: dict[str, Any] | None,
+        incomplete: bool,
+    ) -> None:
+        """Complete the message: the rest of its text, its annotations, its ``done`` events.
+
+        ``files`` names the cited files; ``incomplete`` (the output limit was reached) ends
+        the item ``incomplete``.
+        """
+        tail = draft.markers.finish()
+        if tail:
+            self.send(response, "response.output_text.delta", delta=tail, logprobs=[], **draft.ref)
+        text = draft.markers.text
+        annotations = _annotations(turn, draft.markers.positions, files, cited_image, len(text))
         for i, annotation in enumerate(annotations):
             self.send(
                 response,
                 "response.output_text.annotation.added",
                 annotation_index=i,
                 annotation=annotation,
-                **ref,
+                **draft.ref,
             )
-        self.send(response, "response.output_text.done", text=text, logprobs=[], **ref)
+        self.send(response, "response.output_text.done", text=text, logprobs=[], **draft.ref)
         part = {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
-        self.send(response, "response.content_part.done", part=part, **ref)
+        self.send(response, "response.content_part.done", part=part, **draft.ref)
         status = "incomplete" if incomplete else "completed"
-        self._close_item(response, index, {**item, "status": status, "content": [part]})
+        self._close_item(response, draft.index, {**draft.item, "status": status, "content": [part]})
 
-    @staticmethod
-    def _text(
-        response: dict[str, Any],
-        turn: Turn,
-        files: dict[str, str],
-        cited_image: dict[str, Any] | None,
-        incomplete: bool,
-    ) -> tuple[str, list[dict[str, Any]]]:
-        """The reply's text (markers out, cut when incomplete) and its annotations."""
-        text, positions = strip_markers(turn.text or "")
-        annotations: list[dict[str, Any]] = []
-        for citation, pos in zip(turn.citations, positions, strict=False):
-            annotations.append(
-                {
-                    "type": "file_citation",
-                    "file_id": citation.file_id,
-                    "filename": files.get(citation.file_id, citation.file_id),
-                    "index": pos,
-                }
-            )
-        limit = response.get("max_output_tokens")
-        if incomplete and limit:
-            text = text[: max(1, limit) * 4]
-            annotations = [a for a in annotations if a["index"] <= len(text)]
-        if cited_image is not None:
-            span = {"start_index": len(text), "end_index": len(text)}
-            annotations.append({"type": "container_file_citation", **cited_image, **span})
-        return text, annotations
+
+def _annotations(
+    turn: Turn,
+    positions: list[int],
+    files: dict[str, str],
+    cited_image: dict[str, Any] | None,
+    length: int,
+) -> list[dict[str, Any]]:
+    """The reply's annotations: a ``file_citation`` where each marker stood, then the image."""
+    annotations: list[dict[str, Any]] = [
+        {
+            "type": "file_citation",
+            "file_id": citation.file_id,
+            "filename": files.get(citation.file_id, citation.file_id),
+            "index": min(pos, length),
+        }
+        for citation, pos in zip(turn.citations, positions, strict=False)
+    ]
+    if cited_image is not None:
+        span = {"start_index": length, "end_index": length}
+        annotations.append({"type": "container_file_citation", **cited_image, **span})
+    return annotations

@@ -23,9 +23,9 @@ from orch.engine.conversations import Conversations
 from orch.engine.errors import bad_request
 from orch.engine.items import file_texts, turn_inputs
 from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext
-from orch.engine.outputs import OutputWriter
+from orch.engine.outputs import MessageDraft, OutputWriter
 from orch.engine.store import Store
-from orch.engine.turns import TurnExecutor
+from orch.engine.turns import Draft, TurnExecutor
 from orch.engine.vectors import VectorStores
 
 TERMINAL = frozenset({"completed", "incomplete", "failed", "cancelled"})
@@ -57,6 +57,10 @@ def run_view(response: dict[str, Any]) -> dict[str, Any]:
         if tool["type"] == "function":
             fn = {k: tool.get(k) for k in ("name", "description", "parameters", "strict")}
             tools.append({"type": "function", "function": fn})
+        elif tool["type"] == "file_search":
+            keys = ("max_num_results", "ranking_options")
+            settings = {k: tool[k] for k in keys if tool.get(k) is not None}
+            tools.append({"type": "file_search", "file_search": settings})
         else:
             tools.append({"type": tool["type"]})
     choice = response["tool_choice"]
@@ -168,6 +172,7 @@ class ResponseExecutor(TurnExecutor):
             search=self._searcher(store_ids, cap),
             load_file=self.store.get_blob,
             rounds_in_messages=True,
+            max_output_tokens=response.get("max_output_tokens"),
         )
 
     def _count_usage(self, response: dict[str, Any], turn: Turn) -> bool:
@@ -187,17 +192,22 @@ class ResponseExecutor(TurnExecutor):
 
     def _over_limit(self, response: dict[str, Any], turn: Turn) -> bool:
         limit = response.get("max_output_tokens")
-        return bool(limit) and (turn.usage or (0, 0))[1] > limit
+        return turn.truncated or (bool(limit) and (turn.usage or (0, 0))[1] > limit)
 
-    def _write_reply(
-        self,
-        response: dict[str, Any],
-        turn: Turn,
-        image: dict[str, Any] | None,
-        files: dict[str, str],
-        incomplete: bool,
+    def _cut(self, response: dict[str, Any], text: str) -> str:
+        limit = response.get("max_output_tokens")
+        return text[: max(1, limit) * 4] if limit else text
+
+    def _open_reply(self, response: dict[str, Any], draft: Draft) -> MessageDraft:
+        return self.output.open_message(response)
+
+    def _reply_delta(self, response: dict[str, Any], draft: Draft, delta: str) -> None:
+        self.output.message_delta(response, draft.reply, delta)
+
+    def _close_reply(
+        self, response: dict[str, Any], draft: Draft, turn: Turn, incomplete: bool
     ) -> None:
-        self.output.write_message(response, turn, files, image, incomplete)
+        self.output.close_message(response, draft.reply, turn, draft.files, draft.image, incomplete)
 
     # -- endings -------------------------------------------------------------------------------
     def _save(self, response: dict[str, Any]) -> None:

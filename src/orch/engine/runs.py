@@ -18,9 +18,9 @@ from typing import Any
 from orch.engine.errors import bad_request
 from orch.engine.files import Files
 from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext, message_text
-from orch.engine.steps import StepWriter
+from orch.engine.steps import Reply, StepWriter
 from orch.engine.store import Store, new_object, public
-from orch.engine.turns import TurnExecutor
+from orch.engine.turns import Draft, TurnExecutor
 from orch.engine.vectors import VectorStores
 
 TERMINAL = frozenset({"cancelled", "failed", "completed", "incomplete", "expired"})
@@ -193,7 +193,14 @@ class RunExecutor(TurnExecutor):
             state=run.get("_model_state") or {},
             search=self._searcher(store_ids),
             load_file=lambda file_id: store.get_blob(file_id),
+            max_output_tokens=self._budget(run),
         )
+
+    @staticmethod
+    def _budget(run: dict[str, Any]) -> int | None:
+        """Completion tokens the run may still spend (its limit counts over all its turns)."""
+        limit = run.get("max_completion_tokens")
+        return max(1, limit - run["_usage"][1]) if limit else None
 
     def _count_usage(self, run: dict[str, Any], turn: Turn) -> bool:
         if turn.usage:
@@ -214,17 +221,20 @@ class RunExecutor(TurnExecutor):
 
     def _over_limit(self, run: dict[str, Any], turn: Turn) -> bool:
         limit = run.get("max_completion_tokens")
-        return bool(limit) and run["_usage"][1] > limit
+        return turn.truncated or (bool(limit) and run["_usage"][1] > limit)
 
-    def _write_reply(
-        self,
-        run: dict[str, Any],
-        turn: Turn,
-        image: str | None,
-        files: dict[str, str],
-        incomplete: bool,
-    ) -> None:
-        self.steps.write_reply(run, turn, image, incomplete)
+    def _cut(self, run: dict[str, Any], text: str) -> str:
+        limit = run.get("max_completion_tokens")
+        return text[: max(1, limit) * 4] if limit else text
+
+    def _open_reply(self, run: dict[str, Any], draft: Draft) -> Reply:
+        return self.steps.open_reply(run, draft.image)
+
+    def _reply_delta(self, run: dict[str, Any], draft: Draft, delta: str) -> None:
+        self.steps.reply_delta(run, draft.reply, delta)
+
+    def _close_reply(self, run: dict[str, Any], draft: Draft, turn: Turn, incomplete: bool) -> None:
+        self.steps.close_reply(run, draft.reply, draft.streamed, turn, incomplete)
 
     # -- tool calls ----------------------------------------------------------------------------
     def _write_calls(self, run: dict[str, Any], turn: Turn) -> None:

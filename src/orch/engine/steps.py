@@ -9,6 +9,7 @@ message) are tracked in ``run["_open"]`` so a cancel, failure or expiry can clos
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from orch.engine.files import Files
@@ -21,6 +22,16 @@ from orch.engine.store import Store, new_id, new_object, public
 
 def _now() -> int:
     return int(time.time())
+
+
+@dataclass
+class Reply:
+    """An assistant message being streamed: the message, its step, the blocks before its text."""
+
+    msg: dict[str, Any]
+    step: dict[str, Any]
+    content: list[dict[str, Any]] = field(default_factory=list)
+    started: bool = False
 
 
 def _annotations(citations: list[Citation], text_length: int) -> list[dict[str, Any]]:
@@ -159,7 +170,7 @@ class StepWriter:
             "id": new_id("call"),
             "type": "file_search",
             "file_search": {
-                "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": 0.0},
+                "ranking_options": search.ranking_options,
                 "results": [result_entry(h, with_content=True) for h in search.hits],
             },
         }
@@ -216,13 +227,10 @@ class StepWriter:
         return recorded
 
     # -- the reply -----------------------------------------------------------------------------
-    def write_reply(
-        self, run: dict[str, Any], turn: Turn, image_id: str | None, incomplete: bool
-    ) -> None:
-        """The assistant message of a turn in its message-creation step, streamed as deltas.
+    def open_reply(self, run: dict[str, Any], image_id: str | None) -> Reply:
+        """Open the assistant message of a turn, in its message-creation step, for streaming.
 
-        ``incomplete`` (over ``max_completion_tokens``) cuts the text and ends the message
-        ``incomplete``.
+        An image the turn's code made is the message's first block, sent at once.
         """
         msg = new_message(
             run["thread_id"],
@@ -239,49 +247,49 @@ class StepWriter:
             {"type": "message_creation", "message_creation": {"message_id": msg["id"]}},
         )
         self._open_message(run, msg)
-        text = turn.text or ""
-        if incomplete and run.get("max_completion_tokens"):
-            text = text[: max(1, run["max_completion_tokens"]) * 4]
+        reply = Reply(msg, step)
+        if image_id is not None:
+            block = {"type": "image_file", "image_file": {"file_id": image_id, "detail": "auto"}}
+            self._message_delta(run["id"], msg["id"], [dict(block, index=0)])
+            reply.content.append(block)
+        return reply
+
+    def reply_delta(self, run: dict[str, Any], reply: Reply, piece: str) -> None:
+        """Send one piece of the reply's text as a ``thread.message.delta``."""
+        delta: dict[str, Any] = {
+            "index": len(reply.content),
+            "type": "text",
+            "text": {"value": piece},
+        }
+        if not reply.started:
+            delta["text"]["annotations"] = []
+            reply.started = True
+        self._message_delta(run["id"], reply.msg["id"], [delta])
+
+    def close_reply(
+        self, run: dict[str, Any], reply: Reply, text: str, turn: Turn, incomplete: bool
+    ) -> None:
+        """Complete the reply with ``text`` (what was streamed) and ``turn``'s citations.
+
+        ``incomplete`` (the output limit was reached) ends the message ``incomplete``.
+        """
         annotations = _annotations(turn.citations, len(text))
-        content = self._stream_content(run["id"], msg["id"], image_id, text, annotations)
-        self._close_message(run, msg, content, incomplete)
-        self.close_step(run, step, turn.usage)
+        if annotations:
+            indexed = [dict(a, index=j) for j, a in enumerate(annotations)]
+            delta = {"index": len(reply.content), "type": "text", "text": {"annotations": indexed}}
+            self._message_delta(run["id"], reply.msg["id"], [delta])
+        content = [
+            *reply.content,
+            {"type": "text", "text": {"value": text, "annotations": annotations}},
+        ]
+        self._close_message(run, reply.msg, content, incomplete)
+        self.close_step(run, reply.step, turn.usage)
 
     def _open_message(self, run: dict[str, Any], msg: dict[str, Any]) -> None:
         self.store.insert("message", msg, parent=run["thread_id"])
         run["_open"].append(["message", msg["id"]])
         self.emit(run["id"], "thread.message.created", msg)
         self.emit(run["id"], "thread.message.in_progress", msg)
-
-    def _stream_content(
-        self,
-        run_id: str,
-        msg_id: str,
-        image_id: str | None,
-        text: str,
-        annotations: list[dict[str, Any]],
-    ) -> list[dict[str, Any]]:
-        """The message's content blocks, sent as ``thread.message.delta`` events to listeners."""
-        streaming = run_id in self.channels.listeners
-        content: list[dict[str, Any]] = []
-        if image_id is not None:
-            block = {"type": "image_file", "image_file": {"file_id": image_id, "detail": "auto"}}
-            if streaming:
-                self._message_delta(run_id, msg_id, [dict(block, index=0)])
-            content.append(block)
-        index = len(content)
-        if streaming:
-            for i, piece in enumerate(pieces(text) or [""]):
-                delta = {"index": index, "type": "text", "text": {"value": piece}}
-                if i == 0:
-                    delta["text"]["annotations"] = []
-                self._message_delta(run_id, msg_id, [delta])
-            if annotations:
-                indexed = [dict(a, index=j) for j, a in enumerate(annotations)]
-                delta = {"index": index, "type": "text", "text": {"annotations": indexed}}
-                self._message_delta(run_id, msg_id, [delta])
-        content.append({"type": "text", "text": {"value": text, "annotations": annotations}})
-        return content
 
     def _close_message(
         self,

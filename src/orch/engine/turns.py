@@ -13,6 +13,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from orch.engine.models.base import (
@@ -24,11 +25,32 @@ from orch.engine.models.base import (
     Turn,
     TurnContext,
 )
-from orch.engine.sse import Channels
+from orch.engine.retrieval import Ranking
+from orch.engine.sse import Channels, pieces
 from orch.engine.store import Store
 from orch.engine.vectors import VectorStores
 
 log = logging.getLogger("orch.engine")
+
+
+@dataclass
+class Draft:
+    """What one turn has written so far through the model's streaming hooks.
+
+    ``reply`` is the executor's handle on the reply message being streamed (None while no text
+    has come, and again after a tool call closed it); ``text`` is what it has streamed.
+    ``image`` and ``files`` gather what the turn's tool calls made and found, for the reply.
+    """
+
+    reply: Any = None
+    text: list[str] = field(default_factory=list)
+    image: Any = None
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def streamed(self) -> str:
+        """The text streamed into the open reply."""
+        return "".join(self.text)
 
 
 class TurnExecutor(ABC):
@@ -108,9 +130,17 @@ class TurnExecutor(ABC):
 
     # -- the turn ------------------------------------------------------------------------------
     async def _take_turn(self, obj: dict[str, Any]) -> None:
-        """Ask the model, then write what it answered: tool steps, then calls or a reply."""
+        """Ask the model, then write what it answered: tool steps, then calls or a reply.
+
+        The model may stream: its text goes out as it comes (:meth:`_on_text`) and the hosted
+        tool calls it runs itself are written when they happen (:meth:`_on_call`).
+        """
         self._begin(obj)
-        turn = await self.model.respond(await self._context(obj))
+        draft = Draft()
+        ctx = await self._context(obj)
+        ctx.emit_text = lambda delta: self._on_text(obj, draft, delta)
+        ctx.emit_call = lambda call: self._on_call(obj, draft, call)
+        turn = await self.model.respond(ctx)
         if turn.delay_ms:
             await asyncio.sleep(turn.delay_ms / 1000)
         if turn.fail is not None:
@@ -118,14 +148,43 @@ class TurnExecutor(ABC):
             return
         if not self._count_usage(obj, turn):
             return
-        image = self._write_code(obj, turn.code) if turn.code else None
-        files = self._write_search(obj, turn.search) if turn.search is not None else {}
+        if turn.code:
+            draft.image = self._write_code(obj, turn.code)
+        if turn.search is not None:
+            draft.files.update(self._write_search(obj, turn.search))
         if turn.tool_calls:
+            self._close_draft(obj, draft)
             self._write_calls(obj, turn)
             return
         incomplete = self._over_limit(obj, turn)
-        self._write_reply(obj, turn, image, files, incomplete)
+        self._write_reply(obj, turn, draft, incomplete)
         self._finish(obj, "incomplete" if incomplete else "completed")
+
+    async def _on_text(self, obj: dict[str, Any], draft: Draft, delta: str) -> None:
+        """Stream a piece of the reply, opening the reply message on the first one."""
+        if not delta:
+            return
+        if draft.reply is None:
+            draft.reply = self._open_reply(obj, draft)
+        draft.text.append(delta)
+        self._reply_delta(obj, draft, delta)
+
+    async def _on_call(
+        self, obj: dict[str, Any], draft: Draft, call: CodeCall | SearchCall
+    ) -> None:
+        """Write a hosted tool call the model ran (text streamed before it is its own message)."""
+        self._close_draft(obj, draft)
+        if isinstance(call, SearchCall):
+            draft.files.update(self._write_search(obj, call))
+        else:
+            draft.image = self._write_code(obj, call)
+
+    def _close_draft(self, obj: dict[str, Any], draft: Draft) -> None:
+        """Complete the reply message being streamed, if any (a tool call comes after it)."""
+        if draft.reply is not None:
+            self._close_reply(obj, draft, Turn(text=draft.streamed), False)
+            draft.reply = None
+            draft.text = []
 
     @abstractmethod
     def _begin(self, obj: dict[str, Any]) -> None:
@@ -137,12 +196,17 @@ class TurnExecutor(ABC):
 
     def _searcher(
         self, store_ids: list[str], cap: int | None = None
-    ) -> Callable[[str, int], Awaitable[list[SearchHit]]]:
-        """The turn's file_search: over these vector stores, at most ``cap`` hits if given."""
-        vectors = self.vectors
+    ) -> Callable[..., Awaitable[list[SearchHit]]]:
+        """The turn's file_search: over these vector stores, at most ``cap`` hits if given.
 
-        async def search(query: str, limit: int) -> list[SearchHit]:
-            return await vectors.search(store_ids, query, limit if cap is None else min(limit, cap))
+        It ranks with the model's embeddings when the model has them (``model.embed``).
+        """
+        vectors = self.vectors
+        embed = getattr(self.model, "embed", None)
+
+        async def search(query: str, limit: int, ranking: Ranking | None = None) -> list[SearchHit]:
+            limit = limit if cap is None else min(limit, cap)
+            return await vectors.search(store_ids, query, limit, ranking, embed)
 
         return search
 
@@ -167,10 +231,35 @@ class TurnExecutor(ABC):
         """Whether the reply is cut short by the object's output token limit."""
 
     @abstractmethod
-    def _write_reply(
-        self, obj: dict[str, Any], turn: Turn, image: Any, files: dict[str, str], incomplete: bool
-    ) -> None:
-        """Write the model's reply message."""
+    def _open_reply(self, obj: dict[str, Any], draft: Draft) -> Any:
+        """Open the reply message for streaming (showing ``draft.image``); returns its handle."""
+
+    @abstractmethod
+    def _reply_delta(self, obj: dict[str, Any], draft: Draft, delta: str) -> None:
+        """Send one streamed piece of the open reply."""
+
+    @abstractmethod
+    def _close_reply(self, obj: dict[str, Any], draft: Draft, turn: Turn, incomplete: bool) -> None:
+        """Complete the open reply with ``turn``'s citations (its text is what was streamed)."""
+
+    def _write_reply(self, obj: dict[str, Any], turn: Turn, draft: Draft, incomplete: bool) -> None:
+        """Write the model's reply: close the streamed one, or stream the finished text in pieces.
+
+        A reply cut by the output limit is cut before it is sent, unless it was streamed
+        already (then the model stopped at the limit itself).
+        """
+        if draft.reply is None:
+            text = self._cut(obj, turn.text or "") if incomplete else turn.text or ""
+            draft.reply = self._open_reply(obj, draft)
+            for piece in pieces(text) or [""]:
+                draft.text.append(piece)
+                self._reply_delta(obj, draft, piece)
+        self._close_reply(obj, draft, turn, incomplete)
+        draft.reply = None
+
+    @abstractmethod
+    def _cut(self, obj: dict[str, Any], text: str) -> str:
+        """The text cut to the object's output token limit (about 4 characters a token)."""
 
     # -- endings -------------------------------------------------------------------------------
     @abstractmethod

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orch.engine.models.base import SearchHit
-from orch.engine.retrieval import SearchIndex, UnsupportedFile, extract_text, split_chunks
+from orch.engine.retrieval import (
+    Ranking,
+    SearchIndex,
+    UnsupportedFile,
+    chunk_sizes,
+    cosine,
+    extract_text,
+    split_chunks,
+)
 from orch.engine.store import Store, child_key, new_object
 
 log = logging.getLogger("orch.engine")
+
+#: Turns texts into embedding vectors, one per text (an embeddings upstream).
+Embedder = Callable[[list[str]], Awaitable[list[list[float]]]]
+#: Texts sent to the embedder in one request, at most.
+EMBED_BATCH = 64
 
 
 class VectorStores:
@@ -22,6 +37,8 @@ class VectorStores:
         self.pending: dict[str, set[asyncio.Task[None]]] = {}
         self._indexes: dict[tuple[str, ...], tuple[int, SearchIndex]] = {}
         self._version = 0
+        # Chunk embeddings by the sha256 of their text: a chunk is embedded once.
+        self._vectors: dict[str, list[float]] = {}
 
     # -- objects ---------------------------------------------------------------------------------
     def create(
@@ -151,7 +168,8 @@ class VectorStores:
                     text = await asyncio.to_thread(extract_text, file["filename"], content)
                 else:
                     text = extract_text(file["filename"], content)
-                chunks = split_chunks(text)
+                vsf = self.store.get("vector_store_file", key) or {}
+                chunks = split_chunks(text, *chunk_sizes(vsf.get("chunking_strategy")))
             except UnsupportedFile as exc:
                 error = {"code": "unsupported_file", "message": str(exc)}
         vsf = self.store.get("vector_store_file", key)
@@ -199,8 +217,19 @@ class VectorStores:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def search(self, vector_store_ids: list[str], query: str, limit: int) -> list[SearchHit]:
-        """The best chunks for ``query`` across these vector stores."""
+    async def search(
+        self,
+        vector_store_ids: list[str],
+        query: str,
+        limit: int,
+        ranking: Ranking | None = None,
+        embed: Embedder | None = None,
+    ) -> list[SearchHit]:
+        """The best chunks for ``query`` across these vector stores.
+
+        With ``embed``, the ranking is hybrid (keyword and embedding similarity, see
+        :class:`~orch.engine.retrieval.Ranking`); whatever ``embed`` raises propagates.
+        """
         if not vector_store_ids:
             return []
         await self.wait(vector_store_ids)
@@ -215,4 +244,20 @@ class VectorStores:
             if doc.file_id not in names:
                 f = self.store.get("file", doc.file_id)
                 names[doc.file_id] = f["filename"] if f else doc.file_id
-        return index.search(query, limit, names)
+        similarities = None
+        if embed is not None and index.docs:
+            vectors = await self._embeddings([d.text for d in index.docs], embed)
+            [wanted] = await embed([query])
+            similarities = [cosine(wanted, v) for v in vectors]
+        return index.search(query, limit, names, ranking, similarities)
+
+    async def _embeddings(self, texts: list[str], embed: Embedder) -> list[list[float]]:
+        """The texts' embeddings, asking ``embed`` only for those not seen before."""
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
+        by_key = dict(zip(keys, texts, strict=True))
+        for start in range(0, len(missing), EMBED_BATCH):
+            batch = missing[start : start + EMBED_BATCH]
+            vectors = await embed([by_key[k] for k in batch])
+            self._vectors.update(zip(batch, vectors, strict=True))
+        return [self._vectors[k] for k in keys]

@@ -41,12 +41,17 @@ class CodeCall:
     image: bytes | None = None
 
 
+#: The ranking a file_search uses unless the tool's ``ranking_options`` say otherwise.
+DEFAULT_RANKING: dict[str, Any] = {"ranker": "default_2024_08_21", "score_threshold": 0.0}
+
+
 @dataclass
 class SearchCall:
-    """A file_search tool call: the query and its hits."""
+    """A file_search tool call: the query, its hits and the ranking options it used."""
 
     query: str
     hits: list[SearchHit]
+    ranking_options: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RANKING))
 
 
 @dataclass
@@ -71,8 +76,14 @@ class Turn:
     delay_ms: int = 0
     usage: tuple[int, int] | None = None
     fail: tuple[str, str] | None = None
+    # The model stopped at the output token limit: the reply ends ``incomplete``.
+    truncated: bool = False
     # Model-private state kept on the run until the continuation after tool outputs.
     state: dict[str, Any] = field(default_factory=dict)
+
+
+async def _ignore(_: Any) -> None:
+    """A streaming hook that drops what it is given (a context no executor listens to)."""
 
 
 @dataclass
@@ -85,11 +96,22 @@ class TurnContext:
     user_text: str
     tool_outputs: list[dict[str, Any]]
     state: dict[str, Any]
-    search: Callable[[str, int], Awaitable[list[SearchHit]]]
+    # search(query, limit, ranking=None): ranking is a retrieval.Ranking (default ranking)
+    search: Callable[..., Awaitable[list[SearchHit]]]
     load_file: Callable[[str], bytes | None]
     # Responses keep earlier function-call rounds as items: they are already in ``messages``
     # (``_round`` entries), so a model must not replay its own rounds from ``state``.
     rounds_in_messages: bool = False
+    # Output tokens this turn may still produce (None: no limit); a model passes it upstream.
+    max_output_tokens: int | None = None
+    # Streaming hooks, set by the executor. ``emit_text`` sends a piece of the reply to the
+    # client as soon as the model has it (a model that never calls it has its finished text
+    # streamed in pieces); ``emit_call`` writes a hosted tool call (code, search) the model
+    # ran itself, as a step, before the text that follows it. Both await nothing slow.
+    emit_text: Callable[[str], Awaitable[None]] = field(default=_ignore, repr=False)
+    emit_call: Callable[[CodeCall | SearchCall], Awaitable[None]] = field(
+        default=_ignore, repr=False
+    )
 
     @property
     def after_tool_outputs(self) -> bool:
