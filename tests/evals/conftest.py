@@ -325,15 +325,25 @@ def results(project: Path, run_id: str) -> list[dict]:
 
 
 @pytest.fixture
-def make_project_copy(project: Path, tmp_path: Path):
-    """A separate copy of the evaluation project with some files replaced (its own history)."""
+def make_project_copy(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A separate copy of the evaluation project with some files replaced (its own history).
+
+    The original's handler modules are set aside meanwhile: orch refuses a module name already
+    bound to another project's file, as the copy's ``handlers`` would otherwise be.
+    """
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(str(project)):
+            monkeypatch.delitem(sys.modules, name)
+    root = tmp_path / "copy"
 
     def make(files: dict[str, str]) -> Path:
-        root = tmp_path / "copy"
         for rel, text in {**FILES, **COPIED, **files}.items():
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
         return root
 
-    return make
+    yield make
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(str(root)):
+            del sys.modules[name]

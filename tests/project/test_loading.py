@@ -10,7 +10,13 @@ import pytest
 
 from orch.errors import ConfigError, Problem
 from orch.project.documents import format_path, load_document
-from orch.project.handlers import HandlerError, describe, resolve_handler, schema_from_signature
+from orch.project.handlers import (
+    HandlerError,
+    check_handler,
+    describe,
+    resolve_handler,
+    schema_from_signature,
+)
 from orch.project.loading import load_project, load_script
 from orch.project.model import EMBEDDED, Assistant, ItemSource, LocalFile, Tool, parse_duration
 
@@ -563,6 +569,48 @@ def test_resolve_handler(make_project):
         resolve_handler("broken:f", root)
     with pytest.raises(HandlerError, match="is not callable"):
         resolve_handler("helpers:__name__", root)
+
+
+def test_a_handler_must_be_a_module_of_the_project(make_project, tmp_path):
+    root = make_project(
+        {
+            "os.py": "def system(command):\n    return 'shadow'\n",
+            "pkg/__init__.py": "",
+            "pkg/tools.py": "def ok():\n    return 'ok'\n",
+        }
+    )
+    (tmp_path / "elsewhere.py").write_text("def f():\n    return 'outside'\n")
+    (root / "linked.py").symlink_to(tmp_path / "elsewhere.py")
+    assert resolve_handler("pkg.tools:ok", root)() == "ok"
+    assert resolve_handler("orch.examples.weather:get_forecast", root)  # what orch ships
+    for spec in ("subprocess:getoutput", "json:loads", "orch.results.files:write_atomic"):
+        with pytest.raises(HandlerError, match="is not part of the project"):
+            resolve_handler(spec, root)
+    # os.py is the project's, but the name `os` is bound to the standard library's module
+    with pytest.raises(HandlerError, match=r"module 'os' resolves to .*, outside the project"):
+        resolve_handler("os:system", root)
+    with pytest.raises(HandlerError, match="no linked.py in the project"):
+        resolve_handler("linked:f", root)  # a link that leads out of the project
+
+
+ASSISTANT_WITH_MARKER = "name: a\nmodel: m\ntools: [function: {name: f, handler: marker:f}]\n"
+
+
+def test_checking_a_handler_imports_nothing(make_project):
+    root = make_project(
+        {
+            "marker.py": "open('imported', 'w').close()\n\ndef f(city: str):\n    pass\n",
+            "assistants/a.yml": ASSISTANT_WITH_MARKER,
+        }
+    )
+    assert check_handler("marker:f", root) is None
+    assert check_handler("os:system", root).startswith("module 'os' is not part of the project")
+    unimported = load_project(root, import_handlers=False)
+    assert not (root / "imported").exists()
+    assert unimported.assistant("a").tools[0].function.parameters is None  # not derived
+    imported = load_project(root)
+    assert (root / "imported").exists()
+    assert imported.assistant("a").tools[0].function.parameters["required"] == ["city"]
 
 
 # --- small pieces ---------------------------------------------------------------------------

@@ -132,6 +132,26 @@ CASES = [
         "YAML syntax error",
     ),
     Case(
+        "yaml-alias-bomb",
+        {
+            "assistants/bad.yml": "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+            + "".join(
+                f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n"
+                for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+        },
+        "assistants/bad.yml:1",
+        "",
+        "YAML aliases would expand this file to 490,329,064 values",
+    ),
+    Case(
+        "yaml-alias-inside-itself",
+        {"assistants/bad.yml": ASSISTANT + "tools: &t [code_interpreter, *t]\n"},
+        "assistants/bad.yml:1",
+        "",
+        "a YAML alias refers to a collection that contains it",
+    ),
+    Case(
         "yaml-bad-indentation",
         {"assistants/bad.yml": ASSISTANT + "tools:\n  - file_search\n - code_interpreter\n"},
         "assistants/bad.yml:5",
@@ -305,6 +325,27 @@ CASES = [
         "assistants/bad.yml:4",
         "tools[0].function.handler",
         "importing 'helpers.boom' failed: RuntimeError: kaboom at import",
+    ),
+    Case(
+        "handler-outside-the-project",
+        {
+            "assistants/bad.yml": ASSISTANT
+            + "tools:\n  - function: {name: run, handler: 'os:system'}\n"
+        },
+        "assistants/bad.yml:4",
+        "tools[0].function.handler",
+        "module 'os' is not part of the project: a handler must be a module under the project",
+    ),
+    Case(
+        "handler-name-shadowed-by-the-standard-library",
+        {
+            "assistants/bad.yml": ASSISTANT
+            + "tools:\n  - function: {name: run, handler: 'os:system'}\n",
+            "os.py": "def system(command):\n    return command\n",
+        },
+        "assistants/bad.yml:4",
+        "tools[0].function.handler",
+        "module 'os' resolves to",
     ),
     Case(
         "function-declared-twice",
@@ -684,6 +725,13 @@ response_format:
         "cannot import module",
     ),
     Case(
+        "python-assertion-outside-the-project",
+        {"pipelines/bad.yml": pipeline_with_step("expect:", "  - python: 'subprocess:getoutput'")},
+        "pipelines/bad.yml:6",
+        "steps[0].expect[0].python",
+        "module 'subprocess' is not part of the project",
+    ),
+    Case(
         "items-glob-matches-nothing",
         {"pipelines/bad.yml": PIPELINE + "items: {files: 'data/*.pdf'}\nsteps:\n  - prompt: hi\n"},
         "pipelines/bad.yml:3",
@@ -707,6 +755,48 @@ response_format:
         "pipelines/bad.yml:3",
         "items.jsonl",
         "items/rows.jsonl:2: not JSON",
+    ),
+    Case(
+        "items-csv-not-utf8",
+        {
+            "pipelines/bad.yml": PIPELINE + "items: {csv: items/bad.csv}\nsteps:\n  - prompt: hi\n",
+            "items/bad.csv": b"name\nada\n\xffbob\n",
+        },
+        "pipelines/bad.yml:3",
+        "items.csv",
+        "items/bad.csv:3: not UTF-8",
+    ),
+    Case(
+        "items-csv-without-rows",
+        {
+            "pipelines/bad.yml": PIPELINE
+            + "items: {csv: items/head.csv}\nsteps:\n  - prompt: hi\n",
+            "items/head.csv": "name,score\n",
+        },
+        "pipelines/bad.yml:3",
+        "items.csv",
+        "items/head.csv: no items",
+    ),
+    Case(
+        "items-jsonl-blank",
+        {
+            "pipelines/bad.yml": PIPELINE
+            + "items: {jsonl: items/none.jsonl}\nsteps:\n  - prompt: hi\n",
+            "items/none.jsonl": "\n  \n",
+        },
+        "pipelines/bad.yml:3",
+        "items.jsonl",
+        "items/none.jsonl: no items",
+    ),
+    Case(
+        "items-glob-matches-only-folders",
+        {
+            "pipelines/bad.yml": PIPELINE + "items: {files: 'nested/*'}\nsteps:\n  - prompt: hi\n",
+            "nested/deeper/a.txt": "x\n",
+        },
+        "pipelines/bad.yml:3",
+        "items.files",
+        "no items: the patterns match only folders",
     ),
     Case(
         "items-two-sources",

@@ -18,30 +18,49 @@ from orch.errors import ExitCode
 
 Echo = Callable[[str], None]
 
+
+def say(line: str) -> None:
+    """Print ``line`` on stdout without the userinfo of any URL in it (a key in a base_url)."""
+    from orch.results.history import strip_userinfo
+
+    click.echo(strip_userinfo(line))
+
+
 PAST = {"create": "created", "update": "updated", "delete": "deleted"}
 LABELS = {"vector_store": "vector store"}
 
 
 @click.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path))
-def validate(path: Path | None) -> None:
+@click.option(
+    "--no-import",
+    is_flag=True,
+    help="Do not import handler and python: modules; only check they are files of the project.",
+)
+def validate(path: Path | None, no_import: bool) -> None:
     """Check orch.yml, assistants and pipelines against the schemas.
 
     PATH is a project directory (default: the nearest directory upwards holding orch.yml, else
     the current one) or a single YAML file. Every problem is shown at once as
     ``file:line: field.path: message``; the exit code is 2 when anything is wrong.
 
+    Handlers (function tools' `handler:`) and `python:` assertions must be modules of the
+    project. Validate imports those modules, and nothing else of the project's, to check that
+    they load and to derive parameters from signatures: that runs their code (README:
+    Security). --no-import skips the import.
+
     \b
     Examples:
       orch validate                       the whole project
       orch validate assistants/tutor.yml  one file (cross-file checks still run)
+      orch validate --no-import           check an untrusted change without running its code
     """
     from orch.project.loading import load_project, validate_path
 
     if path is not None and path.is_file():
-        summary = validate_path(path)
+        summary = validate_path(path, import_handlers=not no_import)
     else:
-        project = load_project(path)
+        project = load_project(path, import_handlers=not no_import)
         summary = project.summary()
     click.secho(f"✓ {summary}", fg="green")
 
@@ -148,10 +167,10 @@ def show_plan(
     with connect(project, target, quiet=as_json) as conn:
         result = plan_project(project, conn.backend(), conn.label, prune)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        say(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
         for line in render(result, verbose=verbose):
-            click.echo(line)
+            say(line)
     return ExitCode.OK
 
 
@@ -161,12 +180,14 @@ def sync_assistants(
     prune: bool,
     check: bool,
     only_deletes: bool,
-    echo: Echo = click.echo,
+    echo: Echo | None = None,
 ) -> int:
     """Apply the plan (or with ``check``, exit 1 when anything would change, writing nothing).
 
-    ``echo`` receives every line: bench/sync.py times this path without click around it.
+    ``echo`` receives every line (default: :func:`say`): bench/sync.py times this path without
+    click around it.
     """
+    echo = echo or say
     from orch.project.loading import load_project
     from orch.sync import SYMBOLS, Change, apply, render
     from orch.sync.workflow import keep_deletes, plan_project

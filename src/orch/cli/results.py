@@ -1,7 +1,9 @@
 """Read-only commands over past runs: history, show, report, compare.
 
-They read ``.orch/`` and never call a model or a target. What they need is imported inside
-each body, so a command starts fast and ``orch --help`` loads none of it.
+They read ``.orch/`` and never call a model or a target, nor run project code: the project is
+loaded without importing its handler or ``python:`` modules (a pull request's YAML cannot make
+`orch history` run anything). What they need is imported inside each body, so a command starts
+fast and ``orch --help`` loads none of it.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def list_runs(path: Path | None, limit: int, pipeline: str | None, as_json: bool
     from orch.results.history import History
     from orch.run.summary import dumps
 
-    project = load_project(path)
+    project = load_project(path, import_handlers=False)
     history = History(project.root)
     runs = history.runs(limit=limit, pipeline=pipeline)
     history.close()
@@ -160,7 +162,7 @@ def show_run(path: Path | None, run_id: str, as_json: bool) -> int:
     from orch.results.history import History
     from orch.run.summary import dumps
 
-    project = load_project(path)
+    project = load_project(path, import_handlers=False)
     history = History(project.root)
     record = history.get(run_id)
     items = list(history.items(record.run_id))

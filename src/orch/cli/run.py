@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from orch.cli.exits import INTERRUPTED, output_closed
 from orch.cli.options import json_option, project_and_target_options
 from orch.errors import UsageError
 
@@ -170,9 +171,14 @@ def run_pipeline(
     quiet: bool,
     as_json: bool,
 ) -> int:
-    """Run (or resume/retry) a pipeline; print the summary; return its exit code."""
+    """Run (or resume/retry) a pipeline; print the summary; return its exit code.
+
+    An interrupted run (Ctrl-C, SIGTERM) exits 130 after its summary; one whose progress
+    output was closed (a broken pipe) exits 2 quietly. Either is recorded as interrupted and
+    resumable.
+    """
     from orch.project.loading import load_project
-    from orch.results.history import History
+    from orch.results.history import History, strip_userinfo
     from orch.results.reports import render_declared
     from orch.run import progress
     from orch.run.runner import PipelineRunner
@@ -188,8 +194,13 @@ def run_pipeline(
     pipeline = find_pipeline(project, pipeline_spec)
     silent = quiet or as_json
     reporter = progress.choose(silent)
-    say = (lambda _line: None) if silent else click.echo
+    say = (lambda _line: None) if silent else (lambda line: click.echo(strip_userinfo(line)))
     summary = PipelineRunner(project, pipeline, settings, reporter, echo=say).run()
+    if getattr(reporter, "closed", False):  # the progress's reader went away: the run stopped
+        return output_closed(
+            f"error: output closed (broken pipe); run {summary.run_id} is interrupted: "
+            f"finish it with `orch run --resume {summary.run_id}`"
+        )
     if summary.status != "interrupted":
         summary.reports = render_declared(project, pipeline, summary.run_id)
     if as_json:
@@ -197,4 +208,4 @@ def run_pipeline(
     elif not quiet:
         for line in summary_lines(summary):
             click.echo(line)
-    return summary.exit_code
+    return INTERRUPTED if summary.status == "interrupted" else summary.exit_code

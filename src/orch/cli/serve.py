@@ -14,7 +14,11 @@ import click
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
-    "--port", default=8000, show_default=True, type=int, help="Port (0 picks a free one)."
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),  # checked here: the engine's bind would fail with a traceback
+    help="Port (0 picks a free one).",
 )
 @click.option(
     "--db",

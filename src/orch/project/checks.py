@@ -22,8 +22,14 @@ from orch import templating
 from orch.errors import ConfigError, Problem
 from orch.project import schemas as jsonschemas
 from orch.project.documents import Document, display_path, format_path
-from orch.project.handlers import HandlerError, describe, resolve_handler, schema_from_signature
-from orch.project.items import iter_items
+from orch.project.handlers import (
+    HandlerError,
+    check_handler,
+    describe,
+    resolve_handler,
+    schema_from_signature,
+)
+from orch.project.items import iter_items, read_lines
 from orch.project.model import (
     Assertion,
     Assistant,
@@ -46,6 +52,7 @@ class Loader(Protocol):
     problems: list[Problem]  #: where every problem found is appended
     declared_assistants: set[str]  #: names of every assistant file that parsed, valid or not
     config_broken: bool  #: orch.yml has problems, so its vars and grader are unknown
+    import_handlers: bool  #: import handler modules (False: only check where they are)
 
 
 class Checker:
@@ -109,7 +116,17 @@ class Checker:
         return None
 
     def handler(self, path: tuple, spec: str):
-        """Import a ``module:function`` handler; a problem when it does not import."""
+        """Import a ``module:function`` handler; a problem when it does not import.
+
+        A handler must be a module of the project (:func:`check_handler`), checked before any
+        import. When the loader does not import handlers, that check is all, and None is
+        returned: no project code runs.
+        """
+        if not self.loader.import_handlers:
+            problem = check_handler(spec, self.root)
+            if problem:
+                self.problem(path, problem)
+            return None
         try:
             return resolve_handler(spec, self.root)
         except HandlerError as exc:
@@ -377,7 +394,10 @@ class Checker:
         return out
 
     def items(self, spec: Any) -> ItemSource:
-        """The ``items`` entry as an :class:`ItemSource` (files must exist and parse)."""
+        """The ``items`` entry as an :class:`ItemSource`: files must exist, parse, and hold items.
+
+        A source with no items is a problem, not a run that passes vacuously.
+        """
         if spec is None:
             return ItemSource("default")
         if isinstance(spec, list):
@@ -385,26 +405,29 @@ class Checker:
         ((kind, value),) = spec.items()
         here = ("items", kind)
         if kind == "files":
-            patterns = [value] if isinstance(value, str) else value
-            for pattern in patterns:
-                if not glob.glob(str(self.root / pattern), recursive=True):
-                    self.problem(here, f"{pattern!r} matches no files")
-            return ItemSource("files", tuple(patterns))
-        file = self.root / value
-        if not file.is_file():
+            source = ItemSource("files", tuple([value] if isinstance(value, str) else value))
+            unmatched = [
+                p for p in source.value if not glob.glob(str(self.root / p), recursive=True)
+            ]
+            for pattern in unmatched:
+                self.problem(here, f"{pattern!r} matches no files")
+            if not unmatched and next(iter_items(source, self.root), None) is None:
+                self.problem(here, "no items: the patterns match only folders")
+            return source
+        source = ItemSource(kind, value)
+        if not (self.root / value).is_file():
             self.problem(here, f"file not found: {value}")
-        elif kind == "csv":
-            with file.open(newline="", encoding="utf-8") as fh:
-                header = next(csv.reader(fh), None)
-            if not header:
+            return source
+        try:  # the same reader the runner uses, so validate and run agree on each line
+            if kind == "csv" and not next(csv.reader(read_lines(self.root, value)), None):
                 self.problem(here, f"{value} has no header row")
-        elif kind == "jsonl":
-            try:  # the same reader the runner uses, so validate and run agree on each line
-                for _item in iter_items(ItemSource(kind, value), self.root):
-                    pass
-            except ConfigError as exc:
-                self.problem(here, exc.problems[0].message)
-        return ItemSource(kind, value)
+            elif sum(1 for _item in iter_items(source, self.root)) == 0:
+                self.problem(here, f"{value}: no items")
+        except ConfigError as exc:
+            self.problem(here, exc.problems[0].message)
+        except OSError as exc:
+            self.problem(here, f"cannot read {value}: {exc.strerror or exc}")
+        return source
 
 
 def _with_expect(step: Step, extra: list[Assertion]) -> Step:

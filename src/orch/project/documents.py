@@ -8,7 +8,10 @@ can report ``file:line: field.path: message``. While loading it also
 * resolves ``!file path`` includes (relative to the including file) to the file's text,
 * interpolates ``${VAR}`` / ``${VAR:-default}`` in the string values a caller allows
   (``$${`` keeps a literal ``${``),
-* refuses every other explicit tag (no ``!!python/object`` surprises).
+* refuses every other explicit tag (no ``!!python/object`` surprises),
+* refuses an alias that contains itself, and aliases that would expand to more than
+  :data:`ALIAS_EXPANSION_LIMIT` values beyond those written (a "billion laughs" file is refused
+  in milliseconds instead of eating memory for minutes).
 
 Problems are collected, not raised one by one, so a user sees every mistake at once.
 """
@@ -27,6 +30,10 @@ import yaml
 from orch.errors import Problem
 
 Path_ = tuple[str | int, ...]
+
+#: How many values aliases may add to a document beyond the nodes written in it. A config
+#: that repeats a block a few times stays far below; a "billion laughs" file asks for 10^9.
+ALIAS_EXPANSION_LIMIT = 100_000
 
 _ENV_RE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLAIN_TAGS = {
@@ -144,13 +151,70 @@ def load_document(
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(display, 0, "", f"YAML error: {exc}"))
         return doc
+    except RecursionError:  # PyYAML composes nested collections recursively
+        doc.problems.append(Problem(display, 0, "", "YAML nested too deeply"))
+        return doc
     if node is None:
         doc.data = {}
         doc.lines[()] = 1
         return doc
+    refused = _alias_problem(node)
+    if refused:
+        doc.problems.append(Problem(display, node.start_mark.line + 1, "", refused))
+        return doc
     builder = _Builder(doc, loader, interpolate, os.environ if environ is None else environ)
     doc.data = builder.build(node, ())
     return doc
+
+
+def _alias_problem(root: yaml.Node) -> str | None:
+    """Why the node graph under ``root`` must not be built, or None.
+
+    The builder copies an alias's target every time it is referred to, so the values it would
+    create are counted first, each node once (memoized): linear in the document's size however
+    large the expansion.
+    """
+    sizes: dict[int, int] = {}
+    building: set[int] = set()
+
+    def size(node: yaml.Node) -> int | None:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in building:
+            return None  # an alias inside the collection it names
+        building.add(key)
+        total = 1
+        for child in _children(node):
+            child_size = size(child)
+            if child_size is None:
+                return None
+            total += child_size
+        building.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        expanded = size(root)
+    except RecursionError:
+        return "YAML nested too deeply"
+    if expanded is None:
+        return "a YAML alias refers to a collection that contains it"
+    if expanded - len(sizes) > ALIAS_EXPANSION_LIMIT:
+        return (
+            f"YAML aliases would expand this file to {expanded:,} values; at most "
+            f"{ALIAS_EXPANSION_LIMIT:,} more than written are allowed (an alias bomb?)"
+        )
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes directly inside ``node``: a mapping's keys and values, a sequence's items."""
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 class _Builder:

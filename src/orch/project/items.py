@@ -44,23 +44,36 @@ def iter_items(source: ItemSource, root: Path) -> Iterator[dict[str, Any]]:
             p = Path(rel)
             yield {"path": rel, "name": p.name, "stem": p.stem, "suffix": p.suffix, "index": index}
     elif source.kind == "csv":
-        with (root / source.value).open(newline="", encoding="utf-8") as fh:
-            for index, row in enumerate(csv.DictReader(fh)):
-                yield {**row, "index": index}
+        for index, row in enumerate(csv.DictReader(read_lines(root, source.value))):
+            yield {**row, "index": index}
     elif source.kind == "jsonl":
-        with (root / source.value).open(encoding="utf-8") as fh:
-            index = 0
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise ConfigError(f"{source.value}:{n}: not JSON: {exc}") from exc
-                yield {**(row if isinstance(row, dict) else {"value": row}), "index": index}
-                index += 1
+        index = 0
+        for n, line in enumerate(read_lines(root, source.value), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise ConfigError(f"{source.value}:{n}: not JSON: {exc}") from exc
+            yield {**(row if isinstance(row, dict) else {"value": row}), "index": index}
+            index += 1
     else:  # pragma: no cover - the schema allows nothing else
         raise ConfigError(f"unknown items source {source.kind!r}")
+
+
+def read_lines(root: Path, rel: str) -> Iterator[str]:
+    """The lines of the UTF-8 file ``rel`` (under ``root``), endings kept, one at a time.
+
+    Raises ConfigError ``rel:N: not UTF-8`` at the first line that does not decode, so a bad
+    byte is reported where it is rather than as a decoding traceback. Lines end at ``\\n``
+    only, as the csv module expects of a file opened with ``newline=""``.
+    """
+    with (root / rel).open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{rel}:{number}: not UTF-8") from None
 
 
 def item_key(index: int, repeat: int, repeats: int) -> str:

@@ -51,23 +51,36 @@ def find_root(start: Path | None = None) -> Path:
     return start
 
 
-def load_project(path: Path | None = None, environ: dict[str, str] | None = None) -> Project:
-    """Load and validate the whole project at ``path``; raise ConfigError listing every problem."""
+def load_project(
+    path: Path | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    import_handlers: bool = True,
+) -> Project:
+    """Load and validate the whole project at ``path``; raise ConfigError listing every problem.
+
+    ``import_handlers=False`` runs no project code: handler and ``python:`` modules are checked
+    to be files of the project but not imported, so parameters a handler's signature would give
+    stay unset. Commands that only read the history load projects this way.
+    """
     root = find_root(path)
     if path is not None and not Path(path).exists():
         raise ConfigError(Problem(str(path), 0, "", "no such file or directory"))
-    loader = _ProjectLoader(root, environ)
+    loader = _ProjectLoader(root, environ, import_handlers)
     project = loader.load()
     if loader.problems:
         raise ConfigError(loader.problems)
     return project
 
 
-def validate_path(file: Path, environ: dict[str, str] | None = None) -> str:
+def validate_path(
+    file: Path, environ: dict[str, str] | None = None, *, import_handlers: bool = True
+) -> str:
     """Validate one YAML file (kind guessed from its folder/name/content) in its project.
 
     Cross-file checks run against the rest of the project, but only this file's problems are
-    reported. Returns a one-line summary; raises ConfigError on problems.
+    reported. Returns a one-line summary; raises ConfigError on problems. ``import_handlers``
+    is as for :func:`load_project`.
     """
     file = file.resolve()
     kind = _guess_kind(file)
@@ -77,7 +90,7 @@ def validate_path(file: Path, environ: dict[str, str] | None = None) -> str:
     root = find_root(file.parent)
     if root == file.parent and file.parent.name in (ASSISTANTS_DIR, PIPELINES_DIR):
         root = file.parent.parent  # a project without orch.yml
-    loader = _ProjectLoader(root, environ)
+    loader = _ProjectLoader(root, environ, import_handlers)
     project = loader.load()
     if kind != "project config" and file.parent != root / _FOLDERS[kind]:
         loader.load_extra(file, kind, project)  # not one of the files the project scans
@@ -143,8 +156,9 @@ def _yaml_files(folder: Path) -> list[Path]:
 class _ProjectLoader:
     """Loads every file of a project, collecting problems instead of stopping at the first."""
 
-    def __init__(self, root: Path, environ: dict[str, str] | None):
+    def __init__(self, root: Path, environ: dict[str, str] | None, import_handlers: bool = True):
         self.root = root
+        self.import_handlers = import_handlers
         self.environ = read_environment(root, environ)
         self.problems: list[Problem] = []
         # Names of every assistant file that parsed, valid or not: a pipeline naming a broken

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orch.errors import ExitCode
+from orch.errors import ExitCode, UsageError
 from orch.project.loading import load_project
 from orch.results.context import build_context, load_run
+from orch.results.files import cannot_write, write_atomic
 from orch.results.markdown import escape
 
 _SCORE_EPSILON = 0.005
@@ -264,7 +265,7 @@ def compare_task(
     echo,
 ) -> int:
     """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked."""
-    project = load_project(path)
+    project = load_project(path, import_handlers=False)  # read-only: no project code runs
     contexts = [build_context(project, load_run(project.root, r)) for r in (run_a, run_b)]
     result = compare(*contexts)
     if as_json:
@@ -274,8 +275,10 @@ def compare_task(
     else:
         text = "\n".join(render_text(result))
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        try:
+            write_atomic(output, text if text.endswith("\n") else text + "\n")
+        except OSError as exc:
+            raise UsageError(cannot_write(output, exc)) from exc
         echo(f"wrote {output}")
     else:
         echo(text.rstrip("\n"))

@@ -5,20 +5,29 @@
 pipeline hash, target, timing, usage, counts), ``results.jsonl`` (one line per finished item
 run, appended and flushed before the item is reported) and downloaded files. Reading a run back
 takes the last line per item key, so a retried item supersedes its failure.
+
+What is recorded never holds a URL's userinfo: ``http://user:KEY@host`` is stored as
+``http://host`` (a key in a target's ``base_url`` must not end up in run.json, the database or
+a report). Every failure to read or write the history (SQLite errors, a full disk, a ``.orch``
+that is a file) is a :class:`HistoryError`, one line naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orch.errors import UsageError
+from orch.errors import OrchError, UsageError
+from orch.project.documents import display_path
+from orch.results.files import cannot_write, write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -50,6 +59,22 @@ MIGRATIONS = [
     );
     """,
 ]
+
+
+#: ``scheme://userinfo@``: the userinfo (``user:password``, an API key) is dropped when recorded.
+#: Backslashes and quotes end it, so it never runs across a JSON string's boundary.
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@\"'<>\\]+@")
+
+
+class HistoryError(OrchError):
+    """The run history under ``.orch/`` cannot be read or written (exit 2, one line)."""
+
+
+def strip_userinfo(text: str) -> str:
+    """``text`` with the userinfo of every URL in it removed (``http://u:KEY@h`` → ``http://h``)."""
+    if "@" not in text or "://" not in text:  # the common case, without a regex
+        return text
+    return _USERINFO.sub(r"\1", text)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -87,19 +112,29 @@ class History:
 
     Opening creates ``.orch`` and migrates the database; ``close()`` it when done, or use it as
     a context manager (``with History(root) as history:``), which closes it on the way out.
+    Every method raises :class:`HistoryError` when the files cannot be read or written.
     """
 
     def __init__(self, root: Path):
         self.base = root / ".orch"
-        self.base.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.base / "history.db"
         self.runs_dir = self.base / "runs"
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.base / "history.db", check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        _migrate(self._conn)
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(cannot_write(self.base, exc)) from exc
+        with self._guard("open"):
+            self._conn = sqlite3.connect(
+                self.db_path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                _migrate(self._conn)
+            except BaseException:
+                self._conn.close()
+                raise
 
     def close(self) -> None:
         """Close the database."""
@@ -111,6 +146,15 @@ class History:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Turn a SQLite error while ``doing`` something into a HistoryError naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            where = display_path(self.db_path)
+            raise HistoryError(f"run history {where}: cannot {doing}: {exc}") from exc
+
     def run_dir(self, run_id: str) -> Path:
         """The artifact folder of a run."""
         return self.runs_dir / run_id
@@ -119,9 +163,13 @@ class History:
 
     def start_run(self, meta: dict[str, Any]) -> None:
         """Record a new run (or re-open one being resumed) and write its run.json."""
+        meta = _clean(meta)
         folder = self.run_dir(meta["run_id"])
-        folder.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(cannot_write(folder, exc)) from exc
+        with self._lock, self._guard(f"record run {meta['run_id']}"):
             self._conn.execute(
                 "INSERT INTO runs (run_id, pipeline, pipeline_hash, target, status, started_at,"
                 " meta) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET"
@@ -139,30 +187,37 @@ class History:
         self.write_run_json(meta)
 
     def write_run_json(self, meta: dict[str, Any]) -> None:
-        """Atomically replace ``run.json``."""
+        """Atomically replace ``run.json`` (URLs without their userinfo)."""
         path = self.run_dir(meta["run_id"]) / "run.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            write_atomic(path, json.dumps(_clean(meta), indent=2, ensure_ascii=False))
+        except OSError as exc:
+            raise HistoryError(cannot_write(path, exc)) from exc
 
     def record_item(self, run_id: str, record: dict[str, Any]) -> None:
         """Persist one finished item run: results.jsonl (flushed) and the database."""
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = strip_userinfo(json.dumps(record, ensure_ascii=False, default=str))
+        path = self.run_dir(run_id) / "results.jsonl"
         with self._lock:
-            with (self.run_dir(run_id) / "results.jsonl").open("a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._conn.execute(
-                "INSERT OR REPLACE INTO items (run_id, key, status, finished_at, record)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, record["key"], record["status"], record["finished_at"], line),
-            )
+            try:
+                with path.open("a", encoding="utf-8") as fh:
+                    fh.write(line + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise HistoryError(cannot_write(path, exc)) from exc
+            with self._guard(f"record item {record['key']}"):
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO items (run_id, key, status, finished_at, record)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, record["key"], record["status"], record["finished_at"], line),
+                )
 
     def finish_run(self, meta: dict[str, Any]) -> None:
         """Store the final counts and status; rewrite run.json."""
+        meta = _clean(meta)
         counts, usage = meta["counts"], meta["usage"]
-        with self._lock:
+        with self._lock, self._guard(f"finish run {meta['run_id']}"):
             self._conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, total = ?, passed = ?, failed = ?,"
                 " errors = ?, prompt_tokens = ?, completion_tokens = ?, meta = ?"
@@ -193,13 +248,13 @@ class History:
             args.append(pipeline)
         sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
         args.append(limit)
-        with self._lock:
+        with self._lock, self._guard("list runs"):
             rows = self._conn.execute(sql, args).fetchall()
         return [_record(row) for row in rows]
 
     def get(self, run_id: str) -> RunRecord:
         """One run by id (a unique prefix works too); UsageError when unknown."""
-        with self._lock:
+        with self._lock, self._guard(f"read run {run_id}"):
             rows = self._conn.execute(
                 "SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ? ORDER BY run_id",
                 (run_id, run_id + "%"),
@@ -210,9 +265,7 @@ class History:
         if len(rows) == 1:
             return _record(rows[0])
         if not rows:
-            raise UsageError(
-                f"no run {run_id!r} in {self.base / 'history.db'} (see `orch history`)"
-            )
+            raise UsageError(f"no run {run_id!r} in {self.db_path} (see `orch history`)")
         raise UsageError(f"run id {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
 
     def items(self, run_id: str) -> Iterator[dict[str, Any]]:
@@ -221,23 +274,24 @@ class History:
         One record in memory at a time (a run may have 10,000s); the rows come through a
         connection of their own, so no lock is held while the caller works on each.
         """
-        conn = sqlite3.connect(self.base / "history.db", timeout=30)
-        try:
-            rows = conn.execute(
-                "SELECT record FROM items WHERE run_id = ? ORDER BY"
-                " json_extract(record, '$.index'), json_extract(record, '$.repeat'), key",
-                (run_id,),
-            )
-            for (record,) in rows:
-                yield json.loads(record)
-        finally:
-            conn.close()
+        with self._guard(f"read the items of run {run_id}"):
+            conn = sqlite3.connect(self.db_path, timeout=30)
+            try:
+                rows = conn.execute(
+                    "SELECT record FROM items WHERE run_id = ? ORDER BY"
+                    " json_extract(record, '$.index'), json_extract(record, '$.repeat'), key",
+                    (run_id,),
+                )
+                for (record,) in rows:
+                    yield json.loads(record)
+            finally:
+                conn.close()
 
     def usage(self, run_id: str) -> dict[str, int]:
         """Token usage summed over the latest record of every item of a run (in SQL)."""
         keys = ("prompt_tokens", "completion_tokens", "total_tokens")
         sums = ", ".join(f"COALESCE(SUM(json_extract(record, '$.usage.{k}')), 0)" for k in keys)
-        with self._lock:
+        with self._lock, self._guard(f"sum the usage of run {run_id}"):
             row = self._conn.execute(
                 f"SELECT {sums} FROM items WHERE run_id = ?", (run_id,)
             ).fetchone()
@@ -245,11 +299,16 @@ class History:
 
     def item_status(self, run_id: str) -> dict[str, str]:
         """Item key → status for a run (what a resume skips)."""
-        with self._lock:
+        with self._lock, self._guard(f"read the items of run {run_id}"):
             rows = self._conn.execute(
                 "SELECT key, status FROM items WHERE run_id = ?", (run_id,)
             ).fetchall()
         return dict(rows)
+
+
+def _clean(meta: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``meta`` with the userinfo of every URL in it removed."""
+    return json.loads(strip_userinfo(json.dumps(meta, ensure_ascii=False, default=str)))
 
 
 def _record(row: tuple) -> RunRecord:

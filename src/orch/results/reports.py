@@ -7,7 +7,9 @@ records — never from a model, so ``orch report RUN_ID`` re-renders any past ru
 Templates render with ``StrictUndefined`` (a typo is an error naming ``file:line``, not an empty
 string) and autoescape for HTML and XML templates (decided by the template's extension without
 ``.j2``, else by the output's). Output paths are Jinja templates over the same context, relative
-to the project root; their folders are created.
+to the project root; their folders are created. A report is written to a temporary file and
+renamed into place (:func:`orch.results.files.write_atomic`): a reader, a crash or a full disk
+never finds a truncated report.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from orch.project.loading import load_project
 from orch.project.model import Pipeline, Project
 from orch.results import markdown
 from orch.results.context import REHEARSAL_NOTE, RunData, build_context, load_run
+from orch.results.files import cannot_write, write_atomic
 
 __all__ = [
     "REHEARSAL_NOTE",
     "RunData",
     "ReportError",
+    "ReportWriteError",
     "build_context",
     "load_run",
     "render_declared",
@@ -52,6 +56,10 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 class ReportError(OrchError):
     """A report template is missing, has a syntax error, or failed while rendering."""
+
+
+class ReportWriteError(ReportError):
+    """A rendered report could not be written (a folder that is a file, no space, no access)."""
 
 
 def _duration(seconds: Any) -> str:
@@ -210,8 +218,10 @@ def write_report(
         return text, None
     rel = render_output_path(env, output, context)
     path = Path(rel) if Path(rel).is_absolute() else project.root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise ReportWriteError(cannot_write(path, exc)) from exc
     return text, display_path(str(path))
 
 
@@ -231,20 +241,25 @@ def render_declared(project: Project, pipeline: Pipeline, run_id: str) -> list[s
             _, path = write_report(project, data, entry.template, entry.output, context)
             written.append(path)
         except ReportError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
     if problems:
-        raise ReportError(
-            "\n".join(problems) + f"\n(run {data.record.run_id} is recorded; "
-            f"fix the template, then `orch report {data.record.run_id}`)"
-        )
+        run_id = data.record.run_id
+        hint = f"(run {run_id} is recorded; fix the template, then `orch report {run_id}`)"
+        if all(isinstance(p, ReportWriteError) for p in problems):
+            hint = f"(run {run_id} is recorded; `orch report {run_id}` writes its reports again)"
+        # one problem, one line: the hint goes on it
+        raise ReportError("\n".join(str(p) for p in problems) + f" {hint}")
     return written
 
 
 def report_task(
     path: Path | None, run_id: str, template: str | None, output: str | None, echo
 ) -> int:
-    """``orch report``: re-render a past run's reports (or one template) from the history."""
-    project = load_project(path)
+    """``orch report``: re-render a past run's reports (or one template) from the history.
+
+    Runs no project code: handler and ``python:`` modules are not imported.
+    """
+    project = load_project(path, import_handlers=False)
     data = load_run(project.root, run_id)
     if template is None:
         declared = project.pipeline(data.record.pipeline)

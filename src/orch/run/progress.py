@@ -2,13 +2,43 @@
 
 A reporter hears about each finished item after it has been persisted, so what it shows is
 never ahead of what a resume would find.
+
+When the reader of the progress lines goes away (``orch run ... 2>&1 | head``), the line
+reporter stops writing, points the stream at /dev/null and raises :class:`OutputClosed` from
+the next :meth:`Reporter.item`: the runner stops the run as it does on Ctrl-C (interrupted,
+resumable), and ``reporter.closed`` tells the command why.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, Protocol, TextIO
+
+
+class OutputClosed(KeyboardInterrupt):
+    """The reader of the progress went away; stop the run the way Ctrl-C does.
+
+    A KeyboardInterrupt, so the runner's Ctrl-C path handles it: finished items are kept, the
+    run is recorded as interrupted, and ``orch run --resume RUN_ID`` finishes it.
+    """
+
+
+def silence(stream: Any) -> None:
+    """Point ``stream``'s file descriptor at /dev/null, after its reader went away.
+
+    Python's documented idiom for a broken pipe: later writes, and the interpreter's last
+    flush, then succeed instead of failing again. A stream without a descriptor (a test
+    runner's buffer) is left alone.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 class Reporter(Protocol):
@@ -55,21 +85,24 @@ class QuietReporter:
 
 
 class LineReporter:
-    """One line per finished item: for CI logs and pipes (no TTY)."""
+    """One line per finished item: for CI logs and pipes (no TTY).
+
+    ``closed`` becomes True when the stream's reader went away; the next :meth:`item` then
+    raises :class:`OutputClosed`, once (never :meth:`start`, which runs before the runner can
+    record an interruption).
+    """
 
     def __init__(self, stream: TextIO = sys.stderr):
         self.stream = stream
         self.counter = Counter()
         self.total = 0
+        self.closed = False
+        self._stopped = False  # OutputClosed raised already
 
     def start(self, run_id, pipeline, total, skipped) -> None:  # noqa: D102
         self.total = total
         extra = f" ({skipped} already done)" if skipped else ""
-        print(
-            f"run {run_id}: pipeline {pipeline}, {total} item run(s){extra}",
-            file=self.stream,
-            flush=True,
-        )
+        self._write(f"run {run_id}: pipeline {pipeline}, {total} item run(s){extra}")
 
     def item(self, record) -> None:  # noqa: D102
         self.counter.add(record)
@@ -86,14 +119,23 @@ class LineReporter:
                 if not v["passed"]
             ]
             detail = f": {reasons[0]}" if reasons else ""
-        print(
-            f"[{c.done}/{self.total}] {mark:<5} item {record['key']}{detail}",
-            file=self.stream,
-            flush=True,
-        )
+        self._write(f"[{c.done}/{self.total}] {mark:<5} item {record['key']}{detail}")
+        if self.closed and not self._stopped:
+            self._stopped = True
+            raise OutputClosed()
 
     def finish(self) -> None:  # noqa: D102
         pass
+
+    def _write(self, line: str) -> None:
+        """Print ``line``; on a broken pipe, stop writing for good (``closed``)."""
+        if self.closed:
+            return
+        try:
+            print(line, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            silence(self.stream)
 
 
 class BarReporter:
