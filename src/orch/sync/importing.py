@@ -195,11 +195,23 @@ def _download_files(backend, state, project, root, out, remote, name, notes) -> 
                     f"({exc}); add it under files.{tool} by hand"
                 )
                 continue
-            path = folder / Path(filename).name
+            path = folder / _safe_name(filename, file_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
             result.setdefault(tool, []).append(_rel(path, root))
     return result
+
+
+def _safe_name(filename: str, file_id: str) -> str:
+    """A server-chosen file name usable as one path component inside the import folder.
+
+    Names come from the server, so ``..``, ``.``, an empty name or a name with separators must
+    not reach outside the folder or clash with it: such a name falls back to the file id.
+    """
+    name = Path(filename.replace("\\", "/")).name
+    if name in ("", ".", "..") or "\x00" in name:
+        return file_id
+    return name
 
 
 def _rel(path: Path, root: Path) -> str:
