@@ -9,6 +9,9 @@ from openai import OpenAI
 from openai.types import VectorStore
 from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch
 
+from orch.engine.outputs import MarkerFilter
+from orch.engine.retrieval import Ranking, SearchIndex, chunk_sizes, count_tokens, split_chunks
+
 
 def make_pdf(text: str) -> bytes:
     pdf = FPDF()
@@ -155,3 +158,63 @@ def test_files_list_delete_and_content(client: OpenAI):
     assert client.files.delete(f.id).deleted
     time.sleep(0)
     assert f.id not in [x.id for x in client.files.list()]
+
+
+def test_static_chunking_by_tokens():
+    words = " ".join(f"w{i:03d}" for i in range(1000))  # "w" and 3 digits: 2 tokens a word
+    chunks = split_chunks(words)
+    assert [count_tokens(c) for c in chunks] == [800, 800, 800, 800]
+    # each window starts 400 tokens (200 words) after the one before; the last ends the text
+    assert [c.split()[0] for c in chunks] == ["w000", "w200", "w400", "w600"]
+    assert chunks[-1].endswith("w999")
+    small = split_chunks(words, 100, 0)
+    assert len(small) == 20 and small[1].startswith("w050 ")
+    assert chunk_sizes(
+        {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+    ) == (100, 0)
+    assert chunk_sizes(None) == (800, 400)
+    assert split_chunks("   ") == []
+
+
+def test_token_count_heuristic_is_close_to_four_characters_a_token():
+    text = "The quick brown fox jumps over the lazy dog, twice in 2024. " * 20
+    assert 0.8 < count_tokens(text) / (len(text) / 4.3) < 1.2
+
+
+def test_marker_filter_streams_what_the_whole_text_gives():
+    text = "Otters hold hands 【0:0†facts.txt】 while asleep 【0:1†b.md】 ."
+    whole = MarkerFilter()
+    clean = whole.feed(text) + whole.finish()
+    assert clean == "Otters hold hands while asleep ."
+    assert whole.positions == [(17, "【0:0†facts.txt】"), (30, "【0:1†b.md】")]
+    for size in (1, 2, 3, 7):
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        streamed = MarkerFilter()
+        sent = [streamed.feed(p) for p in pieces] + [streamed.finish()]
+        assert "".join(sent) == clean and streamed.positions == whole.positions
+        assert all("【" not in s for s in sent)
+    ending = MarkerFilter()
+    assert ending.feed("See 【1:0†a.txt】 ") + ending.finish() == "See"
+    assert ending.positions == [(3, "【1:0†a.txt】")]
+    odd = MarkerFilter()
+    assert odd.feed("a 【 b") + odd.finish() == "a 【 b"
+
+
+def test_ranking_reads_both_api_shapes():
+    assert Ranking.from_options(None).recorded() == {
+        "ranker": "default_2024_08_21",
+        "score_threshold": 0.0,
+    }
+    hybrid = Ranking.from_options(
+        {
+            "ranker": "auto",
+            "score_threshold": 0.2,
+            "hybrid_search": {"embedding_weight": 3, "text_weight": 1},
+        }
+    )
+    assert (hybrid.embedding_weight, hybrid.text_weight, hybrid.score_threshold) == (3, 1, 0.2)
+    index = SearchIndex([("vs", "f1", 0, "red apples"), ("vs", "f2", 0, "green pears")])
+    hits = index.search("apples", 5, {}, hybrid, similarities=[0.0, 1.0])
+    assert [(h.file_id, h.score) for h in hits] == [("f2", 0.75), ("f1", 0.25)]
+    assert index.search("apples", 5, {}) == index.search("apples", 5, {}, Ranking())
+    assert [h.file_id for h in index.search("apples", 5, {})] == ["f1"]

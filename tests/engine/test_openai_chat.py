@@ -1,137 +1,112 @@
-"""The openai-chat model against a fake Chat Completions server on 127.0.0.1."""
+"""The openai-chat model against the strict upstream double (tests/engine/upstream.py)."""
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 
+import httpx2
 import pytest
-import uvicorn
 from openai import OpenAI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from orch.engine.server import start_engine
+from tests.engine.upstream import StrictUpstream, serving, tokens_of
 
-
-class FakeChat:
-    """A Chat Completions server: echoes, calls tools on 'weather', reports tool outputs."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-
-    async def completions(self, request: Request) -> JSONResponse:
-        body = await request.json()
-        self.requests.append(body)
-        last = body["messages"][-1]
-        message: dict = {"role": "assistant", "content": None}
-        finish = "stop"
-        if last["role"] == "tool":
-            outputs = [m["content"] for m in body["messages"] if m["role"] == "tool"]
-            message["content"] = "tools said: " + ", ".join(outputs)
-        elif body.get("tools") and "weather" in str(last["content"]):
-            message["tool_calls"] = [
-                {
-                    "id": "up_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
-                },
-                {
-                    "id": "up_2",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
-                },
-            ]
-            finish = "tool_calls"
-        else:
-            text = (
-                last["content"] if isinstance(last["content"], str) else json.dumps(last["content"])
-            )
-            message["content"] = f"echo: {text}"
-        return JSONResponse(
-            {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16},
-            }
-        )
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object"}},
+}
+STEP = {"type": "function", "function": {"name": "step", "parameters": {"type": "object"}}}
 
 
 @pytest.fixture(scope="module")
-def upstream():
-    fake = FakeChat()
-    app = Starlette(routes=[Route("/v1/chat/completions", fake.completions, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield fake, f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    server.should_exit = True
-    thread.join(5)
+def double():
+    upstream = StrictUpstream()
+    with serving(upstream) as url:
+        upstream.url = url
+        yield upstream
+
+
+@pytest.fixture(autouse=True)
+def strict(double: StrictUpstream):
+    """Every request the engine sends must pass the double's checks; settings reset after."""
+    seen = len(double.rejected)
+    yield
+    double.token_delay, double.first_token_delay, double.unsupported = 0.0, 0.0, frozenset()
+    assert double.rejected[seen:] == []
 
 
 @pytest.fixture(scope="module")
-def chat_client(upstream, tmp_path_factory: pytest.TempPathFactory):
-    _, url = upstream
+def chat_client(double: StrictUpstream, tmp_path_factory: pytest.TempPathFactory):
     db = tmp_path_factory.mktemp("chat") / "e.db"
     with start_engine(
-        db, model="openai-chat", upstream_base_url=url, upstream_api_key_env="ORCH_TEST_NO_KEY"
+        db,
+        model="openai-chat",
+        upstream_base_url=double.url,
+        upstream_api_key_env="ORCH_TEST_NO_KEY",
+        poll_after_ms=20,
     ) as engine:
         yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
 
 
-def test_thread_becomes_chat_messages(upstream, chat_client: OpenAI):
-    fake, _ = upstream
-    asst = chat_client.beta.assistants.create(
-        model="llama3", instructions="Be brief.", temperature=0.3
-    )
-    thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
-    run = chat_client.beta.threads.runs.create_and_poll(
+def run_once(client: OpenAI, text: str, **assistant):
+    asst = client.beta.assistants.create(model=assistant.pop("model", "llama3"), **assistant)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": text}])
+    run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20
     )
+    return thread, run
+
+
+def reply_of(client: OpenAI, thread_id: str):
+    return client.beta.threads.messages.list(thread_id=thread_id).data[0]
+
+
+def test_the_double_rejects_what_llama_cpp_rejects(double: StrictUpstream):
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    bad = [
+        {**base, "messages": [{"role": "assistant", "content": None, "tool_calls": [call]}]},
+        {**base, "messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "1"}]},
+        {**base, "messages": [{"role": "assistant", "content": "", "tool_calls": [call]}]},
+        {**base, "messages": ["role", "content", "tool_calls"]},
+        {**base, "max_completion_tokens": "five"},
+        {**base, "tool_choice": "auto"},
+        {**base, "invented": True},
+    ]
+    with httpx2.Client() as http:
+        for body in bad:
+            res = http.post(double.url + "/chat/completions", json=body)
+            assert res.status_code == 400, body
+            assert res.json()["error"]["message"]
+        assert http.post(double.url + "/chat/completions", json=base).status_code == 200
+    assert len(double.rejected) >= len(bad)
+    del double.rejected[-len(bad) :]
+
+
+def test_thread_becomes_chat_messages(double: StrictUpstream, chat_client: OpenAI):
+    thread, run = run_once(chat_client, "hello", instructions="Be brief.", temperature=0.3)
     assert run.status == "completed"
-    assert (run.usage.prompt_tokens, run.usage.completion_tokens) == (11, 5)
-    reply = chat_client.beta.threads.messages.list(thread_id=thread.id).data[0]
+    exchange = double.exchanges[-1]
+    assert (run.usage.prompt_tokens, run.usage.completion_tokens) == exchange.usage
+    reply = reply_of(chat_client, thread.id)
     assert reply.content[0].text.value == "echo: hello"
     assert reply.metadata == {"orch_model": "openai-chat"}
-    sent = fake.requests[-1]
+    sent = exchange.body
     assert sent["model"] == "llama3" and sent["temperature"] == 0.3
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert sent["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "hello"},
     ]
 
 
-def test_function_tools_round_trip(upstream, chat_client: OpenAI):
-    fake, _ = upstream
-    asst = chat_client.beta.assistants.create(
-        model="llama3",
-        tools=[
-            {
-                "type": "function",
-                "function": {"name": "get_weather", "parameters": {"type": "object"}},
-            }
-        ],
-    )
-    thread = chat_client.beta.threads.create(
-        messages=[{"role": "user", "content": "weather in two cities?"}]
-    )
-    run = chat_client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20
-    )
+def test_function_tools_round_trip(double: StrictUpstream, chat_client: OpenAI):
+    thread, run = run_once(chat_client, "weather in two cities?", tools=[WEATHER])
     assert run.status == "requires_action"
-    assert fake.requests[-1]["tools"][0]["function"]["name"] == "get_weather"
+    assert double.requests[-1]["tools"][0]["function"]["name"] == "get_weather"
     calls = run.required_action.submit_tool_outputs.tool_calls
     assert [json.loads(c.function.arguments)["city"] for c in calls] == ["Rome", "Oslo"]
     run = chat_client.beta.threads.runs.submit_tool_outputs_and_poll(
@@ -141,11 +116,148 @@ def test_function_tools_round_trip(upstream, chat_client: OpenAI):
         poll_interval_ms=20,
     )
     assert run.status == "completed"
-    sent = fake.requests[-1]["messages"]
+    sent = double.requests[-1]["messages"]
     assert sent[-3]["role"] == "assistant" and len(sent[-3]["tool_calls"]) == 2
+    assert sent[-3]["content"] == ""  # never null: llama.cpp rejects it
     assert [m["role"] for m in sent[-2:]] == ["tool", "tool"]
-    reply = chat_client.beta.threads.messages.list(thread_id=thread.id).data[0]
-    assert reply.content[0].text.value == "tools said: sun in 0, sun in 1"
+    assert (
+        reply_of(chat_client, thread.id).content[0].text.value == "tools said: sun in 0, sun in 1"
+    )
+
+
+def test_function_calls_over_many_rounds(double: StrictUpstream, chat_client: OpenAI):
+    thread, run = run_once(chat_client, "chain 4 please", tools=[STEP, WEATHER])
+    for n in range(1, 5):
+        assert run.status == "requires_action", run.last_error
+        [call] = run.required_action.submit_tool_outputs.tool_calls
+        assert json.loads(call.function.arguments) == {"n": n}
+        run = chat_client.beta.threads.runs.submit_tool_outputs_and_poll(
+            thread_id=thread.id,
+            run_id=run.id,
+            tool_outputs=[{"tool_call_id": call.id, "output": f"done {n}"}],
+            poll_interval_ms=20,
+        )
+    assert run.status == "completed"
+    messages = double.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["user"] + ["assistant", "tool"] * 4
+    answered = [m["tool_call_id"] for m in messages if m["role"] == "tool"]
+    made = [m["tool_calls"][0]["id"] for m in messages if m["role"] == "assistant"]
+    assert answered == made and len(set(made)) == 4
+    text = reply_of(chat_client, thread.id).content[0].text.value
+    assert text == "tools said: done 1, done 2, done 3, done 4"
+
+
+def test_run_settings_go_upstream(double: StrictUpstream, chat_client: OpenAI):
+    asst = chat_client.beta.assistants.create(
+        model="llama3", tools=[WEATHER, STEP], top_p=0.5, metadata={"seed": "42"}
+    )
+    thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "weather?"}])
+    run = chat_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=asst.id,
+        max_completion_tokens=50,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        parallel_tool_calls=False,
+        response_format={"type": "json_object"},
+        temperature=0.1,
+        poll_interval_ms=20,
+    )
+    assert run.status == "requires_action"
+    sent = double.requests[-1]
+    assert sent["max_completion_tokens"] == 50
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["parallel_tool_calls"] is False
+    assert sent["response_format"] == {"type": "json_object"}
+    assert (sent["temperature"], sent["top_p"], sent["seed"]) == (0.1, 0.5, 42)
+    chat_client.beta.threads.runs.cancel(thread_id=thread.id, run_id=run.id)
+
+
+def test_max_completion_tokens_cuts_the_reply(double: StrictUpstream, chat_client: OpenAI):
+    asst = chat_client.beta.assistants.create(model="llama3")
+    thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "an essay"}])
+    run = chat_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=asst.id, max_completion_tokens=7, poll_interval_ms=20
+    )
+    assert run.status == "incomplete"
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    assert double.requests[-1]["max_completion_tokens"] == 7
+    reply = reply_of(chat_client, thread.id)
+    assert reply.status == "incomplete" and reply.incomplete_details.reason == "max_tokens"
+    assert len(tokens_of(reply.content[0].text.value)) == 7
+
+
+def test_text_streams_token_by_token(double: StrictUpstream, chat_client: OpenAI):
+    double.token_delay = 0.02
+    asst = chat_client.beta.assistants.create(model="llama3")
+    thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "essay"}])
+    start = time.monotonic()
+    arrivals, text = [], []
+    with chat_client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=asst.id, max_completion_tokens=40
+    ) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                arrivals.append(time.monotonic() - start)
+                text.append(event.data.delta.content[0].text.value)
+    assert len(arrivals) == 40  # one delta per upstream token
+    assert arrivals[0] < arrivals[-1] / 4  # the first came long before the last
+    assert "".join(text) == reply_of(chat_client, thread.id).content[0].text.value
+
+
+def test_cancel_closes_the_upstream_request(double: StrictUpstream, chat_client: OpenAI):
+    double.token_delay = 0.05  # 300 tokens: 15 s if nothing stops it
+    asst = chat_client.beta.assistants.create(model="llama3")
+    thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "essay"}])
+    with chat_client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                run_id = stream.current_run.id
+                break
+    exchange = double.exchanges[-1]
+    chat_client.beta.threads.runs.cancel(thread_id=thread.id, run_id=run_id)
+    deadline = time.monotonic() + 3
+    while not exchange.aborted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert exchange.aborted and exchange.tokens < 100
+    run = chat_client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run_id)
+    assert run.status == "cancelled"
+
+
+def test_expiry_closes_the_upstream_request(double: StrictUpstream, tmp_path: Path):
+    double.token_delay = 0.05
+    with start_engine(
+        tmp_path / "e.db", model="openai-chat", upstream_base_url=double.url, run_expiry_seconds=1
+    ) as engine:
+        client = OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
+        thread, run = run_once(client, "essay")
+        assert run.status == "expired"
+    exchange = double.exchanges[-1]
+    assert exchange.aborted and exchange.tokens < 60
+
+
+def test_upstream_4xx_fails_the_run_at_once(double: StrictUpstream, chat_client: OpenAI):
+    before = len(double.exchanges)
+    _, run = run_once(chat_client, "please fail 422")
+    assert run.status == "failed" and run.last_error.code == "invalid_prompt"
+    assert "the upstream refuses (422)" in run.last_error.message
+    assert len(double.exchanges) - before == 1
+
+
+def test_deterministic_5xx_fails_after_one_retry(double: StrictUpstream, chat_client: OpenAI):
+    double.unsupported = frozenset({"json_schema"})
+    before = len(double.exchanges)
+    fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    _, run = run_once(chat_client, "hi", response_format=fmt)
+    assert run.status == "failed" and run.last_error.code == "invalid_prompt"
+    assert "response_format json_schema is not supported" in run.last_error.message
+    assert len(double.exchanges) - before == 2
+
+
+def test_a_passing_5xx_is_retried(double: StrictUpstream, chat_client: OpenAI):
+    before = len(double.exchanges)
+    thread, run = run_once(chat_client, "flaky hello")
+    assert run.status == "completed"
+    assert [e.status for e in double.exchanges[before:]] == [500, 200]
 
 
 def test_unreachable_upstream_fails_the_run(tmp_path: Path):
@@ -157,66 +269,6 @@ def test_unreachable_upstream_fails_the_run(tmp_path: Path):
         tmp_path / "e.db", model="openai-chat", upstream_base_url=f"http://127.0.0.1:{port}/v1"
     ) as engine:
         client = OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
-        asst = client.beta.assistants.create(model="m")
-        thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
-        run = client.beta.threads.runs.create_and_poll(
-            thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=50
-        )
+        _, run = run_once(client, "hi", model="m")
         assert run.status == "failed"
         assert run.last_error.code == "server_error" and "upstream" in run.last_error.message
-
-
-def test_responses_become_chat_requests(upstream, chat_client: OpenAI):
-    fake, _ = upstream
-    tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
-    first = chat_client.responses.create(
-        model="llama3", instructions="Be brief.", input="weather twice?", tools=tools
-    )
-    calls = [o for o in first.output if o.type == "function_call"]
-    assert [json.loads(c.arguments)["city"] for c in calls] == ["Rome", "Oslo"]
-    assert first.usage.input_tokens == 11 and first.usage.output_tokens == 5
-    outputs = [
-        {"type": "function_call_output", "call_id": c.call_id, "output": f"sun {i}"}
-        for i, c in enumerate(calls)
-    ]
-    second = chat_client.responses.create(
-        model="llama3", input=outputs, tools=tools, previous_response_id=first.id
-    )
-    assert second.output_text == "tools said: sun 0, sun 1"
-    notes = chat_client.files.create(file=("notes.txt", b"Tomatoes need sun."), purpose="user_data")
-    fmt = {"type": "json_schema", "name": "a", "schema": {"type": "object"}}
-    third = chat_client.responses.create(
-        model="llama3",
-        input=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "input_text", "text": "and now?"},
-                    {"type": "input_file", "file_id": notes.id},
-                ],
-            }
-        ],
-        previous_response_id=second.id,
-        text={"format": fmt},
-    )
-    assert third.status == "completed"
-    sent = fake.requests[-1]
-    assert sent["response_format"] == {
-        "type": "json_schema",
-        "json_schema": {"name": "a", "schema": {"type": "object"}},
-    }
-    messages = sent["messages"]
-    assert [m["role"] for m in messages] == [
-        "user",
-        "assistant",
-        "tool",
-        "tool",
-        "assistant",
-        "user",
-    ]
-    assert messages[1]["tool_calls"][0]["id"] == calls[0].call_id
-    assert messages[4]["content"] == "tools said: sun 0, sun 1"
-    assert messages[5]["content"] == [
-        {"type": "text", "text": "and now?"},
-        {"type": "text", "text": "[file notes.txt]\nTomatoes need sun."},
-    ]

@@ -27,8 +27,8 @@ class MarkerFilter:
     The Responses API cites by position, not by marker; a space before a marker goes with it.
     :meth:`feed` returns what can be sent now; a piece that may begin a marker (a space, an
     unclosed 【) waits for the next. :attr:`text` is everything returned so far and
-    :attr:`positions` where each marker stood in it. Trailing whitespace is dropped when the
-    text had markers (a reply ending in its citations ends with a word).
+    :attr:`positions` where each marker stood in it (with the marker). Trailing whitespace
+    is dropped when the text had markers (a reply ending in its citations ends with a word).
     """
 
     #: a held piece longer than this is not a marker after all
@@ -37,7 +37,7 @@ class MarkerFilter:
     def __init__(self) -> None:
         self.held = ""
         self.text = ""
-        self.positions: list[int] = []
+        self.positions: list[tuple[int, str]] = []  # (where, the marker)
 
     def feed(self, piece: str) -> str:
         """The part of ``piece`` (and what was held) that is clean text for sure."""
@@ -46,7 +46,8 @@ class MarkerFilter:
         last = 0
         for match in _MARKER.finditer(buf):
             out.append(buf[last : match.start()])
-            self.positions.append(len(self.text) + sum(map(len, out)))
+            where = len(self.text) + sum(map(len, out))
+            self.positions.append((where, match.group().lstrip(" ")))
             last = match.end()
         rest = buf[last:]
         keep = _held_suffix(rest)
@@ -61,7 +62,8 @@ class MarkerFilter:
         rest, self.held = self.held, ""
         if self.positions:
             rest = rest.rstrip()
-            self.positions = [min(p, len(self.text) + len(rest)) for p in self.positions]
+            end = len(self.text) + len(rest)
+            self.positions = [(min(p, end), marker) for p, marker in self.positions]
         self.text += rest
         return rest
 
@@ -264,20 +266,25 @@ class OutputWriter:
 
 def _annotations(
     turn: Turn,
-    positions: list[int],
+    positions: list[tuple[int, str]],
     files: dict[str, str],
     cited_image: dict[str, Any] | None,
     length: int,
 ) -> list[dict[str, Any]]:
-    """The reply's annotations: a ``file_citation`` where each marker stood, then the image."""
+    """The reply's annotations: a ``file_citation`` where each cited marker stood, then the image.
+
+    A marker no citation of the turn names (a model's invention) is dropped without one.
+    """
+    by_marker = {c.marker: c for c in turn.citations}
     annotations: list[dict[str, Any]] = [
         {
             "type": "file_citation",
-            "file_id": citation.file_id,
-            "filename": files.get(citation.file_id, citation.file_id),
+            "file_id": by_marker[marker].file_id,
+            "filename": files.get(by_marker[marker].file_id, by_marker[marker].file_id),
             "index": min(pos, length),
         }
-        for citation, pos in zip(turn.citations, positions, strict=False)
+        for pos, marker in positions
+        if marker in by_marker
     ]
     if cited_image is not None:
         span = {"start_index": length, "end_index": length}

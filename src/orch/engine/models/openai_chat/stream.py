@@ -1,0 +1,143 @@
+"""One streamed Chat Completions call, and what to do when the upstream says no.
+
+:meth:`Upstream.complete` streams a completion, handing each text delta to a callback as it
+arrives and gathering tool calls from their deltas. The HTTP response is closed however the
+call ends: when the turn's task is cancelled (a cancelled run, an expired one, a shutdown)
+the connection goes, and a server that watches it (llama.cpp, vLLM) stops generating.
+
+Errors fail fast. A 4xx is the request's fault: the turn fails with the upstream's message,
+code ``invalid_prompt`` (a client does not retry that). A 429 is ``rate_limit_exceeded``. A
+5xx or a lost connection is tried once more; the same 5xx message twice is deterministic
+(``json_schema`` unsupported, a template error) and fails as ``invalid_prompt``, anything else
+as ``server_error``, which a client may retry. Nothing is retried once text has streamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from orch.engine.models.base import ModelError
+
+#: Pause before the one retry of a failed request (a restarting server gets a moment).
+RETRY_PAUSE = 0.25
+
+
+@dataclass
+class UpstreamCall:
+    """A tool call the upstream made: its id, function name and arguments (JSON text)."""
+
+    id: str
+    name: str
+    arguments: str = ""
+
+
+@dataclass
+class Completion:
+    """What one streamed completion said."""
+
+    text: str = ""
+    calls: list[UpstreamCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: tuple[int, int] | None = None
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    """The upstream's own error message (its JSON ``error.message``, else the body)."""
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return exc.message
+
+
+class Upstream:
+    """A Chat Completions server, called with streaming and the fail-fast policy above."""
+
+    def __init__(self, client: openai.AsyncOpenAI, base_url: str):
+        self.client = client
+        self.base_url = base_url
+
+    async def complete(
+        self, request: dict[str, Any], on_text: Callable[[str], Awaitable[None]]
+    ) -> Completion:
+        """Stream one completion for ``request``; raises :class:`ModelError` on failure."""
+        previous: str | None = None
+        for attempt in (1, 2):
+            try:
+                return await self._stream(request, on_text)
+            except openai.RateLimitError as exc:
+                raise ModelError(
+                    f"upstream rate limit: {_message(exc)}", "rate_limit_exceeded"
+                ) from exc
+            except openai.APIStatusError as exc:
+                status, message = exc.status_code, _message(exc)
+                if status < 500:
+                    raise ModelError(
+                        f"upstream rejected the request ({status}): {message}", "invalid_prompt"
+                    ) from exc
+                if message == previous:
+                    raise ModelError(
+                        f"upstream error {status}, the same twice: {message}", "invalid_prompt"
+                    ) from exc
+                if attempt == 2:
+                    raise ModelError(f"upstream error {status}: {message}") from exc
+                previous = message
+            except openai.APIConnectionError as exc:
+                if attempt == 2:
+                    raise ModelError(f"upstream unreachable ({self.base_url}): {exc}") from exc
+            await asyncio.sleep(RETRY_PAUSE)
+        raise AssertionError("unreachable")
+
+    async def _stream(
+        self, request: dict[str, Any], on_text: Callable[[str], Awaitable[None]]
+    ) -> Completion:
+        stream = await self.client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
+        out = Completion()
+        text: list[str] = []
+        calls: dict[int, UpstreamCall] = {}
+        # ``async with`` closes the response on every exit, cancellation included.
+        async with stream:
+            try:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        out.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    for choice in chunk.choices[:1]:
+                        delta = choice.delta
+                        if delta.content:
+                            text.append(delta.content)
+                            await on_text(delta.content)
+                        for tc in delta.tool_calls or []:
+                            _gather(calls, tc)
+                        if choice.finish_reason:
+                            out.finish_reason = choice.finish_reason
+            except openai.APIError as exc:  # the SDK wraps the HTTP library's read errors
+                # mid-stream: text may have gone to the client already, so no retry
+                raise ModelError(f"upstream stream broke ({self.base_url}): {exc}") from exc
+        out.text = "".join(text)
+        out.calls = [calls[i] for i in sorted(calls)]
+        return out
+
+
+def _gather(calls: dict[int, UpstreamCall], delta: Any) -> None:
+    """Add one tool-call delta to the call it continues (by index)."""
+    call = calls.get(delta.index)
+    if call is None:
+        call = calls[delta.index] = UpstreamCall(delta.id or f"call_{delta.index}", "")
+    elif delta.id and not call.id:
+        call.id = delta.id
+    fn = delta.function
+    if fn is not None:
+        if fn.name:
+            call.name += fn.name
+        if fn.arguments:
+            call.arguments += fn.arguments
