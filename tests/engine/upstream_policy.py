@@ -3,8 +3,9 @@
 The last user message says what to do. Keywords, in the order they appear, plan tool rounds
 (only with tools the request offers): ``weather`` → ``get_weather`` for Rome and Oslo (in
 parallel unless ``parallel_tool_calls`` is false), ``search``/``pedro`` → ``file_search``,
-``compute``/``plot`` → ``python``, ``chain N`` → N rounds of ``step``. Each request answers
-the next round not yet in the conversation; once all are, the reply sums the tool results up
+``compute`` → ``python`` printing 42, ``plot`` → ``python`` drawing a bar chart, ``chain N``
+→ N rounds of ``step``. Each request answers the next round not yet in the conversation;
+once all are, the reply sums the tool results up
 (citing the first file_search result by its marker). Without tools: ``fail NNN`` answers that
 status, ``flaky`` fails once with a 500, ``essay`` writes 300 words, a JSON
 ``response_format`` gets a JSON object, anything else ``echo: <text>``.
@@ -19,6 +20,7 @@ from typing import Any
 
 _MARKER = re.compile(r"【\d+:\d+†[^】]*】")
 PYTHON_CODE = "print(6 * 7)"
+PLOT_CODE = "import matplotlib.pyplot as plt\nplt.bar([1, 2, 3], [3, 1, 2])\nprint('drawn')"
 
 
 @dataclass
@@ -61,8 +63,8 @@ def _plan(text: str, body: dict[str, Any]) -> list[list[tuple[str, dict[str, Any
     want(low.find("weather"), [cities] if parallel else [[c] for c in cities])
     search = [m.start() for m in re.finditer(r"search|pedro", low)]
     want(search[0] if search else -1, [[("file_search", {"query": text})]])
-    compute = [m.start() for m in re.finditer(r"compute|plot", low)]
-    want(compute[0] if compute else -1, [[("python", {"code": PYTHON_CODE})]])
+    want(low.find("compute"), [[("python", {"code": PYTHON_CODE})]])
+    want(low.find("plot"), [[("python", {"code": PLOT_CODE})]])
     chain = re.search(r"chain (\d+)", low)
     if chain:
         want(chain.start(), [[("step", {"n": k + 1})] for k in range(int(chain[1]))])
