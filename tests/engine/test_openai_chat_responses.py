@@ -126,3 +126,5 @@ def test_cancelling_a_background_response_closes_the_upstream(
     while not exchange.aborted and time.monotonic() < deadline:
         time.sleep(0.02)
     assert exchange.aborted and exchange.tokens < 100
+    [kept] = client.responses.retrieve(response.id).output  # the text so far stays
+    assert kept.status == "incomplete" and kept.content[0].text.startswith("word0 word1")

@@ -227,6 +227,9 @@ class OutputWriter:
     def message_delta(self, response: dict[str, Any], draft: MessageDraft, delta: str) -> None:
         """Send a piece of the message's text, its citation markers taken out."""
         clean = draft.markers.feed(delta)
+        # The item shows its text so far: a response cancelled now keeps what was sent.
+        part = {"type": "output_text", "text": draft.markers.text, "annotations": []}
+        draft.item["content"] = [{**part, "logprobs": []}]
         if clean:
             self.send(response, "response.output_text.delta", delta=clean, logprobs=[], **draft.ref)
 
