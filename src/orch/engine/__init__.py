@@ -16,5 +16,7 @@ layers, each importing only from the ones below (``tests/engine/test_layout.py``
   turn per task), writing through ``steps`` and ``outputs``.
 - ``messages``, ``vectors``, ``containers``, ``conversations``, ``files``: the stored
   resources; ``items``, ``params``: request validation; ``models/``: what answers turns.
-- ``store`` (SQLite), ``sse``, ``retrieval``, ``errors``, ``png``: the ground floor.
+- ``store`` (SQLite), ``sse``, ``retrieval``, ``errors``, ``png``, and ``sandbox/`` (the code
+  interpreter: an IPython kernel per thread or container, confined by bubblewrap or rlimits):
+  the ground floor.
 """

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orch.engine.agents import AgentSessions
 from orch.engine.containers import Containers
 from orch.engine.conversations import Conversations
 from orch.engine.files import Files
@@ -16,6 +17,7 @@ from orch.engine.models import create_model
 from orch.engine.models.base import Model
 from orch.engine.responding import ResponseExecutor
 from orch.engine.runs import RunExecutor
+from orch.engine.sandbox import Sandbox
 from orch.engine.store import Store
 from orch.engine.vectors import VectorStores
 
@@ -35,6 +37,14 @@ class EngineConfig:
     run_expiry_seconds: float = 600.0
     poll_after_ms: int = 100
     commit_delay: float = 0.02
+    # The code interpreter's sandbox: "auto" (bubblewrap if it works, else rlimits),
+    # "bubblewrap", "rlimits", or "off" (no code runs: the code_interpreter tool is not offered
+    # to models); a call's timeout; where the sessions' directories live (a temporary
+    # directory when None); how long an idle session lives.
+    sandbox: str = "auto"
+    code_timeout: float = 60.0
+    sandbox_dir: str | Path | None = None
+    sandbox_idle_seconds: float = 20 * 60.0
 
 
 @dataclass
@@ -79,26 +89,41 @@ class Engine:
             upstream_base_url=config.upstream_base_url,
             upstream_api_key_env=config.upstream_api_key_env,
         )
+        self.sandbox = (
+            None
+            if config.sandbox == "off"
+            else Sandbox(
+                config.sandbox_dir,
+                isolation=config.sandbox,
+                idle_seconds=config.sandbox_idle_seconds,
+            )
+        )
         self.files = Files(self.store)
         self.vectors = VectorStores(self.store)
-        self.containers = Containers(self.store)
+        self.containers = Containers(self.store, self.sandbox)
         self.conversations = Conversations(self.store)
         self.messages = Messages(self.store, self.vectors)
+        code = {"sandbox": self.sandbox, "code_timeout": config.code_timeout}
         self.runs = RunExecutor(
-            self.store, self.model, self.vectors, self.files, config.run_expiry_seconds
+            self.store, self.model, self.vectors, self.files, config.run_expiry_seconds, **code
         )
         self.responses = ResponseExecutor(
-            self.store, self.model, self.vectors, self.containers, self.conversations
+            self.store, self.model, self.vectors, self.containers, self.conversations, **code
         )
+        self.agents = AgentSessions(self.store, self.model, self.vectors, **code)
 
     def start(self) -> None:
         """Pick up runs and responses a previous process left behind (call on the event loop)."""
         self.runs.recover()
         self.responses.recover()
+        self.agents.recover()
 
     async def close(self) -> None:
-        """Stop runs and responses, release the model, commit and close the database."""
+        """Stop runs, responses and kernels, release the model, commit, close the database."""
         await self.runs.close()
         await self.responses.close()
+        await self.agents.close()
+        if self.sandbox is not None:
+            await self.sandbox.close()
         await self.model.aclose()
         self.store.close()

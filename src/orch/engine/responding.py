@@ -24,6 +24,7 @@ from orch.engine.errors import bad_request
 from orch.engine.items import file_texts, turn_inputs
 from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext
 from orch.engine.outputs import MessageDraft, OutputWriter
+from orch.engine.sandbox import Sandbox
 from orch.engine.store import Store
 from orch.engine.turns import Draft, TurnExecutor
 from orch.engine.vectors import VectorStores
@@ -105,8 +106,11 @@ class ResponseExecutor(TurnExecutor):
         vectors: VectorStores,
         containers: Containers,
         conversations: Conversations,
+        sandbox: Sandbox | None = None,
+        code_timeout: float = 60.0,
     ):
-        super().__init__(store, model, vectors)
+        super().__init__(store, model, vectors, sandbox, code_timeout)
+        self.containers = containers
         self.conversations = conversations
         self.output = OutputWriter(store, containers, self.channels)
 
@@ -162,7 +166,7 @@ class ResponseExecutor(TurnExecutor):
         search_tools = [t for t in response["tools"] if t["type"] == "file_search"]
         store_ids = [vs for t in search_tools for vs in t["vector_store_ids"]]
         cap = min((t.get("max_num_results") or 50 for t in search_tools), default=50)
-        return TurnContext(
+        ctx = TurnContext(
             run=run_view(response),
             assistant=assistant,
             messages=inputs.messages,
@@ -174,13 +178,24 @@ class ResponseExecutor(TurnExecutor):
             rounds_in_messages=True,
             max_output_tokens=response.get("max_output_tokens"),
         )
+        if any(t["type"] == "code_interpreter" for t in response["tools"]):
+            # The code runs in the response's container: its files go in, what it writes
+            # comes back as container files.
+            cid = self.containers.for_response(response)
+            keep = self.containers.keep_outputs
+            await self._offer_code(
+                ctx, cid, self.containers.input_files(cid), lambda result: keep(cid, result)
+            )
+        return ctx
 
     def _count_usage(self, response: dict[str, Any], turn: Turn) -> bool:
         response["usage"] = usage_body(*(turn.usage or (0, 0)))
         return True
 
-    def _write_code(self, response: dict[str, Any], code: CodeCall) -> dict[str, Any] | None:
-        return self.output.write_code(response, code)
+    def _write_code(self, response: dict[str, Any], code: CodeCall, draft: Draft) -> None:
+        cited = self.output.write_code(response, code)
+        if cited is not None:
+            draft.images.append(cited)
 
     def _write_search(self, response: dict[str, Any], search: SearchCall) -> dict[str, str]:
         return self.output.write_search(response, search)
@@ -207,7 +222,9 @@ class ResponseExecutor(TurnExecutor):
     def _close_reply(
         self, response: dict[str, Any], draft: Draft, turn: Turn, incomplete: bool
     ) -> None:
-        self.output.close_message(response, draft.reply, turn, draft.files, draft.image, incomplete)
+        # The message cites one image (the first the turn's code showed).
+        image = draft.images[0] if draft.images else None
+        self.output.close_message(response, draft.reply, turn, draft.files, image, incomplete)
 
     # -- endings -------------------------------------------------------------------------------
     def _save(self, response: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from orch.engine.errors import bad_request
 from orch.engine.files import Files
 from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext, message_text
+from orch.engine.sandbox import InputFile, Sandbox
 from orch.engine.steps import Reply, StepWriter
 from orch.engine.store import Store, new_object, public
 from orch.engine.turns import Draft, TurnExecutor
@@ -42,6 +43,25 @@ def searched_stores(assistant: dict[str, Any], thread: dict[str, Any]) -> list[s
     return ids
 
 
+def code_file_ids(
+    assistant: dict[str, Any], thread: dict[str, Any], messages: list[dict[str, Any]]
+) -> list[str]:
+    """The ids of the files a run's code interpreter sees, each once.
+
+    They are the assistant's and the thread's ``tool_resources.code_interpreter`` files and
+    the files attached to the thread's messages for the code interpreter.
+    """
+    ids: list[str] = []
+    for owner in (assistant, thread):
+        ci = ((owner or {}).get("tool_resources") or {}).get("code_interpreter") or {}
+        ids += ci.get("file_ids") or []
+    for message in messages:
+        for attachment in message.get("attachments") or []:
+            if any(t.get("type") == "code_interpreter" for t in attachment.get("tools") or []):
+                ids.append(attachment["file_id"])
+    return list(dict.fromkeys(ids))
+
+
 class RunExecutor(TurnExecutor):
     """Creates, executes, cancels and expires runs; publishes their stream events."""
 
@@ -56,8 +76,10 @@ class RunExecutor(TurnExecutor):
         vectors: VectorStores,
         files: Files,
         expiry_seconds: float,
+        sandbox: Sandbox | None = None,
+        code_timeout: float = 60.0,
     ):
-        super().__init__(store, model, vectors)
+        super().__init__(store, model, vectors, sandbox, code_timeout)
         self.expiry_seconds = expiry_seconds
         self.active: dict[str, str] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -184,7 +206,7 @@ class RunExecutor(TurnExecutor):
         user_text = next((message_text(m) for m in reversed(messages) if m["role"] == "user"), "")
         thread = store.get("thread", run["thread_id"]) or {}
         store_ids = searched_stores(assistant, thread)
-        return TurnContext(
+        ctx = TurnContext(
             run=run,
             assistant=assistant,
             messages=messages,
@@ -195,6 +217,23 @@ class RunExecutor(TurnExecutor):
             load_file=lambda file_id: store.get_blob(file_id),
             max_output_tokens=self._budget(run),
         )
+        if any(t.get("type") == "code_interpreter" for t in run.get("tools") or []):
+            # One session per thread: the thread's runs share variables and files.
+            files = self._input_files(code_file_ids(assistant, thread, messages))
+            await self._offer_code(ctx, run["thread_id"], files)
+        return ctx
+
+    def _input_files(self, file_ids: list[str]) -> list[InputFile]:
+        """The files, by id, as the sandbox places them (read only when placed)."""
+        store = self.store
+        found = []
+        for file_id in file_ids:
+            file = store.get("file", file_id)
+            if file is not None:
+                found.append(
+                    InputFile(file["filename"], file_id, lambda f=file_id: store.get_blob(f))
+                )
+        return found
 
     @staticmethod
     def _budget(run: dict[str, Any]) -> int | None:
@@ -212,8 +251,10 @@ class RunExecutor(TurnExecutor):
             return False
         return True
 
-    def _write_code(self, run: dict[str, Any], code: CodeCall) -> str | None:
-        return self.steps.write_code(run, code)
+    def _write_code(self, run: dict[str, Any], code: CodeCall, draft: Draft) -> None:
+        images, outputs = self.steps.write_code(run, code)
+        draft.images += images
+        draft.outputs.update(outputs)
 
     def _write_search(self, run: dict[str, Any], search: SearchCall) -> dict[str, str]:
         self.steps.write_search(run, search)
@@ -228,7 +269,7 @@ class RunExecutor(TurnExecutor):
         return text[: max(1, limit) * 4] if limit else text
 
     def _open_reply(self, run: dict[str, Any], draft: Draft) -> Reply:
-        return self.steps.open_reply(run, draft.image)
+        return self.steps.open_reply(run, draft.images, draft.outputs)
 
     def _reply_delta(self, run: dict[str, Any], draft: Draft, delta: str) -> None:
         self.steps.reply_delta(run, draft.reply, delta)

@@ -22,6 +22,7 @@ import uvicorn
 from orch.engine.app import FaultDropped, create_app
 from orch.engine.core import EngineConfig, RequestStats
 from orch.engine.errors import EngineSetupError
+from orch.engine.sandbox import summary as sandbox_summary
 
 log = logging.getLogger("orch.engine")
 
@@ -274,4 +275,5 @@ def serve_forever(
     suffix = "".join(f", {e}" for e in extras)
     url = _url(host, sock.getsockname()[1])
     print(f"orch engine listening on {url} (model: {model}{suffix}; db: {db})", flush=True)
+    print(f"code interpreter sandbox: {sandbox_summary(config.sandbox)}", flush=True)
     server.run(sockets=[sock])

@@ -26,12 +26,19 @@ def _now() -> int:
 
 @dataclass
 class Reply:
-    """An assistant message being streamed: the message, its step, the blocks before its text."""
+    """An assistant message being streamed: the message, its step, the blocks before its text.
+
+    ``outputs`` (``{path the model was told: file id}``) are the files the turn's code wrote:
+    the message gets them as attachments, and a ``file_path`` annotation where its text links
+    one (``sandbox:/mnt/data/report.csv``).
+    """
 
     msg: dict[str, Any]
     step: dict[str, Any]
     content: list[dict[str, Any]] = field(default_factory=list)
     started: bool = False
+    text: list[str] = field(default_factory=list)  # the pieces streamed so far
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 def _annotations(citations: list[Citation], text_length: int) -> list[dict[str, Any]]:
@@ -49,6 +56,20 @@ def _annotations(citations: list[Citation], text_length: int) -> list[dict[str, 
     ]
 
 
+def _file_paths(outputs: dict[str, str], text: str) -> list[dict[str, Any]]:
+    """``file_path`` annotations where the text links a file the code wrote, in text order."""
+    found = []
+    for path, file_id in outputs.items():
+        link = f"sandbox:{path}"
+        start = text.find(link)
+        while start >= 0:
+            end = start + len(link)
+            annotation = {"type": "file_path", "text": link, "start_index": start}
+            found.append({**annotation, "end_index": end, "file_path": {"file_id": file_id}})
+            start = text.find(link, end)
+    return sorted(found, key=lambda a: a["start_index"])
+
+
 class StepWriter:
     """Creates a run's steps and messages, with their stream events."""
 
@@ -57,6 +78,8 @@ class StepWriter:
         self.files = files
         self.channels = channels
         self.model_name = model_name
+        # Replies being streamed, by message id: a run ended mid-reply keeps what was sent.
+        self.streaming: dict[str, Reply] = {}
 
     # -- events --------------------------------------------------------------------------------
     def emit(self, run_id: str, event: str, data: dict[str, Any]) -> None:
@@ -134,17 +157,26 @@ class StepWriter:
     def _tool_step(self, run: dict[str, Any]) -> dict[str, Any]:
         return self.open_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
 
-    def write_code(self, run: dict[str, Any], code: CodeCall) -> str | None:
-        """A completed code-interpreter step; returns the id of the image file it made, if any."""
+    def write_code(self, run: dict[str, Any], code: CodeCall) -> tuple[list[str], dict[str, str]]:
+        """A completed code-interpreter step, its images and files stored as engine files.
+
+        Each image becomes a file (purpose ``assistants_output``) and an ``image`` output;
+        each file the code wrote becomes a file of the same purpose. Returns the image file
+        ids and ``{path the model was told: file id}`` of the written files.
+        """
         step = self._tool_step(run)
         call_id = new_id("call")
         outputs: list[dict[str, Any]] = []
-        image_id = None
         if code.logs is not None:
             outputs.append({"type": "logs", "logs": code.logs})
-        if code.image is not None:
-            image_id = self.files.create(code.image, "image.png", "assistants_output")["id"]
-            outputs.append({"type": "image", "image": {"file_id": image_id}})
+        image_ids = []
+        for image in code.images:
+            image_ids.append(self.files.create(image, "image.png", "assistants_output")["id"])
+            outputs.append({"type": "image", "image": {"file_id": image_ids[-1]}})
+        written = {}
+        for file in code.files:
+            name = file.name.rsplit("/", 1)[-1]
+            written[file.path] = self.files.create(file.content, name, "assistants_output")["id"]
         opened = {"index": 0, "id": call_id, "type": "code_interpreter"}
         self._step_delta(run, step, [{**opened, "code_interpreter": {"input": "", "outputs": []}}])
         head = {"index": 0, "type": "code_interpreter"}
@@ -161,7 +193,7 @@ class StepWriter:
             }
         ]
         self.close_step(run, step)
-        return image_id
+        return image_ids, written
 
     def write_search(self, run: dict[str, Any], search: SearchCall) -> None:
         """A completed file_search step with its results."""
@@ -227,17 +259,26 @@ class StepWriter:
         return recorded
 
     # -- the reply -----------------------------------------------------------------------------
-    def open_reply(self, run: dict[str, Any], image_id: str | None) -> Reply:
+    def open_reply(
+        self,
+        run: dict[str, Any],
+        image_ids: list[str] | None = None,
+        outputs: dict[str, str] | None = None,
+    ) -> Reply:
         """Open the assistant message of a turn, in its message-creation step, for streaming.
 
-        An image the turn's code made is the message's first block, sent at once.
+        The images the turn's code made are the message's first blocks, sent at once; the
+        files it wrote (``outputs``) are the message's attachments.
         """
+        outputs = dict(outputs or {})
+        tools = [{"type": "code_interpreter"}]
         msg = new_message(
             run["thread_id"],
             "assistant",
             [],
             assistant_id=run["assistant_id"],
             run_id=run["id"],
+            attachments=[{"file_id": f, "tools": tools} for f in outputs.values()],
             metadata={"orch_model": self.model_name},
             done=False,
         )
@@ -247,10 +288,12 @@ class StepWriter:
             {"type": "message_creation", "message_creation": {"message_id": msg["id"]}},
         )
         self._open_message(run, msg)
-        reply = Reply(msg, step)
-        if image_id is not None:
+        reply = Reply(msg, step, outputs=outputs)
+        self.streaming[msg["id"]] = reply
+        for image_id in image_ids or []:
             block = {"type": "image_file", "image_file": {"file_id": image_id, "detail": "auto"}}
-            self._message_delta(run["id"], msg["id"], [dict(block, index=0)])
+            index = len(reply.content)
+            self._message_delta(run["id"], msg["id"], [dict(block, index=index)])
             reply.content.append(block)
         return reply
 
@@ -264,6 +307,7 @@ class StepWriter:
         if not reply.started:
             delta["text"]["annotations"] = []
             reply.started = True
+        reply.text.append(piece)
         self._message_delta(run["id"], reply.msg["id"], [delta])
 
     def close_reply(
@@ -273,7 +317,7 @@ class StepWriter:
 
         ``incomplete`` (the output limit was reached) ends the message ``incomplete``.
         """
-        annotations = _annotations(turn.citations, len(text))
+        annotations = _annotations(turn.citations, len(text)) + _file_paths(reply.outputs, text)
         if annotations:
             indexed = [dict(a, index=j) for j, a in enumerate(annotations)]
             delta = {"index": len(reply.content), "type": "text", "text": {"annotations": indexed}}
@@ -282,6 +326,7 @@ class StepWriter:
             *reply.content,
             {"type": "text", "text": {"value": text, "annotations": annotations}},
         ]
+        self.streaming.pop(reply.msg["id"], None)
         self._close_message(run, reply.msg, content, incomplete)
         self.close_step(run, reply.step, turn.usage)
 
@@ -333,6 +378,10 @@ class StepWriter:
                 self.store.put(obj)
                 self.emit(run["id"], f"thread.run.step.{step_status}", obj)
             elif kind == "message" and obj["status"] == "in_progress":
+                reply = self.streaming.pop(object_id, None)
+                if reply is not None:  # the text the client saw stays in the message
+                    text = {"value": "".join(reply.text), "annotations": []}
+                    obj["content"] = [*reply.content, {"type": "text", "text": text}]
                 obj["status"] = "incomplete"
                 obj["incomplete_at"] = now
                 obj["incomplete_details"] = {"reason": message_reason}

@@ -3,8 +3,10 @@
 :class:`TurnExecutor` owns the life of a turn: the task that executes it, the ladder that
 turns every way it can end (a cancel, the model's error, a bug, a deadline) into the object's
 terminal state, the turn itself (ask the model, then write its tool calls and its reply), and
-what happens on startup and shutdown. The subclasses, :class:`orch.engine.runs.RunExecutor`
-and :class:`orch.engine.responding.ResponseExecutor`, say what each stage writes for their API.
+what happens on startup and shutdown. It also gives the model the code interpreter: a
+``run_code`` bound to the object's sandbox session and files (:meth:`TurnExecutor._offer_code`).
+The subclasses, :class:`orch.engine.runs.RunExecutor` and
+:class:`orch.engine.responding.ResponseExecutor`, say what each stage writes for their API.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from orch.engine.models.base import (
     TurnContext,
 )
 from orch.engine.retrieval import Ranking
+from orch.engine.sandbox import CodeResult, InputFile, Sandbox, SandboxError
 from orch.engine.sse import Channels, pieces
 from orch.engine.store import Store
 from orch.engine.vectors import VectorStores
@@ -39,12 +42,16 @@ class Draft:
 
     ``reply`` is the executor's handle on the reply message being streamed (None while no text
     has come, and again after a tool call closed it); ``text`` is what it has streamed.
-    ``image`` and ``files`` gather what the turn's tool calls made and found, for the reply.
+    ``images`` (what the executor shows of each image the turn's code made), ``outputs``
+    (``{path the model was told: file id}`` of the files it wrote) and ``files`` (``{file id:
+    filename}`` of what its searches found) gather what the turn's tool calls made and found,
+    for the reply.
     """
 
     reply: Any = None
     text: list[str] = field(default_factory=list)
-    image: Any = None
+    images: list[Any] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -68,10 +75,19 @@ class TurnExecutor(ABC):
     #: Statuses :meth:`recover` hands to :meth:`_resume` after a restart.
     unfinished: ClassVar[tuple[str, ...]]
 
-    def __init__(self, store: Store, model: Model, vectors: VectorStores):
+    def __init__(
+        self,
+        store: Store,
+        model: Model,
+        vectors: VectorStores,
+        sandbox: Sandbox | None = None,
+        code_timeout: float = 60.0,
+    ):
         self.store = store
         self.model = model
         self.vectors = vectors
+        self.sandbox = sandbox
+        self.code_timeout = code_timeout
         self.live: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.channels = Channels()
@@ -149,7 +165,7 @@ class TurnExecutor(ABC):
         if not self._count_usage(obj, turn):
             return
         if turn.code:
-            draft.image = self._write_code(obj, turn.code)
+            self._write_code(obj, turn.code, draft)
         if turn.search is not None:
             draft.files.update(self._write_search(obj, turn.search))
         if turn.tool_calls:
@@ -177,7 +193,7 @@ class TurnExecutor(ABC):
         if isinstance(call, SearchCall):
             draft.files.update(self._write_search(obj, call))
         else:
-            draft.image = self._write_code(obj, call)
+            self._write_code(obj, call, draft)
 
     def _close_draft(self, obj: dict[str, Any], draft: Draft) -> None:
         """Complete the reply message being streamed, if any (a tool call comes after it)."""
@@ -210,13 +226,44 @@ class TurnExecutor(ABC):
 
         return search
 
+    async def _offer_code(
+        self,
+        ctx: TurnContext,
+        key: str,
+        files: list[InputFile],
+        keep: Callable[[CodeResult], None] | None = None,
+    ) -> None:
+        """Give the model ``run_code`` in the sandbox session ``key`` with ``files`` placed.
+
+        ``keep`` sees each result first (Responses keep the files as container files). A
+        sandbox that cannot start a kernel fails the turn (a ModelError), the way an upstream
+        that cannot answer does; an engine without a sandbox offers nothing.
+        """
+        sandbox, timeout = self.sandbox, self.code_timeout
+        if sandbox is None:
+            return
+
+        async def run_code(code: str) -> CodeResult:
+            try:
+                result = await sandbox.run(key, code, files, timeout)
+            except SandboxError as exc:
+                raise ModelError(f"The code interpreter is unavailable: {exc}") from exc
+            if keep is not None:
+                keep(result)
+            return result
+
+        ctx.run_code = run_code
+        await asyncio.to_thread(lambda: sandbox.isolation)  # the first use probes: off the loop
+        ctx.code_dir = sandbox.data_path(key)
+        ctx.code_files = [f"{ctx.code_dir}/{name}" for name in sandbox.names(files)]
+
     @abstractmethod
     def _count_usage(self, obj: dict[str, Any], turn: Turn) -> bool:
         """Record the turn's token usage; False when that alone ended the object."""
 
     @abstractmethod
-    def _write_code(self, obj: dict[str, Any], code: CodeCall) -> Any:
-        """Write a code-interpreter call; returns the image a reply may show, if any."""
+    def _write_code(self, obj: dict[str, Any], code: CodeCall, draft: Draft) -> None:
+        """Write a code-interpreter call; add what the reply shows of it to ``draft``."""
 
     @abstractmethod
     def _write_search(self, obj: dict[str, Any], search: SearchCall) -> dict[str, str]:
@@ -232,7 +279,7 @@ class TurnExecutor(ABC):
 
     @abstractmethod
     def _open_reply(self, obj: dict[str, Any], draft: Draft) -> Any:
-        """Open the reply message for streaming (showing ``draft.image``); returns its handle."""
+        """Open the reply message for streaming (showing ``draft.images``); returns its handle."""
 
     @abstractmethod
     def _reply_delta(self, obj: dict[str, Any], draft: Draft, delta: str) -> None:

@@ -1,10 +1,11 @@
 """The contract between the run executor and the models that answer runs.
 
 A model receives a :class:`TurnContext` (the run, its assistant, the thread's messages, tool
-outputs when continuing after ``requires_action``, and a search function over the run's vector
-stores) and returns one :class:`Turn`: optional code-interpreter and file-search steps, then
-either function calls (the run goes to ``requires_action``) or a reply message. The executor
-turns that into run steps, messages, statuses and stream events.
+outputs when continuing after ``requires_action``, a search function over the run's vector
+stores and, when the run offers the code interpreter, ``run_code``, which really runs Python
+in the engine's sandbox) and returns one :class:`Turn`: optional code-interpreter and
+file-search steps, then either function calls (the run goes to ``requires_action``) or a reply
+message. The executor turns that into run steps, messages, statuses and stream events.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from orch.engine.sandbox import CodeResult, OutputFile
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,37 @@ class FunctionCall:
 
 @dataclass
 class CodeCall:
-    """A code-interpreter tool call with its (scripted) outputs."""
+    """A code-interpreter tool call and its outputs.
+
+    The outputs come from running ``input`` (:meth:`ran`) or, for a scripted rule that pins
+    them, from the script. ``images`` are PNG bytes (``image`` is the first, for writers that
+    show one; give either), ``files`` what the code created or changed in its directory,
+    ``error`` whether it raised.
+    """
 
     input: str
     logs: str | None = None
     image: bytes | None = None
+    images: list[bytes] = field(default_factory=list)
+    files: list[OutputFile] = field(default_factory=list)
+    error: bool = False
+
+    def __post_init__(self) -> None:
+        if self.image is not None and not self.images:
+            self.images = [self.image]
+        elif self.images and self.image is None:
+            self.image = self.images[0]
+
+    @classmethod
+    def ran(cls, code: str, result: CodeResult) -> CodeCall:
+        """The call of ``code`` with what running it gave (empty logs: no logs output)."""
+        return cls(
+            code,
+            logs=result.logs or None,
+            images=list(result.images),
+            files=list(result.files),
+            error=result.error,
+        )
 
 
 #: The ranking a file_search uses unless the tool's ``ranking_options`` say otherwise.
@@ -112,6 +141,15 @@ class TurnContext:
     emit_call: Callable[[CodeCall | SearchCall], Awaitable[None]] = field(
         default=_ignore, repr=False
     )
+    # The code interpreter, set when the run offers it: ``await run_code(code)`` runs the code
+    # in the run's sandbox session (the thread's, or the response's container: variables and
+    # files persist between calls) with the run's files placed, and returns its
+    # :class:`~orch.engine.sandbox.CodeResult`. ``code_dir`` is that directory as the code
+    # sees it (``/mnt/data`` under bubblewrap) and ``code_files`` the paths of the run's files
+    # there: what a model tells its upstream.
+    run_code: Callable[[str], Awaitable[CodeResult]] | None = field(default=None, repr=False)
+    code_dir: str | None = None
+    code_files: list[str] = field(default_factory=list)
 
     @property
     def after_tool_outputs(self) -> bool:

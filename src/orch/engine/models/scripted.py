@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,27 @@ class ToolOutput(dict):
 
     def __str__(self) -> str:
         return str(self.get("output", ""))
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """A run's ``tool_choice``: ``kind`` none/auto/required/function/file_search/code_interpreter.
+
+    ``name`` is the function a ``{"type": "function", "function": {"name": ...}}`` forces.
+    """
+
+    kind: str
+    name: str | None = None
+
+    @classmethod
+    def of(cls, run: dict[str, Any]) -> ToolChoice:
+        """The choice of a run (Responses hand the model the Assistants shape too)."""
+        value = run.get("tool_choice") or "auto"
+        if isinstance(value, str):
+            return cls(value)
+        if value.get("type") == "function":
+            return cls("function", (value.get("function") or {}).get("name"))
+        return cls(str(value.get("type")))
 
 
 class ScriptedModel:
@@ -159,6 +181,8 @@ class ScriptedModel:
             "match": found,
             "tool_outputs": [ToolOutput(o) for o in ctx.tool_outputs],
             "citations": [],
+            "files": ctx.code_files,
+            "code": None,
             "assistant": {
                 k: ctx.assistant.get(k) for k in ("id", "name", "instructions", "metadata", "model")
             },
@@ -169,22 +193,50 @@ class ScriptedModel:
             turn.fail = (fail.get("code", "server_error"), self._render(fail["message"], variables))
             return turn
         if "code_interpreter" in action and not ctx.after_tool_outputs:
-            turn.code = self._code_call(action["code_interpreter"] or {}, variables)
-        if action.get("file_search"):
-            spec = action["file_search"] if isinstance(action["file_search"], dict) else {}
-            turn.search = await self._search_call(spec, variables, ctx)
-        if action.get("tool_calls") and may_call_tools and ctx.run.get("tool_choice") != "none":
-            turn.tool_calls = self._function_calls(action["tool_calls"], variables, ctx)
+            turn.code = await self._code_call(action["code_interpreter"] or {}, variables, ctx)
+        choice = ToolChoice.of(ctx.run)
+        forced_search = choice.kind == "file_search" and not ctx.after_tool_outputs
+        if action.get("file_search") or forced_search:
+            spec = action.get("file_search")
+            turn.search = await self._search_call(
+                spec if isinstance(spec, dict) else {}, variables, ctx
+            )
+        if may_call_tools and choice.kind != "none":
+            turn.tool_calls = self._calls(action, variables, ctx, choice, turn)
+        if turn.tool_calls:
             turn.state = {"rule": index}
         else:
             self._reply(turn, action, variables, ctx)
         turn.usage = _usage(action.get("usage") or {}, ctx, turn)
         return turn
 
-    def _code_call(self, spec: dict[str, Any], variables: dict[str, Any]) -> CodeCall:
-        logs = self._render(spec["logs"], variables) if spec.get("logs") is not None else None
-        image = render_chart() if spec.get("image") else None
-        return CodeCall(input=spec.get("input", ""), logs=logs, image=image)
+    async def _code_call(
+        self, spec: dict[str, Any], variables: dict[str, Any], ctx: TurnContext
+    ) -> CodeCall:
+        """The rule's code (a template), run in the sandbox unless the rule pins its outputs.
+
+        A rule with ``logs`` or ``image`` shows those and runs nothing. Otherwise the code runs
+        through ``ctx.run_code`` and the result is the ``code`` variable of the reply
+        (``code.logs``, ``code.error``, ``code.files``: the paths it wrote, ``code.images``:
+        how many figures it drew); the run must offer the code_interpreter tool.
+        """
+        source = self._render(spec.get("input", ""), variables)
+        if "logs" in spec or "image" in spec:
+            logs = self._render(spec["logs"], variables) if spec.get("logs") is not None else None
+            return CodeCall(source, logs=logs, image=render_chart() if spec.get("image") else None)
+        if ctx.run_code is None:
+            raise ModelError(
+                "scripted model: rule runs code, but this run does not offer the "
+                "code_interpreter tool (or the engine's sandbox is off)"
+            )
+        result = await ctx.run_code(source)
+        variables["code"] = {
+            "logs": result.logs,
+            "error": result.error,
+            "files": [f.path for f in result.files],
+            "images": len(result.images),
+        }
+        return CodeCall.ran(source, result)
 
     async def _search_call(
         self, spec: dict[str, Any], variables: dict[str, Any], ctx: TurnContext
@@ -204,6 +256,43 @@ class ScriptedModel:
             for i, h in enumerate(hits)
         ]
         return SearchCall(query=query, hits=hits)
+
+    def _calls(
+        self,
+        action: dict[str, Any],
+        variables: dict[str, Any],
+        ctx: TurnContext,
+        choice: ToolChoice,
+        turn: Turn,
+    ) -> list[FunctionCall]:
+        """The rule's function calls, as the run's ``tool_choice`` allows or forces them.
+
+        A named function keeps only the rule's calls to it, or calls it with ``{}`` when the
+        rule has none; ``required`` calls the first offered function when the rule calls no
+        tool at all. Forcing applies to the turn that answers the user: the turn after the
+        outputs replies, so a run with a forced call still ends.
+        """
+        rule_calls = action.get("tool_calls") or []
+        calls = self._function_calls(rule_calls, variables, ctx) if rule_calls else []
+        if choice.kind == "function":
+            if choice.name not in ctx.function_names():
+                raise ModelError(
+                    f"scripted model: tool_choice names function {choice.name!r}, which this "
+                    f"run does not offer (tools: {sorted(ctx.function_names()) or 'none'})"
+                )
+            calls = [c for c in calls if c.name == choice.name]
+            if not calls and not ctx.after_tool_outputs:
+                calls = [FunctionCall(choice.name, "{}")]
+        elif choice.kind == "required" and not ctx.after_tool_outputs:
+            if not calls and turn.code is None and turn.search is None:
+                offered = ctx.function_names()
+                if not offered:
+                    raise ModelError(
+                        "scripted model: tool_choice is 'required' but this run offers no tool "
+                        "the rule could call"
+                    )
+                calls = [FunctionCall(offered[0], "{}")]
+        return calls
 
     def _function_calls(
         self, calls: list[dict[str, Any]], variables: dict[str, Any], ctx: TurnContext
