@@ -69,7 +69,7 @@ def test_bad_params_are_400(client: OpenAI, assistant):
 
 
 def test_missing_required_and_bad_json(engine):
-    with httpx2.Client() as http:
+    with httpx2.Client(headers={"OpenAI-Beta": "assistants=v2"}) as http:
         res = http.post(engine.base_url + "/assistants", json={})
         assert res.status_code == 400
         assert res.json()["error"]["param"] == "model"

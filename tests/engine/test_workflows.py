@@ -129,7 +129,7 @@ def test_raw_sse_lines_and_create_and_run_stream(engine, assistant):
         "stream": True,
         "thread": {"messages": [{"role": "user", "content": "yo"}]},
     }
-    with httpx2.Client() as http:
+    with httpx2.Client(headers={"OpenAI-Beta": "assistants=v2"}) as http:
         res = http.post(engine.base_url + "/threads/runs", json=body)
     assert res.headers["content-type"].startswith("text/event-stream")
     frames = [f for f in res.text.split("\n\n") if f]
@@ -410,7 +410,7 @@ def test_every_stream_event_validates(engine, assistant):
 
     adapter = TypeAdapter(AssistantStreamEvent)
     seen = set()
-    with httpx2.Client() as http:
+    with httpx2.Client(headers={"OpenAI-Beta": "assistants=v2"}) as http:
         for text in ("plot it", "weather in Riga", "hello"):
             body = {
                 "assistant_id": assistant.id,

@@ -1,10 +1,18 @@
-"""The ASGI application: routes, lifespan (engine state), auth, fault injection, stats."""
+"""The ASGI application: routes, lifespan (engine state), auth, the wire rules, stats.
+
+Two middlewares stand between the server and the routes. :class:`GuardMiddleware` answers
+what never reaches a route: a missing or wrong API key, a missing ``OpenAI-Beta`` header on
+the Assistants API, injected faults. :class:`DurableMiddleware` holds every response (and
+every chunk of a stream) until the writes made before it are committed, so a 2xx means the
+state it reports is on disk, and stamps each response with an ``x-request-id``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hmac
 import random
+import secrets
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,20 +23,65 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orch.engine.core import Engine, EngineConfig, RequestStats
-from orch.engine.errors import ApiError
+from orch.engine.errors import ApiError, StorageError
 from orch.engine.routes import all_routes
 from orch.engine.routes.common import api_error, error_response, json_response
+from orch.engine.sse import encode_event
+
+#: Paths of the Assistants API, where OpenAI requires ``OpenAI-Beta: assistants=v2``.
+BETA_REQUIRED = ("/v1/assistants", "/v1/threads")
+#: Paths where the SDK sends the header without it being required; a v1 there is refused.
+BETA_CHECKED = ("/v1/vector_stores",)
+_BETA_MISSING = (
+    "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again "
+    "by setting the header 'OpenAI-Beta: assistants=v2'."
+)
+_BETA_V1 = (
+    "The v1 Assistants API has been deprecated. Please try again by setting the header "
+    "'OpenAI-Beta: assistants=v2'. See the migration guide for more information: "
+    "https://platform.openai.com/docs/assistants/migration."
+)
 
 
 class FaultDropped(Exception):
     """Raised on purpose after a response has started, so the server drops the connection."""
 
 
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def beta_problem(scope: Scope) -> ApiError | None:
+    """OpenAI's 400 ``invalid_beta`` for a request without ``OpenAI-Beta: assistants=v2``.
+
+    Required on the Assistants API paths (the SDK sends it there); elsewhere only an explicit
+    ``assistants=v1`` is refused, as Responses, Conversations, Files and Containers clients
+    send no such header.
+    """
+    path = scope["path"]
+    required = _under(path, BETA_REQUIRED)
+    if not required and not _under(path, BETA_CHECKED):
+        return None
+    values = [
+        item.strip().lower()
+        for name, value in scope["headers"]
+        if name == b"openai-beta"
+        for item in value.decode("latin-1").split(",")
+    ]
+    version = next((v.partition("=")[2] for v in values if v.startswith("assistants=")), None)
+    if version == "v2" or (version is None and not required):
+        return None
+    return ApiError(400, _BETA_V1 if version == "v1" else _BETA_MISSING, code="invalid_beta")
+
+
 class GuardMiddleware:
-    """Checks ``Authorization: Bearer`` when a key is set, and injects faults when asked.
+    """Checks the API key and ``OpenAI-Beta``, and injects faults when asked.
+
+    ``Authorization: Bearer`` is checked when a key is set, ``OpenAI-Beta`` as
+    :func:`beta_problem` says.
 
     Faults (``fault_rate`` of the ``/v1`` requests, chosen by a seeded RNG so test runs repeat):
     a 429 with ``retry-after-ms``, a 500, or a connection dropped before any response.
@@ -48,11 +101,11 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.api_key is not None:
-            problem = self._auth_problem(scope)
-            if problem is not None:
-                await error_response(problem)(scope, receive, send)
-                return
+        problem = self._auth_problem(scope) if self.api_key is not None else None
+        problem = problem or beta_problem(scope)
+        if problem is not None:
+            await error_response(problem)(scope, receive, send)
+            return
         if self.fault_rate > 0 and not scope["path"].startswith("/v1/_orch/"):
             with self._lock:
                 roll = self._rng.random()
@@ -110,6 +163,88 @@ class GuardMiddleware:
             raise FaultDropped("injected fault: connection dropped")
 
 
+class _ResponseAborted(Exception):
+    """Ends a route whose stream was cut short because its writes could not be committed."""
+
+
+def request_id() -> str:
+    """A request id as OpenAI sends it in ``x-request-id`` (``req_`` and 32 hex digits)."""
+    return "req_" + secrets.token_hex(16)
+
+
+class DurableMiddleware:
+    """Holds each response back until the writes made before it are committed.
+
+    The response's start waits for :meth:`orch.engine.store.Store.durable`, and so does each
+    chunk of a streamed body: a client never reads state that a crash could take back. When
+    the commit fails the client gets OpenAI's 500 ``server_error`` instead, or, in the middle
+    of a stream, an ``error`` event (the SDKs raise it as an ``APIError``) and the end of the
+    stream. Every response gets an ``x-request-id`` header.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request with its responses held back until durable."""
+        if scope["type"] != "http" or scope["path"].startswith("/v1/_orch/"):
+            await self.app(scope, receive, send)  # the engine's own endpoints write nothing
+            return
+        store = scope["app"].state.engine.store
+        rid = request_id().encode()
+        started = False
+
+        async def durable_send(message: Message) -> None:
+            nonlocal started
+            try:
+                if message["type"] == "http.response.start":
+                    await store.durable()
+                    message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+                    started = True
+                elif message.get("body"):
+                    await store.durable()
+            except StorageError as exc:
+                await self._refuse(exc, started, scope, receive, send, rid)
+                raise _ResponseAborted from exc
+            await send(message)
+
+        with contextlib.suppress(_ResponseAborted):
+            await self.app(scope, receive, durable_send)
+
+    @staticmethod
+    async def _refuse(
+        exc: StorageError, started: bool, scope: Scope, receive: Receive, send: Send, rid: bytes
+    ) -> None:
+        """Answer the failed commit: a 500, or an ``error`` event ending a started stream."""
+        if not started:
+            response = error_response(exc)
+            response.headers["x-request-id"] = rid.decode()
+            await response(scope, receive, send)
+            return
+        frame = encode_event("error", exc.body())
+        await send({"type": "http.response.body", "body": frame, "more_body": False})
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """Any unexpected exception: OpenAI's 500 ``server_error``, never a plain-text page."""
+    err = ApiError(
+        500,
+        "The server had an error while processing your request. Sorry about that!",
+        type="server_error",
+    )
+    return json_response(err.body(), status=500, headers={"x-request-id": request_id()})
+
+
+async def _health(request: Request) -> Response:
+    """GET /v1/_orch/health: 200 while the engine can commit, 503 once a commit has failed."""
+    engine: Engine = request.app.state.engine
+    failure = engine.store.failure
+    if failure is None:
+        return json_response({"status": "ok"})
+    err = ApiError(503, failure.message, type="server_error", code="engine_unhealthy")
+    return json_response(err.body(), status=503)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     if status == 405:
@@ -149,20 +284,26 @@ def create_app(
         finally:
             await engine.close()
 
-    routes = [*all_routes(), Route("/v1/_orch/stats", _stats, methods=["GET"])]
+    routes = [
+        *all_routes(),
+        Route("/v1/_orch/stats", _stats, methods=["GET"]),
+        Route("/v1/_orch/health", _health, methods=["GET"]),
+    ]
     middleware = [
         Middleware(
             GuardMiddleware,
             api_key=config.api_key,
             fault_rate=config.fault_rate,
             fault_seed=config.fault_seed,
-        )
+        ),
+        Middleware(DurableMiddleware),
     ]
     handlers: dict[Any, Any] = {
         ApiError: api_error,
         404: _not_found,
         405: _not_found,
         HTTPException: _not_found,
+        Exception: _server_error,
     }
     return Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers

@@ -39,6 +39,13 @@ class ApiError(Exception):
         }
 
 
+class StorageError(ApiError):
+    """The engine could not make a write durable: a 500 ``server_error`` (see ``store``)."""
+
+    def __init__(self, message: str):
+        super().__init__(500, message, type="server_error")
+
+
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     """A 400 ``invalid_request_error``."""
     return ApiError(400, message, param=param, code=code)
@@ -70,13 +77,11 @@ def invalid_choice(value: object, choices: Iterable[str], param: str) -> ApiErro
 
 
 def unknown_parameter(name: str) -> ApiError:
-    """A 400 for a body field the endpoint does not know."""
-    return ApiError(
-        400,
-        f"Unrecognized request argument supplied: {name}",
-        param=name,
-        code="unknown_parameter",
-    )
+    """A 400 for a body field the endpoint does not know; ``name`` is its full path.
+
+    OpenAI names nested fields by path: ``Unknown parameter: 'thread.messages[0].file_ids'.``
+    """
+    return ApiError(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
 
 
 class EngineSetupError(ValueError):

@@ -1,8 +1,7 @@
-"""Request parsing and validation, with OpenAI's wording of 400 errors."""
+"""Request validation, with OpenAI's wording of 400 errors (bodies: ``routes.bodies``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -33,29 +32,15 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The JSON object body of a request (``{}`` when empty)."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise bad_request(
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-            "but what was sent was not valid JSON.)"
-        ) from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.")
-    return body
+def check_keys(body: dict[str, Any], allowed: set[str] | frozenset[str], param: str = "") -> None:
+    """Reject fields the endpoint does not know; ``param`` locates a nested object.
 
-
-def check_keys(body: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
-    """Reject body fields the endpoint does not know."""
+    The error names the field by its full path (``thread.messages[0].file_ids``).
+    """
+    prefix = f"{param}." if param else ""
     for key in body:
         if key not in allowed:
-            raise unknown_parameter(key)
+            raise unknown_parameter(prefix + key)
 
 
 def field(
@@ -261,8 +246,21 @@ def function_name(spec: dict[str, Any], param: str) -> str:
     return name
 
 
+#: The keys of each kind of assistant/run tool, and of a function's definition.
+TOOL_KEYS = {
+    "function": frozenset({"type", "function"}),
+    "code_interpreter": frozenset({"type"}),
+    "file_search": frozenset({"type", "file_search"}),
+}
+FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
+FILE_SEARCH_KEYS = frozenset({"max_num_results", "ranking_options"})
+
+
 def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | None:
-    """Validate an assistant/run ``tools`` list (function, code_interpreter, file_search)."""
+    """Validate an assistant/run ``tools`` list (function, code_interpreter, file_search).
+
+    Unknown keys are refused at every level, a function's definition included.
+    """
     value = field(body, key, list, max_length=128)
     if value is None:
         return None
@@ -272,28 +270,38 @@ def tools(body: dict[str, Any], key: str = "tools") -> list[dict[str, Any]] | No
         if not isinstance(tool, dict):
             raise _wrong_type(p, "an object", _kind(tool))
         kind = field(tool, "type", str, required=True, param=f"{p}.type")
-        if kind == "function":
-            fn = field(tool, "function", dict, required=True, param=f"{p}.function")
-            function_name(fn, f"{p}.function.name")
-            field(fn, "description", str, param=f"{p}.function.description")
-            field(fn, "parameters", dict, param=f"{p}.function.parameters")
-            field(fn, "strict", bool, param=f"{p}.function.strict")
-            out.append({"type": "function", "function": fn})
-        elif kind == "code_interpreter":
-            out.append({"type": "code_interpreter"})
-        elif kind == "file_search":
-            entry: dict[str, Any] = {"type": "file_search"}
-            if isinstance(tool.get("file_search"), dict):
-                entry["file_search"] = tool["file_search"]
-            out.append(entry)
-        else:
+        if kind not in TOOL_KEYS:
             raise bad_request(
                 f"Invalid value: '{kind}'. Supported values are: 'code_interpreter', 'function', "
                 "and 'file_search'.",
                 f"{p}.type",
                 "invalid_value",
             )
+        check_keys(tool, TOOL_KEYS[kind], p)
+        if kind == "function":
+            out.append({"type": "function", "function": function_definition(tool, p)})
+        elif kind == "code_interpreter":
+            out.append({"type": "code_interpreter"})
+        else:
+            entry: dict[str, Any] = {"type": "file_search"}
+            options = field(tool, "file_search", dict, param=f"{p}.file_search")
+            if options is not None:
+                check_keys(options, FILE_SEARCH_KEYS, f"{p}.file_search")
+                entry["file_search"] = options
+            out.append(entry)
     return out
+
+
+def function_definition(tool: dict[str, Any], param: str) -> dict[str, Any]:
+    """A function tool's ``function``: name, description, parameters, strict; nothing else."""
+    where = f"{param}.function"
+    fn = field(tool, "function", dict, required=True, param=where)
+    check_keys(fn, FUNCTION_KEYS, where)
+    function_name(fn, f"{where}.name")
+    field(fn, "description", str, param=f"{where}.description")
+    field(fn, "parameters", dict, param=f"{where}.parameters")
+    field(fn, "strict", bool, param=f"{where}.strict")
+    return fn
 
 
 def response_format(body: dict[str, Any]) -> Any:
@@ -343,6 +351,7 @@ def truncation_strategy(body: dict[str, Any]) -> dict[str, Any] | None:
     value = field(body, "truncation_strategy", dict)
     if value is None:
         return None
+    check_keys(value, frozenset({"type", "last_messages"}), "truncation_strategy")
     field(
         value,
         "type",
@@ -361,21 +370,21 @@ def tool_resources(body: dict[str, Any], key: str = "tool_resources") -> dict[st
     if value is None:
         return None
     out: dict[str, Any] = {}
+    check_keys(value, frozenset({"code_interpreter", "file_search"}), key)
     ci = field(value, "code_interpreter", dict, param=f"{key}.code_interpreter")
     if ci is not None:
+        check_keys(ci, frozenset({"file_ids"}), f"{key}.code_interpreter")
         ids = field(ci, "file_ids", list, param=f"{key}.code_interpreter.file_ids", max_length=20)
         out["code_interpreter"] = {"file_ids": list(ids or [])}
     fs = field(value, "file_search", dict, param=f"{key}.file_search")
     if fs is not None:
+        check_keys(fs, frozenset({"vector_store_ids", "vector_stores"}), f"{key}.file_search")
         ids = field(
             fs, "vector_store_ids", list, param=f"{key}.file_search.vector_store_ids", max_length=1
         )
         out["file_search"] = {"vector_store_ids": list(ids or [])}
         if fs.get("vector_stores"):
             out["file_search"]["_new_vector_stores"] = fs["vector_stores"]
-    for k in value:
-        if k not in ("code_interpreter", "file_search"):
-            raise unknown_parameter(f"{key}.{k}")
     return out
 
 

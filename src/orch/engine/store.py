@@ -1,23 +1,44 @@
 """SQLite persistence: one JSON blob per API object, file contents, search chunks.
 
 One connection, used only from the engine's event loop (no thread pool): SQLite in WAL mode
-with ``synchronous=NORMAL``; writes are committed in small batches (every ``commit_delay``
-seconds, and on close) so hundreds of runs per second do not pay one fsync each. Keys starting
-with ``_`` in a stored object are engine-private and stripped by :func:`public`.
+with ``synchronous=FULL`` (a commit is on disk when it returns). Writes are group-committed:
+the first write opens a transaction that is committed ``commit_delay`` seconds later (and on
+close), so hundreds of runs per second share one fsync every ``commit_delay``. Nothing written
+is acknowledged before its commit: the HTTP layer awaits :meth:`Store.durable` before it sends
+a response (see :mod:`orch.engine.app`).
+
+A commit that fails (disk full, I/O error) is rolled back and the store *fails stop*: every
+later write and every :meth:`Store.durable` raises :class:`~orch.engine.errors.StorageError`
+(a 500 in OpenAI's shape) until the process restarts and reads the last committed state, so
+nothing the engine says afterwards can describe state that is not on disk.
+
+Large uploaded contents live as files in :attr:`Store.blob_dir` (next to the database) rather
+than in SQLite; :meth:`Store.get_blob` reads both. Keys starting with ``_`` in a stored object
+are engine-private and stripped by :func:`public`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import os
+import re
 import secrets
 import sqlite3
 import string
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from orch.engine.errors import StorageError
+
+log = logging.getLogger("orch.engine")
+
 _ALPHABET = string.ascii_letters + string.digits
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 # Append-only: never edit a released step, add a new one.
 MIGRATIONS = [
@@ -42,9 +63,12 @@ MIGRATIONS = [
 ]
 
 
-def new_id(prefix: str) -> str:
-    """An OpenAI-looking id such as ``run_3kT9...`` (24 random characters)."""
-    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+def new_id(prefix: str, separator: str = "_") -> str:
+    """An OpenAI-looking id such as ``run_3kT9...`` (24 random characters).
+
+    OpenAI separates most prefixes with ``_`` but files with ``-`` (``file-3kT9...``).
+    """
+    return prefix + separator + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
 #: The id prefix of each kind of API object (``"object"``) the engine creates.
@@ -86,22 +110,33 @@ def public(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class Store:
-    """Objects, blobs and chunks in one SQLite file."""
+    """Objects, blobs and chunks in one SQLite file (plus large blobs in :attr:`blob_dir`)."""
 
     def __init__(self, path: str | Path, commit_delay: float = 0.02):
         path = Path(path)
-        if str(path) != ":memory:":
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if str(path) == ":memory:":
+            self._tmp = tempfile.TemporaryDirectory(prefix="orch-blobs-")
+            self.blob_dir = Path(self._tmp.name)
+        else:
             path.parent.mkdir(parents=True, exist_ok=True)
+            self.blob_dir = path.with_name(path.name + ".files")
+            self.blob_dir.mkdir(exist_ok=True)
         self.path = path
         self.commit_delay = commit_delay
         # isolation_level=None: we manage transactions ourselves (BEGIN ... COMMIT in batches).
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=OFF")
         self._migrate()
         self._in_tx = False
         self._commit_handle: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._unlink_after_commit: list[Path] = []
+        #: The commit failure that stopped the store, if one did (see the module docstring).
+        self.failure: StorageError | None = None
+        self._sweep_blob_dir()
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -110,6 +145,8 @@ class Store:
 
     # -- transactions ------------------------------------------------------------------------
     def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        if self.failure is not None:
+            raise self.failure
         if not self._in_tx:
             self._db.execute("BEGIN")
             self._in_tx = True
@@ -126,12 +163,60 @@ class Store:
         if self._commit_handle is None:
             self._commit_handle = loop.call_later(self.commit_delay, self.commit)
 
+    @property
+    def healthy(self) -> bool:
+        """False once a commit has failed (the store refuses writes until a restart)."""
+        return self.failure is None
+
+    async def durable(self) -> None:
+        """Return once every write made so far is committed (at once when there is none).
+
+        Raises :class:`~orch.engine.errors.StorageError` when that commit fails, or failed
+        before. Waiting callers share the next group commit; none of them forces an early one.
+        """
+        if self.failure is not None:
+            raise self.failure
+        if not self._in_tx:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
     def commit(self) -> None:
-        """Make every write so far durable."""
+        """Make every write so far durable, then wake :meth:`durable` waiters.
+
+        A failed commit is rolled back, stops the store (:attr:`failure`) and is raised to the
+        waiters only: the timer that usually calls this has nobody to raise it to.
+        """
         self._commit_handle = None
         if self._in_tx:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._fail_stop(exc)
+            else:
+                for path in self._unlink_after_commit:
+                    path.unlink(missing_ok=True)
             self._in_tx = False
+            self._unlink_after_commit = []
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if self.failure is not None:
+                waiter.set_exception(self.failure)
+            else:
+                waiter.set_result(None)
+
+    def _fail_stop(self, exc: sqlite3.Error) -> None:
+        """Roll the failed batch back and refuse everything from now on."""
+        log.error("engine database commit failed, refusing writes until restart: %s", exc)
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+        self.failure = StorageError(
+            f"The engine could not save its state ({exc}); the request was not completed. "
+            "Restart the engine once the disk is usable again."
+        )
 
     def _maybe_commit_now(self) -> None:
         try:
@@ -148,6 +233,8 @@ class Store:
             self._commit_handle.cancel()
         self.commit()
         self._db.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     # -- objects -----------------------------------------------------------------------------
     def insert(
@@ -253,19 +340,61 @@ class Store:
 
     # -- blobs -------------------------------------------------------------------------------
     def put_blob(self, blob_id: str, content: bytes) -> None:
-        """Store file content."""
+        """Store file content (in the database: for contents held in memory anyway)."""
         self._write("INSERT OR REPLACE INTO blobs (id, content) VALUES (?, ?)", (blob_id, content))
         self._maybe_commit_now()
 
     def get_blob(self, blob_id: str) -> bytes | None:
         """File content, or None."""
         row = self._db.execute("SELECT content FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is not None:
+            return bytes(row[0])
+        path = self.blob_file(blob_id)
+        return None if path is None else path.read_bytes()
 
     def delete_blob(self, blob_id: str) -> None:
-        """Forget file content."""
+        """Forget file content (a blob file goes once the deletion is committed)."""
         self._write("DELETE FROM blobs WHERE id = ?", (blob_id,))
+        path = self.blob_file(blob_id)
+        if path is not None:
+            self._unlink_after_commit.append(path)
         self._maybe_commit_now()
+
+    def blob_file(self, blob_id: str) -> Path | None:
+        """The file holding a blob stored with :meth:`adopt_blob_file`, if there is one."""
+        if not _SAFE_NAME.fullmatch(blob_id):
+            return None
+        path = self.blob_dir / blob_id
+        return path if path.is_file() else None
+
+    def blob_temp_path(self) -> Path:
+        """A fresh path in :attr:`blob_dir` to write a blob to before :meth:`adopt_blob_file`."""
+        return self.blob_dir / f"tmp-{secrets.token_hex(8)}"
+
+    def adopt_blob_file(self, blob_id: str, written: Path) -> None:
+        """Make an fsynced file (from :meth:`blob_temp_path`) the content of ``blob_id``.
+
+        The rename is made durable here, before the object naming the blob is written, so a
+        committed object never points at a missing file; a crash in between leaves a file
+        no object names, removed at the next start.
+        """
+        if self.failure is not None:
+            raise self.failure
+        if not _SAFE_NAME.fullmatch(blob_id):
+            raise ValueError(f"blob id {blob_id!r} cannot name a file")
+        os.replace(written, self.blob_dir / blob_id)
+        fd = os.open(self.blob_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _sweep_blob_dir(self) -> None:
+        """Remove unfinished uploads and blob files no stored object names (crash leftovers)."""
+        for path in self.blob_dir.iterdir():
+            named = self._db.execute("SELECT 1 FROM objects WHERE id = ?", (path.name,)).fetchone()
+            if path.name.startswith("tmp-") or named is None:
+                path.unlink(missing_ok=True)
 
     # -- search chunks -----------------------------------------------------------------------
     def put_chunks(self, vector_store_id: str, file_id: str, texts: list[str]) -> None:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orch.engine import params as p
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import engine_of, object_response, routes
 from orch.engine.routes.resources import deleter, finder, page_response, retriever
 from orch.engine.routes.tool_resources import resolve_tool_resources
@@ -61,7 +62,7 @@ def _fields(request: Request, body: dict[str, Any], creating: bool) -> dict[str,
 
 async def create(request: Request) -> Response:
     """POST /v1/assistants."""
-    body = await p.read_json(request)
+    body = await read_json(request)
     fields = _fields(request, body, creating=True)
     assistant = new_object(
         "assistant",
@@ -88,7 +89,7 @@ delete = deleter(find_assistant, "assistant")
 async def update(request: Request) -> Response:
     """POST /v1/assistants/{assistant_id}."""
     assistant = find_assistant(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     fields = _fields(request, body, creating=False)
     assistant.update(fields)
     return object_response(engine_of(request).store.put(assistant))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.errors import missing_parameter, not_found
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import engine_of, object_response, routes
-from orch.engine.routes.files import download, parse_multipart
+from orch.engine.routes.files import download
 from orch.engine.routes.resources import check_stored, deleter, finder, list_response, retriever
+from orch.engine.routes.uploads import read_upload
 from orch.engine.store import child_key
 
 CONTAINER_FIELDS = frozenset(
@@ -29,7 +33,7 @@ delete_file = deleter(
 async def create(request: Request) -> Response:
     """POST /v1/containers."""
     engine = engine_of(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, CONTAINER_FIELDS)
     name = p.field(body, "name", str, required=True)
     file_ids = p.field(body, "file_ids", list) or []
@@ -52,15 +56,18 @@ async def create_file(request: Request) -> Response:
     """POST /v1/containers/{container_id}/files (multipart ``file`` or JSON ``file_id``)."""
     engine = engine_of(request)
     container = find_container(request)
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        fields = parse_multipart(content_type, await request.body())
-        if "file" not in fields:
-            raise missing_parameter("file")
-        filename, content = fields["file"]
-        name = filename or "upload"
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await read_upload(request, engine.store)
+        try:
+            if "file" not in form.files:
+                raise missing_parameter("file")
+            # Container files are held in memory by the sandbox that runs code on them.
+            content = await asyncio.to_thread(form.files["file"].path.read_bytes)
+            name = form.files["file"].filename or "upload"
+        finally:
+            form.discard()
     else:
-        body = await p.read_json(request)
+        body = await read_json(request)
         p.check_keys(body, frozenset({"file_id"}))
         fid = p.field(body, "file_id", str, required=True)
         file = engine.store.get("file", fid)

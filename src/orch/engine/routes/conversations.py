@@ -10,6 +10,7 @@ from starlette.responses import Response
 from orch.engine import params as p
 from orch.engine.errors import bad_request
 from orch.engine.items import check_unique, normalize_item
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import engine_of, json_response, object_response, routes
 from orch.engine.routes.resources import deleter, finder, list_response, retriever
 
@@ -44,7 +45,7 @@ retrieve_item = retriever(find_item)
 
 async def create(request: Request) -> Response:
     """POST /v1/conversations."""
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"items", "metadata"}))
     items = _items(request, body, required=False)
     conversation = engine_of(request).conversations.create(items, p.metadata(body))
@@ -54,7 +55,7 @@ async def create(request: Request) -> Response:
 async def update(request: Request) -> Response:
     """POST /v1/conversations/{conversation_id}."""
     conversation = find_conversation(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"metadata"}))
     p.field(body, "metadata", dict, required=True)
     conversation["metadata"] = p.metadata(body) or {}
@@ -65,7 +66,7 @@ async def create_items(request: Request) -> Response:
     """POST /v1/conversations/{conversation_id}/items."""
     engine = engine_of(request)
     conversation = find_conversation(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"items"}))
     items = _items(request, body, required=True)
     check_unique(engine.conversations.items(conversation["id"]) + items)

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from orch.engine import params as p
 from orch.engine.errors import bad_request
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import engine_of, object_response, routes
 from orch.engine.routes.resources import deleter, finder, page_response, retriever
 from orch.engine.routes.threads import find_thread, validate_message
@@ -20,7 +21,7 @@ async def create_message(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/messages."""
     engine = engine_of(request)
     thread = find_thread(request)
-    spec = validate_message(engine.store, await p.read_json(request))
+    spec = validate_message(engine.store, await read_json(request))
     active = engine.runs.active_run(thread["id"])
     if active is not None:
         raise bad_request(f"Can't add messages to {thread['id']} while a run {active} is active.")
@@ -39,7 +40,7 @@ async def list_messages(request: Request) -> Response:
 async def update_message(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/messages/{message_id}."""
     msg = find_message(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"metadata"}))
     if "metadata" in body:
         msg["metadata"] = p.metadata(body) or {}

@@ -12,6 +12,7 @@ from orch.engine.core import Engine
 from orch.engine.errors import ApiError, bad_request, invalid_choice, missing_parameter, not_found
 from orch.engine.items import check_calls_answered, check_unique, normalize_input
 from orch.engine.responding import TERMINAL, input_items
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import deleted, engine_of, event_stream, object_response, routes
 from orch.engine.routes.resources import check_stored, list_response, retriever
 from orch.engine.store import new_object
@@ -59,6 +60,7 @@ TOOL_TYPES = ("function", "file_search", "code_interpreter")
 
 
 def _function_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    p.check_keys(tool, frozenset({"type", "name", "description", "parameters", "strict"}), where)
     name = p.function_name(tool, where + ".name")
     p.field(tool, "description", str, param=where + ".description")
     p.field(tool, "parameters", dict, param=where + ".parameters")
@@ -270,7 +272,7 @@ def build_response(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     """POST /v1/responses."""
     engine = engine_of(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     response = engine.responses.create(build_response(engine, body))
     if body.get("stream"):
         return event_stream(

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from orch.engine import params as p
 from orch.engine.core import Engine
 from orch.engine.errors import bad_request, invalid_choice, invalid_type, not_found
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import (
     engine_of,
     event_stream,
@@ -92,7 +93,7 @@ async def create(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/runs."""
     engine = engine_of(request)
     thread = find_thread(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, RUN_FIELDS)
     assistant, params = _run_params(engine, body)
     extra = p.field(body, "additional_messages", list) or []
@@ -112,7 +113,7 @@ async def create(request: Request) -> Response:
 async def create_and_run(request: Request) -> Response:
     """POST /v1/threads/runs."""
     engine = engine_of(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, CREATE_AND_RUN_FIELDS)
     assistant, params = _run_params(engine, body)
     thread_body = p.field(body, "thread", dict) or {}
@@ -153,7 +154,7 @@ async def update(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/runs/{run_id}."""
     engine = engine_of(request)
     run = find_run(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"metadata"}))
     if "metadata" in body:
         run["metadata"] = p.metadata(body) or {}
@@ -179,12 +180,13 @@ async def submit_tool_outputs(request: Request) -> Response:
     """POST /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs."""
     engine = engine_of(request)
     run = find_run(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"tool_outputs", "stream"}))
     outputs = p.field(body, "tool_outputs", list, required=True)
     for i, out in enumerate(outputs):
         if not isinstance(out, dict):
             raise invalid_type(f"tool_outputs[{i}]")
+        p.check_keys(out, frozenset({"tool_call_id", "output"}), f"tool_outputs[{i}]")
         p.field(out, "tool_call_id", str, required=True, param=f"tool_outputs[{i}].tool_call_id")
         p.field(out, "output", str, param=f"tool_outputs[{i}].output")
     if p.field(body, "stream", bool):

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from orch.engine import params as p
 from orch.engine.core import Engine
 from orch.engine.errors import ApiError, bad_request, invalid_type, missing_parameter
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import deleted, engine_of, object_response, routes
 from orch.engine.routes.resources import check_stored, finder, retriever
 from orch.engine.routes.tool_resources import resolve_tool_resources
@@ -27,7 +28,7 @@ def validate_message(store: Store, body: Any, param: str = "") -> dict[str, Any]
     prefix = f"{param}." if param else ""
     if not isinstance(body, dict):
         raise invalid_type(param)
-    p.check_keys(body, MESSAGE_FIELDS)
+    p.check_keys(body, MESSAGE_FIELDS, param)
     role = p.field(
         body, "role", str, required=True, choices=("user", "assistant"), param=prefix + "role"
     )
@@ -56,16 +57,21 @@ def _part(store: Store, part: Any, where: str) -> dict[str, Any]:
     """One content part: text, image_file (an uploaded file) or image_url."""
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text":
+        p.check_keys(part, frozenset({"type", "text"}), where)
         text = p.field(part, "text", str, required=True, param=where + ".text")
         return {"type": "text", "text": {"value": text, "annotations": []}}
     if kind == "image_file":
+        p.check_keys(part, frozenset({"type", "image_file"}), where)
         spec = p.field(part, "image_file", dict, required=True, param=where + ".image_file")
+        p.check_keys(spec, frozenset({"file_id", "detail"}), where + ".image_file")
         fid = p.field(spec, "file_id", str, required=True, param=where + ".image_file.file_id")
         check_stored(store, "file", [fid], where + ".image_file.file_id")
         detail = spec.get("detail") or "auto"
         return {"type": "image_file", "image_file": {"file_id": fid, "detail": detail}}
     if kind == "image_url":
+        p.check_keys(part, frozenset({"type", "image_url"}), where)
         spec = p.field(part, "image_url", dict, required=True, param=where + ".image_url")
+        p.check_keys(spec, frozenset({"url", "detail"}), where + ".image_url")
         url = p.field(spec, "url", str, required=True, param=where + ".image_url.url")
         return {
             "type": "image_url",
@@ -85,11 +91,14 @@ def _attachments(store: Store, body: dict[str, Any], prefix: str) -> list[dict[s
         where = f"{prefix}attachments[{i}]"
         if not isinstance(att, dict):
             raise invalid_type(where)
+        p.check_keys(att, frozenset({"file_id", "tools"}), where)
         fid = p.field(att, "file_id", str, required=True, param=where + ".file_id")
         check_stored(store, "file", [fid], where + ".file_id")
         tools = []
         for j, tool in enumerate(p.field(att, "tools", list, param=where + ".tools") or []):
             kind = tool.get("type") if isinstance(tool, dict) else None
+            if isinstance(tool, dict):
+                p.check_keys(tool, frozenset({"type"}), f"{where}.tools[{j}]")
             if kind not in ("code_interpreter", "file_search"):
                 raise bad_request(
                     f"Invalid value: '{kind}'. Supported values are: 'code_interpreter' and "
@@ -113,7 +122,7 @@ def _nested_metadata(body: dict[str, Any], prefix: str) -> dict[str, str] | None
 def create_thread(engine: Engine, body: dict[str, Any], param: str = "") -> dict[str, Any]:
     """Validate and store a thread with its initial messages."""
     prefix = f"{param}." if param else ""
-    p.check_keys(body, THREAD_FIELDS)
+    p.check_keys(body, THREAD_FIELDS, param)
     messages = p.field(body, "messages", list, param=prefix + "messages", max_length=32) or []
     specs = [
         validate_message(engine.store, m, f"{prefix}messages[{i}]") for i, m in enumerate(messages)
@@ -132,14 +141,14 @@ retrieve = retriever(find_thread)
 
 async def create(request: Request) -> Response:
     """POST /v1/threads."""
-    return object_response(create_thread(engine_of(request), await p.read_json(request)))
+    return object_response(create_thread(engine_of(request), await read_json(request)))
 
 
 async def update(request: Request) -> Response:
     """POST /v1/threads/{thread_id}."""
     engine = engine_of(request)
     thread = find_thread(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"metadata", "tool_resources"}))
     if "metadata" in body:
         thread["metadata"] = p.metadata(body) or {}

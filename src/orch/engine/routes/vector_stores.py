@@ -18,6 +18,7 @@ from orch.engine.errors import (
     missing_parameter,
     not_found,
 )
+from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import engine_of, json_response, object_response, routes
 from orch.engine.routes.resources import deleter, finder, page_response, retriever
 from orch.engine.store import child_key, new_object, public
@@ -67,7 +68,7 @@ def _check_files(engine: Engine, file_ids: list[Any], param: str) -> None:
 async def create(request: Request) -> Response:
     """POST /v1/vector_stores."""
     engine = engine_of(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(
         body,
         frozenset(
@@ -88,7 +89,7 @@ async def update(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}."""
     engine = engine_of(request)
     vs = find_store(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"name", "expires_after", "metadata"}))
     if "name" in body:
         vs["name"] = p.field(body, "name", str, max_length=256) or ""
@@ -113,7 +114,7 @@ async def search(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/search."""
     engine = engine_of(request)
     vs = find_store(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(
         body, frozenset({"query", "max_num_results", "filters", "ranking_options", "rewrite_query"})
     )
@@ -172,7 +173,7 @@ async def create_file(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/files."""
     engine = engine_of(request)
     vs = find_store(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"file_id", "attributes", "chunking_strategy"}))
     fid = p.field(body, "file_id", str, required=True)
     _check_files(engine, [fid], "file_id")
@@ -188,7 +189,7 @@ async def create_file(request: Request) -> Response:
 async def update_file(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/files/{file_id}."""
     vsf = find_file(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"attributes"}))
     vsf["attributes"] = p.field(body, "attributes", dict, required=True, nullable=True) or {}
     engine_of(request).store.put(vsf, key=child_key(vsf["vector_store_id"], vsf["id"]))
@@ -224,7 +225,7 @@ async def create_batch(request: Request) -> Response:
     """POST /v1/vector_stores/{vector_store_id}/file_batches."""
     engine = engine_of(request)
     vs = find_store(request)
-    body = await p.read_json(request)
+    body = await read_json(request)
     p.check_keys(body, frozenset({"file_ids", "files", "attributes", "chunking_strategy"}))
     entries: list[tuple[str, dict[str, Any] | None]] = []
     if "file_ids" in body and "files" in body:
