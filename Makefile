@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/faults.py
 
 # Opt-in, not part of `make test`: orch's pipelines through the engine in front of a real model
 # (SmolLM2-135M-Instruct on llama-cpp-python's server, loopback only). The model server lives in

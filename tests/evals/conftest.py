@@ -51,7 +51,7 @@ FILES: dict[str, str] = {
     "checks.py": '''
         def friendly(output, context):
             """A scored check: 0.9 when the reply greets, with the item visible in context."""
-            ok = "Bonjour" in output and context["item"]["index"] == 0
+            ok = "Bonjour" in output and context["orch"]["index"] == 0
             return {"pass": ok, "score": 0.9 if ok else 0.1, "reason": "greets" if ok else "no"}
 
         def short(output):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from orch.cli import main
+
+from .harness import Engines
 
 SCRIPT = """
 rules:
@@ -117,3 +121,30 @@ def results():
         return [json.loads(line) for line in lines]
 
     return read
+
+
+@pytest.fixture
+def root(make_project) -> Path:
+    """A project with one assistant (its replies come from the engine's script)."""
+    return make_project(
+        {
+            "orch.yml": "project: resilience\n",
+            "assistants/echo.yml": "name: echo\nmodel: gpt-4o\ninstructions: Repeat the user.\n",
+        }
+    )
+
+
+@pytest.fixture
+def engines(tmp_path: Path) -> Iterator[Engines]:
+    """Start engines on ``tmp_path/engine.db``; stopped at the end of the test."""
+    pool = Engines(tmp_path / "engine.db")
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
+def quiet_deprecations():
+    """The SDK's Assistants deprecation notice is no news here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield

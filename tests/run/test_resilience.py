@@ -14,157 +14,31 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from orch.cli import main
-from orch.engine.server import EngineHandle, start_engine
 from orch.results.history import History
 
-from .chaos import ChaosProxy, audit_thread, client_for
+from .chaos import ChaosProxy, client_for
+from .harness import (
+    CREATE_RUN,
+    CREATE_THREAD,
+    ECHO,
+    Engines,
+    assert_complete,
+    assert_threads_clean,
+    final_items,
+    orch,
+    pipeline_yaml,
+    result_lines,
+    sync,
+)
 
-CREATE_AND_RUN = "POST /v1/threads/runs"
-CREATE_RUN = "POST /v1/threads/{thread_id}/runs"
-
-ECHO = {"rules": [], "default": {"reply": "echo: {{ message }}"}}
-
-
-def pipeline_yaml(
-    n: int, *, steps: int = 1, concurrency: int = 8, timeout: str = "30s", retries: int = 4
-) -> str:
-    """A pipeline of ``n`` items whose every step expects its prompt echoed back."""
-    lines = [
-        "name: chaos",
-        "assistant: echo",
-        f"concurrency: {concurrency}",
-        f"timeout: {timeout}",
-        f"retries: {retries}",
-        "items:",
-        *[f"  - {{value: {i}}}" for i in range(n)],
-        "steps:",
-    ]
-    for s in range(steps):
-        lines += [
-            f"  - id: s{s}",
-            f'    prompt: "step {s} item {{{{ item.value }}}}"',
-            "    expect:",
-            f'      - contains: "step {s} item {{{{ item.value }}}}"',
-        ]
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def root(make_project) -> Path:
-    """A project with one assistant (its replies come from the engine's script)."""
-    return make_project(
-        {
-            "orch.yml": "project: resilience\n",
-            "assistants/echo.yml": "name: echo\nmodel: gpt-4o\ninstructions: Repeat the user.\n",
-        }
-    )
-
-
-class Engines:
-    """Engines on one database, one at a time: restart with another script or fault rate."""
-
-    def __init__(self, db: Path):
-        self.db = db
-        self.current: EngineHandle | None = None
-
-    def start(self, script: dict | None = None, **options) -> EngineHandle:
-        """Stop the running engine (if any) and start a new one on the same database."""
-        self.stop()
-        self.current = start_engine(self.db, script=script or ECHO, poll_after_ms=20, **options)
-        return self.current
-
-    def stop(self) -> None:
-        """Stop the running engine."""
-        if self.current is not None:
-            self.current.stop()
-            self.current = None
-
-
-@pytest.fixture
-def engines(tmp_path: Path) -> Iterator[Engines]:
-    """Start engines on ``tmp_path/engine.db``; stopped at the end of the test."""
-    pool = Engines(tmp_path / "engine.db")
-    yield pool
-    pool.stop()
-
-
-@pytest.fixture(autouse=True)
-def _quiet_deprecations():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
-def orch(*args: str) -> tuple[int, dict]:
-    """Run the CLI in-process with ``--json``; (exit code, summary)."""
-    result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
-    try:
-        summary = json.loads(result.stdout)
-    except ValueError:
-        pytest.fail(f"orch {' '.join(args)} exited {result.exit_code}:\n{result.output}")
-    return result.exit_code, summary
-
-
-def sync(url: str) -> None:
-    """Create the assistant on a fault-free engine (sync's creates are not retried blindly)."""
-    result = CliRunner().invoke(main, ["sync", "--target", url], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-
-
-def result_lines(root: Path, run_id: str) -> list[dict]:
-    """Every line of the run's results.jsonl."""
-    path = root / ".orch" / "runs" / run_id / "results.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def final_items(root: Path, run_id: str) -> dict[str, dict]:
-    """Key → the run's record in the history (the latest one)."""
-    history = History(root)
-    try:
-        return {r["key"]: r for r in history.items(run_id)}
-    finally:
-        history.close()
-
-
-def assert_complete(root: Path, run_id: str, n: int, *, exact_lines: bool = True) -> None:
-    """Every item recorded once (results.jsonl and history), all passed."""
-    lines = result_lines(root, run_id)
-    keys = Counter(r["key"] for r in lines)
-    assert set(keys) == {str(i) for i in range(n)}
-    if exact_lines:
-        assert max(keys.values()) == 1, {k: c for k, c in keys.items() if c > 1}
-    last = {r["key"]: r for r in lines}
-    assert {r["status"] for r in last.values()} == {"passed"}
-    items = final_items(root, run_id)
-    assert sorted(items) == sorted(last)
-    assert {r["status"] for r in items.values()} == {"passed"}
-
-
-def assert_threads_clean(url: str, items: dict[str, dict], steps: int) -> None:
-    """Each recorded thread holds its item's prompts once each, and one run per step."""
-    client = client_for(url)
-    threads = set()
-    for key, record in items.items():
-        thread_id = record["thread_id"]
-        assert thread_id and thread_id not in threads, f"item {key}: thread {thread_id} reused"
-        threads.add(thread_id)
-        texts, runs = audit_thread(client, thread_id)
-        value = record["item"]["value"]
-        assert texts == [f"step {s} item {value}" for s in range(steps)], (key, texts)
-        assert len(runs) == steps, (key, runs)
-        assert runs == [s["run_id"] for s in record["steps"]]
-    client.close()
+pytestmark = pytest.mark.usefixtures("quiet_deprecations")
 
 
 # -- injected faults -----------------------------------------------------------------------------
@@ -205,14 +79,12 @@ def test_lost_create_responses_are_found_not_repeated(
     assert_complete(root, summary["run_id"], n)
     assert_threads_clean(engine.base_url, final_items(root, summary["run_id"]), steps)
     dropped = Counter(proxy.dropped)
-    assert dropped[CREATE_RUN] > 0, "the proxy never lost a later step's create"
+    assert dropped[CREATE_RUN] > 0, "the proxy never lost a run create"
     stats = engine.stats()
-    # later steps: each create was sent exactly once, however many responses were lost
-    assert stats[CREATE_RUN] == n
-    # first steps (create thread + run): a cut stream has told us the thread, so it is polled;
-    # a wholly lost response leaves an unknowable thread, so only then is a new one made
-    orphans = dropped[CREATE_AND_RUN] if mode == "lost" else 0
-    assert stats[CREATE_AND_RUN] == n + orphans
+    # every step's run create was sent exactly once, however many answers were lost: each
+    # lost one was found by its nonce; threads are created first, empty, one per item
+    assert stats[CREATE_RUN] == n * steps
+    assert stats[CREATE_THREAD] == n
 
 
 # -- timeouts ------------------------------------------------------------------------------------
@@ -288,6 +160,12 @@ def _history(root: Path, run_id: str) -> dict:
 def test_resume_after_kill_or_interrupt_runs_only_the_rest(
     root: Path, engines: Engines, how: str
 ) -> None:
+    """A resumed run finishes every item once, and no step is run twice on the engine.
+
+    Items in flight when the run died get their thread back from the run's journal: the runs
+    their steps had started are adopted (a kill) or, cancelled by Ctrl-C, followed by one new
+    run on the same thread without sending the message again.
+    """
     n = 40
     root.joinpath("pipelines").mkdir()
     root.joinpath("pipelines/chaos.yml").write_text(pipeline_yaml(n, concurrency=4))
@@ -310,18 +188,22 @@ def test_resume_after_kill_or_interrupt_runs_only_the_rest(
     assert 0 < len(done) < n  # (the 8th line may not have reached the database)
 
     engine.reset_stats()
-    code, summary = orch("run", "--resume", run_id, "--target", engine.base_url)
+    code, summary = orch("run", "--resume", run_id)  # on the run's own target
 
     assert code == 0, summary
     assert summary["run_id"] == run_id
-    assert engine.stats()[CREATE_AND_RUN] == n - len(done)  # only the missing items ran
-    # a kill may land between the results.jsonl line and the database row: that item runs
-    # again and its second line supersedes the first
-    assert_complete(root, run_id, n, exact_lines=False)
-    lines = Counter(r["key"] for r in result_lines(root, run_id))
-    assert {k for k, c in lines.items() if c > 1} <= {str(i) for i in range(n)} - done
+    assert engine.stats()[CREATE_THREAD] <= n - len(done)  # only the missing items ran
+    # recorded once: a line the database missed (a kill between the two writes) is recovered
+    assert_complete(root, run_id, n)
     record = _history(root, run_id)
     assert (record["status"], record["total"], record["passed"]) == ("completed", n, n)
+    audit = engines.audit()
+    records = list(final_items(root, run_id).values())
+    assert (audit.duplicated(), audit.orphans(records)) == (0, 0)
+    answered = [r for runs in audit.runs.values() for r in runs]
+    cancelled = {r for rec in records for s in rec["steps"] for r in s["runs"][:-1]}
+    assert len(answered) == n + len(cancelled)  # one run per item, plus those Ctrl-C stopped
+    assert how == "sigint" or not cancelled
 
 
 def test_retry_reruns_only_failed_and_errored_items(root: Path, engines: Engines) -> None:
@@ -352,7 +234,7 @@ def test_retry_reruns_only_failed_and_errored_items(root: Path, engines: Engines
     assert code == 0, second
     assert second["run_id"] == first["run_id"]
     assert second["counts"] == {"total": n, "passed": n, "failed": 0, "errors": 0}
-    assert fixed.stats()[CREATE_AND_RUN] == 3
+    assert fixed.stats()[CREATE_THREAD] == 3
     after = final_items(root, first["run_id"])
     for key in set(before) - {"3", "5", "7"}:
         assert after[key] == before[key]  # untouched

@@ -174,6 +174,48 @@ steps:
     ]
 
 
+def test_an_items_own_index_field_stays_the_users(project, invoke, results):
+    """A pandas CSV export has an ``index`` column: templates, checks and results keep it;
+    orch's position is ``orch.index`` in templates and ``index`` at the record's top level."""
+    root = project(
+        {
+            "data/q.csv": "index,word\n17,ping\n4,ping again\n",
+            **pipeline(
+                "indexed",
+                """
+assistant: helper
+items: {csv: data/q.csv}
+repeat: 2
+steps:
+  - prompt: "ping {{ item.index }} at {{ orch.index }}.{{ orch.repeat }} ({{ orch.key }})"
+    expect: [{contains: "ping {{ item.index }} at {{ orch.index }}"}]
+""",
+            ),
+        }
+    )
+    result = invoke("run", "pipelines/indexed.yml")
+    assert result.exit_code == 0, result.output
+    records = sorted(results(root), key=lambda r: r["key"])
+    assert [r["steps"][0]["prompt"] for r in records] == [
+        "ping 17 at 0.0 (0.r0)",
+        "ping 17 at 0.1 (0.r1)",
+        "ping 4 at 1.0 (1.r0)",
+        "ping 4 at 1.1 (1.r1)",
+    ]
+    assert [(r["index"], r["item"]["index"]) for r in records] == [
+        (0, "17"),
+        (0, "17"),
+        (1, "4"),
+        (1, "4"),
+    ]
+    run_id = sorted((root / ".orch" / "runs").iterdir())[-1].name
+    report = invoke("report", run_id, "-T", "builtin:markdown", "-o", "out/r.md")
+    assert report.exit_code == 0, report.output
+    text = (root / "out/r.md").read_text()
+    assert "| 0 ping | 2 |" in text and "| 1 ping again | 2 |" in text  # repeats, by orch index
+    assert invoke("show", run_id).exit_code == 0
+
+
 def test_failed_assertion_exits_1_and_show_explains(project, invoke, results):
     project(
         pipeline(

@@ -40,6 +40,12 @@ def run_settings(target, concurrency, poll: bool, no_sync: bool, **more) -> RunO
 def run_options(func: F) -> F:
     """Add the options shared by `orch run` and `orch retry`."""
     func = json_option("Print the summary as JSON on stdout (no progress).")(func)
+    func = click.option(
+        "--switch-target",
+        is_flag=True,
+        help="Resuming or retrying: continue the run on --target although it started on "
+        "another one (recorded in the run). Without it, a run stays on its own target.",
+    )(func)
     func = click.option("--quiet", "-q", is_flag=True, help="No progress, no summary.")(func)
     func = click.option(
         "--no-sync", is_flag=True, help="Do not sync the assistants first; fail if they differ."
@@ -66,7 +72,11 @@ def run_options(func: F) -> F:
     help="Override a template variable (repeatable).",
 )
 @click.option("--items-limit", type=click.IntRange(1), help="Run only the first N items.")
-@click.option("--resume", metavar="RUN_ID", help="Finish an interrupted run: only missing items.")
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    help="Finish an interrupted run: only missing items, on the target it started on.",
+)
 @run_options
 def run(
     project_dir,
@@ -78,6 +88,7 @@ def run(
     concurrency,
     poll,
     no_sync,
+    switch_target,
     quiet,
     as_json,
 ) -> int:
@@ -100,6 +111,8 @@ def run(
 
     if pipeline is None and not resume:
         raise click.UsageError("name a pipeline (or --resume RUN_ID)")
+    if switch_target and not resume:
+        raise click.UsageError("--switch-target applies to --resume RUN_ID")
     settings = run_settings(
         target,
         concurrency,
@@ -108,6 +121,7 @@ def run(
         vars=parse_vars(list(vars_)),
         items_limit=items_limit,
         resume=resume,
+        switch_target=switch_target,
     )
     return run_pipeline(project_dir, pipeline, settings, quiet, as_json)
 
@@ -116,7 +130,9 @@ def run(
 @project_and_target_options
 @click.argument("run_id")
 @run_options
-def retry(project_dir, target, run_id, concurrency, poll, no_sync, quiet, as_json) -> int:
+def retry(
+    project_dir, target, run_id, concurrency, poll, no_sync, switch_target, quiet, as_json
+) -> int:
     """Run again only the failed and errored items of a past run (same run id).
 
     Finished items stay as they are; each retried item's new result supersedes the old one.
@@ -126,7 +142,15 @@ def retry(project_dir, target, run_id, concurrency, poll, no_sync, quiet, as_jso
       orch retry 20261121-220512-3fa2c1
     """
 
-    settings = run_settings(target, concurrency, poll, no_sync, resume=run_id, retry_failed=True)
+    settings = run_settings(
+        target,
+        concurrency,
+        poll,
+        no_sync,
+        resume=run_id,
+        retry_failed=True,
+        switch_target=switch_target,
+    )
     return run_pipeline(project_dir, None, settings, quiet, as_json)
 
 

@@ -406,7 +406,7 @@ def _python(value, result, assertion, grader, root, context):
         or len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2
     )
     if takes_context:
-        extra = {k: context[k] for k in ("item", "vars", "steps") if k in context}
+        extra = {k: context[k] for k in ("item", "orch", "vars", "steps") if k in context}
         outcome = func(output, {**result, **extra})
     else:
         outcome = func(output)

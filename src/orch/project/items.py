@@ -1,15 +1,17 @@
 """A pipeline's items, produced lazily so memory stays flat however many there are.
 
-Each item is a dict the templates see as ``item``:
+Each item is a dict the templates see as ``item``, holding the user's data only (a field named
+``index`` stays the user's; orch's position is the item's place in this sequence, which runs
+show as ``orch.index``):
 
-* ``files`` globs: ``{"path", "name", "stem", "suffix", "index"}`` (path relative to the root);
-* ``csv``: the row as a dict (header names as keys) plus ``index``;
-* ``jsonl``: the object on the line plus ``index``;
-* inline list: a dict entry as is, any other value as ``{"value": v}``, plus ``index``;
-* default: ``{"index": 0}``.
+* ``files`` globs: ``{"path", "name", "stem", "suffix"}`` (path relative to the root);
+* ``csv``: the row as a dict (header names as keys);
+* ``jsonl``: the object on the line;
+* inline list: a dict entry as is, any other value as ``{"value": v}``;
+* default: ``{}``.
 
-Every item also has a stable key, ``"<index>"`` (with ``".r<n>"`` appended for ``repeat``), so an
-interrupted run can be resumed item by item.
+Every item also has a stable key, ``"<position>"`` (with ``".r<n>"`` appended for ``repeat``), so
+an interrupted run can be resumed item by item.
 """
 
 from __future__ import annotations
@@ -28,11 +30,10 @@ from orch.project.model import ItemSource
 def iter_items(source: ItemSource, root: Path) -> Iterator[dict[str, Any]]:
     """Yield the items of ``source`` (paths relative to ``root``), one dict at a time."""
     if source.kind == "default":
-        yield {"index": 0}
+        yield {}
     elif source.kind == "inline":
-        for index, value in enumerate(source.value):
-            item = dict(value) if isinstance(value, dict) else {"value": value}
-            yield {**item, "index": index}
+        for value in source.value:
+            yield dict(value) if isinstance(value, dict) else {"value": value}
     elif source.kind == "files":
         paths: list[str] = []
         for pattern in source.value:
@@ -40,14 +41,12 @@ def iter_items(source: ItemSource, root: Path) -> Iterator[dict[str, Any]]:
                 rel = Path(match).resolve().relative_to(root.resolve()).as_posix()
                 if Path(match).is_file() and rel not in paths:
                     paths.append(rel)
-        for index, rel in enumerate(paths):
+        for rel in paths:
             p = Path(rel)
-            yield {"path": rel, "name": p.name, "stem": p.stem, "suffix": p.suffix, "index": index}
+            yield {"path": rel, "name": p.name, "stem": p.stem, "suffix": p.suffix}
     elif source.kind == "csv":
-        for index, row in enumerate(csv.DictReader(read_lines(root, source.value))):
-            yield {**row, "index": index}
+        yield from csv.DictReader(read_lines(root, source.value))
     elif source.kind == "jsonl":
-        index = 0
         for n, line in enumerate(read_lines(root, source.value), 1):
             if not line.strip():
                 continue
@@ -55,8 +54,7 @@ def iter_items(source: ItemSource, root: Path) -> Iterator[dict[str, Any]]:
                 row = json.loads(line)
             except ValueError as exc:
                 raise ConfigError(f"{source.value}:{n}: not JSON: {exc}") from exc
-            yield {**(row if isinstance(row, dict) else {"value": row}), "index": index}
-            index += 1
+            yield row if isinstance(row, dict) else {"value": row}
     else:  # pragma: no cover - the schema allows nothing else
         raise ConfigError(f"unknown items source {source.kind!r}")
 
@@ -77,5 +75,5 @@ def read_lines(root: Path, rel: str) -> Iterator[str]:
 
 
 def item_key(index: int, repeat: int, repeats: int) -> str:
-    """The resume key of an item run: ``"3"``, or ``"3.r1"`` when the pipeline repeats."""
+    """The resume key of item run ``index`` (its position): ``"3"``, or ``"3.r1"`` with repeat."""
     return f"{index}.r{repeat}" if repeats > 1 else str(index)

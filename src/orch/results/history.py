@@ -213,6 +213,37 @@ class History:
                     (run_id, record["key"], record["status"], record["finished_at"], line),
                 )
 
+    def recover_items(self, run_id: str) -> int:
+        """Put into the database the latest results.jsonl records it lacks; returns how many.
+
+        A run killed between the two writes of :meth:`record_item` has an item's line but not
+        its row; a resume calls this first, so that item counts as finished and is not run (nor
+        recorded) again. A torn last line (killed mid-write) is ignored.
+        """
+        latest: dict[str, str] = {}  # key → finished_at of its last line
+        for record in _lines(self.run_dir(run_id) / "results.jsonl"):
+            latest[record["key"]] = record["finished_at"]
+        with self._lock:
+            known = dict(
+                self._conn.execute(
+                    "SELECT key, finished_at FROM items WHERE run_id = ?", (run_id,)
+                ).fetchall()
+            )
+        stale = {key for key, at in latest.items() if known.get(key) != at}
+        found = {
+            r["key"]: r
+            for r in _lines(self.run_dir(run_id) / "results.jsonl")
+            if r["key"] in stale and r["finished_at"] == latest[r["key"]]
+        }
+        with self._lock:
+            for key, record in found.items():
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO items (run_id, key, status, finished_at, record)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, key, record["status"], record["finished_at"], json.dumps(record)),
+                )
+        return len(found)
+
     def finish_run(self, meta: dict[str, Any]) -> None:
         """Store the final counts and status; rewrite run.json."""
         meta = _clean(meta)
@@ -315,3 +346,15 @@ def _record(row: tuple) -> RunRecord:
     """A ``runs`` row as a :class:`RunRecord` (its columns are the fields, in order)."""
     *columns, meta = row  # meta, the last column, is JSON
     return RunRecord(*columns, meta=json.loads(meta))
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a results.jsonl, one at a time; a torn line is skipped."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue

@@ -3,6 +3,11 @@
 An item never raises: what goes wrong becomes the item's ``error`` (with the thread and run it
 points at), so one broken item cannot lose the others. Only a stopping run (Ctrl-C) returns
 None, leaving the item for ``--resume``.
+
+The item is the user's data, untouched: templates see it as ``item`` (a CSV column named
+``index`` stays the user's). What orch knows about the item run is in its own namespace,
+``orch`` (``orch.index``: the item's position, 0-based; ``orch.repeat``; ``orch.key``;
+``orch.run_id``), and result records keep orch's position in their top-level ``index``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from orch.evals.replies import MISSING, parse_json
 from orch.project.documents import relative_to
 from orch.project.model import Pipeline, Project
 from orch.results.history import SCHEMA_VERSION
+from orch.run.journal import RunJournal
 from orch.run.summary import now
 from orch.run.uploads import Uploads
 from orch.targets.registry import Connection
@@ -46,6 +52,8 @@ class RunContext:
     handler_pool: ThreadPoolExecutor
     stop: threading.Event
     stream: bool
+    #: where item sessions note their threads (None: nothing is noted, nothing adopted)
+    journal: RunJournal | None = None
 
 
 class ItemRunner:
@@ -54,9 +62,12 @@ class ItemRunner:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
-    def session(self, stream: bool, deadline: float, files_dir: Path) -> Session:
-        """A new session on the run's target for one item (or one grading)."""
+    def session(
+        self, stream: bool, deadline: float, files_dir: Path, key: str | None = None
+    ) -> Session:
+        """A new session on the run's target for one item ``key`` (or, without, a grading)."""
         ctx = self.ctx
+        more = {"ledger": ctx.journal.ledger(key)} if ctx.journal and key is not None else {}
         settings = SessionSettings(
             stream=stream,
             deadline=deadline,
@@ -68,19 +79,20 @@ class ItemRunner:
             attempts=ctx.pipeline.retries + 2,
             label=f"orchrun-{ctx.project.name}-{ctx.run_id}",
             resources=ctx.resources,
+            **more,
         )
         return ctx.conn.session(settings)
 
-    def run(self, key: str, item: dict, rep: int) -> dict[str, Any] | None:
-        """Run one item; its result record, or None when the run is stopping."""
+    def run(self, key: str, item: dict, index: int, rep: int) -> dict[str, Any] | None:
+        """Run item ``index`` (its ``rep``-th repeat); its record, or None when stopping."""
         started_at, t0 = now(), time.monotonic()
         timeout = self.ctx.pipeline.timeout
-        conv = self.session(
-            self.ctx.stream, t0 + timeout, self.ctx.run_dir / "files" / key.replace("/", "_")
-        )
+        files = self.ctx.run_dir / "files" / key.replace("/", "_")
+        conv = self.session(self.ctx.stream, t0 + timeout, files, key)
+        own = {"index": index, "repeat": rep, "key": key, "run_id": self.ctx.run_id}
         records: list[dict] = []
         try:
-            status, error = self._steps(conv, item, rep, t0, records)
+            status, error = self._steps(conv, item, own, t0, records)
         except ItemTimeout:
             conv.cancel()
             message = f"timed out after {timeout:g}s; run cancelled"
@@ -100,7 +112,7 @@ class ItemRunner:
         return {
             "schema_version": SCHEMA_VERSION,
             "key": key,
-            "index": item.get("index", 0),
+            "index": index,
             "repeat": rep,
             "item": item,
             "status": status,
@@ -114,13 +126,13 @@ class ItemRunner:
         }
 
     def _steps(
-        self, conv: Session, item: dict, rep: int, t0: float, records: list[dict]
+        self, conv: Session, item: dict, own: dict, t0: float, records: list[dict]
     ) -> tuple[str, dict | None]:
         status, steps_ctx = "passed", {}
         for step in self.ctx.pipeline.steps:
             if step.timeout:
                 conv.deadline = min(t0 + self.ctx.pipeline.timeout, time.monotonic() + step.timeout)
-            record = self._step(conv, step, item, rep, steps_ctx)
+            record = self._step(conv, step, item, own, steps_ctx)
             records.append(record)
             if record.get("error"):
                 return "error", record["error"]
@@ -128,13 +140,14 @@ class ItemRunner:
                 status = "failed"
         return status, None
 
-    def _step(self, conv: Session, step, item, rep, steps_ctx) -> dict[str, Any]:
+    def _step(self, conv: Session, step, item, own: dict, steps_ctx) -> dict[str, Any]:
         ctx = self.ctx
         context = {
             "item": item,
+            "orch": own,
             "vars": ctx.vars,
             "steps": steps_ctx,
-            "repeat": rep,
+            "repeat": own["repeat"],
             "run": {"id": ctx.run_id},
         }
         prompt = render(step.prompt, context)
@@ -156,6 +169,7 @@ class ItemRunner:
             "prompt": prompt,
             "thread_id": conv.thread_id,
             "run_id": outcome.run_id,
+            "runs": outcome.run_ids,  # every attempt's run, so none is unaccounted for
             "status": outcome.status,
             "output": outcome.output,
             "tool_calls": outcome.tool_calls,

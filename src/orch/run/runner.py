@@ -5,6 +5,12 @@ most ``concurrency`` items are in flight, and at most that many are even *submit
 stays flat however many items there are. Every finished item is appended to the run's
 ``results.jsonl`` and the SQLite history before it is reported; a killed run is resumed with
 ``--resume RUN_ID`` (missing items only) or ``orch retry RUN_ID`` (failed ones).
+
+A resumed run continues on the target it started on: another ``--target`` is refused unless
+``switch_target`` is set, and then the switch is recorded in the run (``target_history``, and
+the ``target`` label names both). Items that were in flight when the run was killed get their
+thread back from the run's journal (:mod:`orch.run.journal`), so the runs their steps had
+started are adopted, not sent again.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ from orch.project.items import item_key, iter_items
 from orch.project.model import Pipeline, Project, canonical_json, sha256_text
 from orch.results.history import SCHEMA_VERSION, History
 from orch.run.execution import ItemRunner, RunContext
+from orch.run.journal import RunJournal
 from orch.run.preparation import needed_assistants, prepare
 from orch.run.progress import Reporter
 from orch.run.summary import RunSummary, new_run_id, now
 from orch.run.uploads import Uploads
-from orch.targets.connection import connect
+from orch.targets.connection import connect, same_target
 from orch.targets.registry import Connection
 
 
@@ -44,6 +51,8 @@ class RunOptions:
     stream: bool | None = None
     sync: bool = True
     quiet: bool = False
+    #: resuming on another target than the run's is allowed (and recorded) only with this
+    switch_target: bool = False
 
 
 class PipelineRunner:
@@ -66,6 +75,9 @@ class PipelineRunner:
         self.history = History(project.root)
         self.vars = {**dict(project.vars), **dict(pipeline.vars), **options.vars}
         self.needed = needed_assistants(project, pipeline)
+        self.target = options.target  # a resumed run's own target unless switched
+        #: the targets a resumed run ran on so far (``target_history`` in run.json)
+        self.target_history: list[dict[str, Any]] = []
 
     def run(self) -> RunSummary:
         """Execute (or resume) the pipeline; returns the summary (never raises on item errors)."""
@@ -73,25 +85,28 @@ class PipelineRunner:
         self.run_id = run_id
         run_dir = self.history.run_dir(run_id)
         t0 = time.monotonic()
-        with connect(self.project, self.options.target, quiet=self.options.quiet) as conn:
+        with connect(self.project, self.target, quiet=self.options.quiet) as conn:
             prepared = prepare(self.project, conn, self.needed, self.options.sync, self.echo)
-            meta = self._meta(conn, prepared.ids, started_at)
+            meta = self._meta(conn, prepared.ids, started_at, len(skip))
             self.history.start_run(meta)
             handler_pool = ThreadPoolExecutor(
                 max_workers=max(4, self._concurrency() * 2), thread_name_prefix="orch-handler"
             )
+            journal = RunJournal(run_dir, self._finished_threads())
             try:
-                status = self._execute(
-                    ItemRunner(self._context(conn, prepared, handler_pool)), skip
-                )
+                context = self._context(conn, prepared, handler_pool, journal)
+                status = self._execute(ItemRunner(context), skip)
             finally:
                 # a handler stuck past its timeout must not hold up the end of the run
                 handler_pool.shutdown(wait=False, cancel_futures=True)
+                journal.close()
         summary = self._finish(meta, status, time.monotonic() - t0, run_dir)
         self.history.close()
         return summary
 
-    def _context(self, conn: Connection, prepared, handler_pool: ThreadPoolExecutor) -> RunContext:
+    def _context(
+        self, conn: Connection, prepared, handler_pool: ThreadPoolExecutor, journal: RunJournal
+    ) -> RunContext:
         stream = self.options.stream
         return RunContext(
             project=self.project,
@@ -106,6 +121,7 @@ class PipelineRunner:
             handler_pool=handler_pool,
             stop=self.stop,
             stream=self.pipeline.stream if stream is None else stream,
+            journal=journal,
         )
 
     def _resume_point(self) -> tuple[str, str, set[str]]:
@@ -125,12 +141,50 @@ class PipelineRunner:
             )
         self.vars = record.meta.get("vars", self.vars)
         self.options.items_limit = record.meta.get("items_limit")
+        self.history.recover_items(record.run_id)  # killed between results.jsonl and the db
         statuses = self.history.item_status(record.run_id)
+        self._pin_target(record.run_id, record.meta, len(statuses))
         retry_failed = self.options.retry_failed
         skip = {k for k, s in statuses.items() if not (retry_failed and s in ("failed", "error"))}
         return record.run_id, record.started_at, skip
 
-    def _meta(self, conn: Connection, ids: dict[str, str], started_at: str) -> dict[str, Any]:
+    def _pin_target(self, run_id: str, meta: dict[str, Any], done: int) -> None:
+        """Continue on the run's own target; another one only with ``switch_target``."""
+        recorded = meta.get("target_name")
+        self.target_history = list(meta.get("target_history") or [])
+        asked = self.options.target
+        if recorded is None or asked is None or same_target(self.project, asked, recorded):
+            self.target = asked or recorded
+            return
+        if not self.options.switch_target:
+            raise UsageError(
+                f"run {run_id} ran on target {recorded!r}; continuing it on {asked!r} would mix "
+                f"two targets' answers in one run. Resume without --target to continue on "
+                f"{recorded!r}, or add --switch-target to continue on {asked!r} (recorded in "
+                "the run)."
+            )
+        if not self.target_history:
+            self.target_history.append({"target_name": recorded, "target": meta.get("target")})
+        self.target_history.append({"target_name": asked, "from": now(), "items_before": done})
+
+    def _target_label(self, conn: Connection) -> str:
+        """The run's target for people: every target it ran on once it switched."""
+        earlier = [t["target_name"] for t in self.target_history[:-1]]
+        return f"{conn.label} (switched from {', '.join(earlier)})" if earlier else conn.label
+
+    def _finished_threads(self) -> Iterator[tuple[str, str | None]]:
+        """(key, thread id) of recorded items, which the journal must not hand out again.
+
+        Only a retry runs recorded items again, so only a retry reads them.
+        """
+        if self.options.retry_failed:
+            yield from ((r["key"], r.get("thread_id")) for r in self.history.items(self.run_id))
+
+    def _meta(
+        self, conn: Connection, ids: dict[str, str], started_at: str, done: int
+    ) -> dict[str, Any]:
+        if self.target_history:
+            self.target_history[-1].setdefault("target", conn.label)
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -138,8 +192,9 @@ class PipelineRunner:
             "pipeline_file": self.pipeline.source,
             "pipeline_hash": self._pipeline_hash(),
             "project": self.project.name,
-            "target": conn.label,
+            "target": self._target_label(conn),
             "target_name": conn.target.name,
+            "target_history": self.target_history,
             "assistants": {n: ids.get(n) for n in self.needed},
             "models": {n: self.project.assistant(n).model for n in self.needed},
             "scripted": conn.rehearsal,
@@ -188,16 +243,17 @@ class PipelineRunner:
     def _concurrency(self) -> int:
         return self.options.concurrency or self.pipeline.concurrency
 
-    def _work(self, skip: set[str]) -> Iterator[tuple[str, dict, int]]:
+    def _work(self, skip: set[str]) -> Iterator[tuple[str, dict, int, int]]:
+        """(key, item, orch's index of the item, repeat) of every item run still to do."""
         limit = self.options.items_limit
         repeats = self.pipeline.repeat
-        for n, item in enumerate(iter_items(self.pipeline.items, self.project.root)):
-            if limit is not None and n >= limit:
+        for index, item in enumerate(iter_items(self.pipeline.items, self.project.root)):
+            if limit is not None and index >= limit:
                 return
             for rep in range(repeats):
-                key = item_key(item["index"], rep, repeats)
+                key = item_key(index, rep, repeats)
                 if key not in skip:
-                    yield key, item, rep
+                    yield key, item, index, rep
 
     def _execute(self, items: ItemRunner, skip: set[str]) -> str:
         """Run the items, at most ``concurrency`` submitted at once; returns the run status."""
@@ -209,11 +265,11 @@ class PipelineRunner:
         previous = _install_sigterm()
         status = "completed"
         try:
-            for key, item, rep in self._work(skip):
+            for key, item, index, rep in self._work(skip):
                 while len(pending) >= concurrency:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     self._record(done)
-                pending.add(pool.submit(items.run, key, item, rep))
+                pending.add(pool.submit(items.run, key, item, index, rep))
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 self._record(done)

@@ -3,20 +3,20 @@
 Assistants live on the server (:class:`Assistants`, managed by sync). An item's thread is one
 Assistants thread (:class:`AssistantsSession`):
 
-* the first step creates the thread and run together (``threads/runs``), later steps add their
-  message through ``additional_messages`` on the run, so each step is one create request;
+* the first step creates the (empty) thread, each step then creates one run carrying its message
+  in ``additional_messages``: a message never exists without its run, and a lost thread create
+  leaves at most an empty thread;
 * runs stream over SSE by default; a dropped stream, or ``stream: false``, falls back to polling
   that honours ``openai-poll-after-ms``;
 * ``requires_action`` calls the function tools' Python handlers and submits the outputs;
-* creates are never blindly repeated: a run create that may have happened is looked up by the
-  nonce in its metadata before it is tried again;
+* creates are never blindly repeated: a run create that may have happened (an error, a lost,
+  empty or truncated answer, a stream that ends before the run) is looked up by the nonce in its
+  metadata before it is tried again; a resumed item adopts the runs its killed process started;
 * code-interpreter images and files are downloaded into the run's folder.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 import openai
@@ -25,7 +25,7 @@ import openai
 # with the rest of orch so that one-time cost is paid at start-up, not by a run's first item.
 import openai.resources.beta.threads.runs.runs  # noqa: F401
 
-from orch.errors import NotFoundError, TransportError
+from orch.errors import NotFoundError
 from orch.targets import retry
 from orch.targets.base import META_HASH, META_NAME, META_PROJECT, Backend, RemoteAssistant
 from orch.targets.client import open_remote
@@ -34,6 +34,7 @@ from orch.targets.functions import ToolRequest, call_handlers
 from orch.targets.registry import Connection, TargetKind
 from orch.targets.session import TERMINAL, Session, StepOutcome, Turn, plain
 from orch.targets.stream import StreamReader
+from orch.targets.threads import answer_text, is_run_event, parsed, tool_call_record
 
 WAITING = TERMINAL | {"requires_action"}
 
@@ -135,6 +136,14 @@ class AssistantsSession(Session):
         self.beta = client.beta
         self.seen_steps: list[Any] = []  # run steps and messages seen on the stream
         self.seen_messages: list[Any] = []
+        #: runs a killed process left on an adopted thread, by nonce; None once none can remain
+        self.adoptable: dict[str, Any] | None = None
+
+    def step(self, turn: Turn) -> StepOutcome:
+        """Open the item's thread on its first step (or adopt a killed run's), then run the step."""
+        if self.thread_id is None:
+            self._open_thread()
+        return super().step(turn)
 
     def attempt(self, turn: Turn, first: bool) -> StepOutcome:
         """Start a run (with the step's message on the first attempt) and follow it."""
@@ -145,8 +154,11 @@ class AssistantsSession(Session):
             message = {"role": "user", "content": turn.content}
             if turn.attachments:
                 message["attachments"] = turn.attachments
-        run = self._drive(self._start(turn, message), turn, outcome)
+        adopted = self._adopt()
+        run = self._drive(adopted or self._start(turn, message), turn, outcome)
         outcome.run_id, outcome.status = run.id, run.status
+        # a run the stopped process cancelled answered nothing: the step needs a new one
+        outcome.interrupted = adopted is not None and run.status in ("cancelled", "expired")
         if run.usage:
             outcome.add_usage(
                 prompt_tokens=run.usage.prompt_tokens,
@@ -163,30 +175,85 @@ class AssistantsSession(Session):
             return
         try:
             self.beta.threads.runs.cancel(self.run_id, thread_id=self.thread_id)
-        except openai.OpenAIError:
+        except retry.FAILURES:
             pass
 
     # -- starting runs -------------------------------------------------------------------------
 
-    def _start(self, turn: Turn, message: dict | None):
-        """Create the run (and the thread on the first step); returns a stream or a Run.
+    def _open_thread(self) -> None:
+        """The item's thread: one a killed process left (its runs adoptable), else a new one.
 
-        A stream is read up to its run's creation before it is returned: a stream that breaks
-        earlier is a create whose outcome is unknown, handled like any failed create.
+        A new thread is created empty and retried like a read: a lost answer leaves at most an
+        empty thread behind, never a message or a model run. It is noted in the ledger before
+        any run is created on it.
         """
-        nonce = uuid.uuid4().hex
+        self.check()
+        ledger = self.settings.ledger
+        left = ledger.adopted()
+        if left is not None:
+            try:
+                runs = pages(
+                    "list runs",
+                    lambda after: self.beta.threads.runs.list(
+                        left, limit=PAGE, order="asc", **after_cursor(after)
+                    ),
+                )
+            except NotFoundError:
+                runs = None  # the thread is gone: start afresh
+            if runs is not None:
+                self.thread_id = left
+                self.adoptable = {(r.metadata or {}).get("orch_nonce"): r for r in runs}
+                return
+        thread = retry.call(
+            "create thread",
+            lambda: self.beta.threads.create(
+                metadata={"orch": self.settings.label}, timeout=self.remaining()
+            ),
+            attempts=self.settings.attempts,
+        )
+        self.thread_id = thread.id
+        ledger.record(thread.id)
+
+    def _adopt(self):
+        """The run a killed process started for this step and attempt, or None.
+
+        Steps and attempts run in order, so once one was not started, none after it was.
+        """
+        if self.adoptable is None:
+            return None
+        left = self.adoptable.get(self.nonce())
+        if left is None:
+            self.adoptable = None
+        return left
+
+    def _start(self, turn: Turn, message: dict | None):
+        """Create the step's run (its message with it); returns a stream or a Run.
+
+        The create carries the step's nonce: a create whose answer is lost or spoiled is looked
+        up by it before it is tried again (and a resumed process adopts it, :meth:`_adopt`). A
+        stream is read up to its run's creation before it is returned: a stream that breaks
+        or ends earlier is a create whose outcome is unknown, handled the same way.
+        """
+        nonce = self.nonce()
+        self.run_id = None  # the previous step's run is over; the new one is not known yet
         options: dict[str, Any] = {
             "assistant_id": turn.assistant_id,
             "metadata": {"orch_nonce": nonce},
         }
         if turn.instructions is not None:
             options["instructions"] = turn.instructions
-        self.run_id = None  # the previous step's run is over; the new one is not known yet
+        if turn.additional_instructions:
+            options["additional_instructions"] = turn.additional_instructions
+        if message:
+            options["additional_messages"] = [message]
 
         def create():
             self.check()
-            started = self._create(turn, message, options)
-            return StreamReader.prime(started, _is_run_event) if self.settings.stream else started
+            stream = self.settings.stream
+            started = self.beta.threads.runs.create(
+                self.thread_id, stream=stream, timeout=self.remaining(), **options
+            )
+            return StreamReader.prime(started, is_run_event) if stream else started
 
         return retry.create_once(
             "start run",
@@ -196,32 +263,8 @@ class AssistantsSession(Session):
             sleep=self.pause,
         )
 
-    def _create(self, turn: Turn, message: dict | None, options: dict[str, Any]):
-        stream, timeout = self.settings.stream, self.remaining()
-        if self.thread_id is None:
-            thread = {"messages": [message]} if message else {}
-            if turn.additional_instructions:
-                # create-and-run has no additional_instructions: fold them in
-                base = (
-                    turn.instructions
-                    if turn.instructions is not None
-                    else turn.assistant.instructions or ""
-                )
-                options = {**options, "instructions": f"{base}\n\n{turn.additional_instructions}"}
-            return self.beta.threads.create_and_run(
-                thread=thread, stream=stream, timeout=timeout, **options
-            )
-        extra: dict[str, Any] = {"additional_messages": [message]} if message else {}
-        if turn.additional_instructions:
-            extra["additional_instructions"] = turn.additional_instructions
-        return self.beta.threads.runs.create(
-            self.thread_id, stream=stream, timeout=timeout, **options, **extra
-        )
-
     def _find_run(self, nonce: str):
         """The run a failed create may have made (by its metadata nonce), or None."""
-        if self.thread_id is None:
-            return None  # create-and-run: a thread we never heard of is harmless
         page = retry.call(
             "list runs",
             lambda: self.beta.threads.runs.list(self.thread_id, limit=10, order="desc"),
@@ -236,75 +279,82 @@ class AssistantsSession(Session):
 
     def _drive(self, source, turn: Turn, outcome: StepOutcome):
         """Follow a run to a terminal status, answering requires_action; returns the Run."""
-        run = None
+        answered: dict[str, str] = {}  # tool call id → output, so a lost submit is not re-run
         while True:
             if isinstance(source, StreamReader):
-                run = self._consume(source) or run
+                run = self._consume(source)
             else:
                 run = source
                 self.thread_id, self.run_id = run.thread_id, run.id
             if run is None or run.status not in WAITING:
-                run = self._poll(run)  # polling, or the stream ended early
+                run = self._poll()  # polling, or the stream ended early
             if run.status != "requires_action":
                 return run
-            source = self._answer(run, turn, outcome)
+            source = self._answer(run, turn, outcome, answered)
 
     def _consume(self, stream: StreamReader):
-        """Read a run's events; None when the stream broke after the run was created."""
+        """Read a run's events; its last state, or None when none came before the stream broke.
+
+        The run exists (its creation was read, or outputs were submitted to it): a broken,
+        truncated or spoiled stream is followed up by polling it, never an item failure.
+        """
         run = None
         try:
             for event in stream.events(self.check):
                 kind = event.event
-                if kind == "thread.created":
-                    self.thread_id = event.data.id
-                elif kind == "thread.run.step.completed":
+                if kind == "thread.run.step.completed":
                     self.seen_steps.append(event.data)
-                elif _is_run_event(kind):
+                elif is_run_event(kind):
                     run = event.data
                     self.thread_id, self.run_id = run.thread_id, run.id
                 elif kind == "thread.message.completed":
                     self.seen_messages.append(event.data)
-        except openai.APIError as exc:
+        except retry.FAILURES as exc:
             if not retry.is_transient(exc) or self.run_id is None:
                 raise retry.to_backend_error("stream run", exc) from exc
             return None  # dropped mid-stream: the caller polls the run
         return run
 
-    def _poll(self, run):
-        if run is None and self.run_id is None:
-            raise TransportError("the run's stream ended before the run was created")
-        run_id = run.id if run is not None else self.run_id
+    def _poll(self):
+        """Retrieve the run in flight until it waits for us or is over."""
         attempt = 0
         while True:
             self.check()
-            raw = retry.call(
+            run, headers = retry.call(
                 "retrieve run",
-                lambda: self.beta.threads.runs.with_raw_response.retrieve(
-                    run_id, thread_id=self.thread_id
+                lambda: parsed(
+                    self.beta.threads.runs.with_raw_response.retrieve(
+                        self.run_id, thread_id=self.thread_id
+                    )
                 ),
                 attempts=self.settings.attempts,
             )
-            run = raw.parse()
             if run.status in WAITING:
                 return run
-            hint = raw.headers.get("openai-poll-after-ms")
+            hint = headers.get("openai-poll-after-ms")
             delay = float(hint) / 1000 if hint else min(1.0, 0.05 * 2**attempt)
             attempt += 1
             self.pause(delay)
 
-    def _answer(self, run, turn: Turn, outcome: StepOutcome):
-        """Call the handlers for a requires_action run and submit their outputs."""
+    def _answer(self, run, turn: Turn, outcome: StepOutcome, answered: dict[str, str]):
+        """Call the handlers for a requires_action run and submit their outputs.
+
+        A submit whose answer is lost may or may not have landed: the run is polled, never
+        resubmitted blindly; when it still asks, the outputs already computed are sent again
+        (``answered``), so no handler runs twice for one call.
+        """
         calls = [
             ToolRequest(c.id, c.function.name, c.function.arguments)
             for c in run.required_action.submit_tool_outputs.tool_calls
         ]
         settings = self.settings
-        outputs = [
-            {"tool_call_id": call_id, "output": output}
-            for call_id, output in call_handlers(
-                calls, turn.assistant, settings.handler_pool, settings.root, outcome.tool_calls
+        fresh = [c for c in calls if c.call_id not in answered]
+        answered.update(
+            call_handlers(
+                fresh, turn.assistant, settings.handler_pool, settings.root, outcome.tool_calls
             )
-        ]
+        )
+        outputs = [{"tool_call_id": c.call_id, "output": answered[c.call_id]} for c in calls]
         try:
             submitted = self.beta.threads.runs.submit_tool_outputs(
                 run.id,
@@ -313,12 +363,13 @@ class AssistantsSession(Session):
                 stream=settings.stream,
                 timeout=self.remaining(),
             )
-        except openai.OpenAIError as exc:
+            if not settings.stream:
+                return retry.checked(submitted)
+            return StreamReader(submitted)
+        except retry.FAILURES as exc:
             if not retry.is_transient(exc):
                 raise retry.to_backend_error("submit tool outputs", exc) from exc
-            # outputs may or may not have landed: polling tells, never resubmit blindly
-            return self._poll(run)
-        return StreamReader(submitted) if settings.stream else submitted
+            return self._poll()  # outputs may or may not have landed: polling tells
 
     # -- results -------------------------------------------------------------------------------
 
@@ -329,7 +380,7 @@ class AssistantsSession(Session):
         for message in messages:
             for part in message.content:
                 if part.type == "text":
-                    texts.append(_answer_text(part.text, outcome))
+                    texts.append(answer_text(part.text, outcome))
                 elif part.type == "image_file":
                     outcome.files.append(self._download(part.image_file.file_id))
             outcome.messages.append(plain(message))
@@ -362,7 +413,7 @@ class AssistantsSession(Session):
         return list(page.data), list(listed.data)
 
     def _record_call(self, call: Any, outcome: StepOutcome) -> None:
-        record = _tool_call_record(call)
+        record = tool_call_record(call)
         if call.type == "code_interpreter":
             for out in call.code_interpreter.outputs or []:
                 if out.type == "image":
@@ -385,49 +436,6 @@ class AssistantsSession(Session):
                 attempts=self.settings.attempts,
             ).read(),
         )
-
-
-def _is_run_event(kind: str) -> bool:
-    """``thread.run.*`` events carry the Run itself (``thread.run.step.*`` carry steps)."""
-    return kind.startswith("thread.run.") and not kind.startswith("thread.run.step.")
-
-
-def _answer_text(text: Any, outcome: StepOutcome) -> str:
-    """A message's text with its citations recorded on ``outcome`` and their markers removed.
-
-    Citation markers (【0:0†file】) are not part of the answer: stripping them keeps JSON
-    replies JSON; the annotations keep them.
-    """
-    value = text.value
-    for note in text.annotations or []:
-        outcome.citations.append(plain(note))
-        if getattr(note, "text", None):
-            value = value.replace(note.text, "")
-    return value.strip()
-
-
-def _tool_call_record(call: Any) -> dict[str, Any]:
-    if call.type == "function":
-        try:
-            arguments = json.loads(call.function.arguments or "{}")
-        except ValueError:
-            arguments = call.function.arguments
-        return {
-            "id": call.id,
-            "type": "function",
-            "name": call.function.name,
-            "arguments": arguments,
-            "output": call.function.output,
-        }
-    if call.type == "code_interpreter":
-        return {
-            "id": call.id,
-            "type": "code_interpreter",
-            "name": "code_interpreter",
-            "input": call.code_interpreter.input,
-            "outputs": [plain(o) for o in call.code_interpreter.outputs or []],
-        }
-    return {"id": call.id, "type": call.type, "name": call.type}
 
 
 def _backend(conn: Connection) -> Backend:

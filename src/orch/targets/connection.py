@@ -30,6 +30,24 @@ def resolve_target(project: Project, name: str | None) -> Target:
     return target
 
 
+def same_target(project: Project, name: str, other: str) -> bool:
+    """Whether two target names (or URLs) mean the same server: same name, or same base URL.
+
+    A name no longer in orch.yml only equals itself.
+    """
+    if name.rstrip("/") == other.rstrip("/"):
+        return True
+    try:
+        first, second = resolve_target(project, name), resolve_target(project, other)
+    except UsageError:
+        return False
+    return first.base_url is not None and _url(first.base_url) == _url(second.base_url)
+
+
+def _url(url: str | None) -> str:
+    return (url or "").rstrip("/").lower()
+
+
 @contextmanager
 def connect(
     project: Project, name: str | None = None, quiet: bool = False, timeout: float = 60.0

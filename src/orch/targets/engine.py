@@ -12,13 +12,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import openai
-
 from orch.project.documents import display_path
 from orch.project.loading import load_script
 from orch.project.model import Project, Target
 from orch.targets import assistants
-from orch.targets.client import LOCAL_API_KEY
+from orch.targets.client import LOCAL_API_KEY, sdk_client
 from orch.targets.registry import Opened
 
 
@@ -48,9 +46,7 @@ def open_engine(
                 f"state: {display_path(db)})",
                 file=sys.stderr,
             )
-        client = openai.OpenAI(
-            base_url=handle.base_url, api_key=LOCAL_API_KEY, max_retries=0, timeout=timeout
-        )
+        client = sdk_client(base_url=handle.base_url, api_key=LOCAL_API_KEY, timeout=timeout)
         try:
             yield Opened(client, f"the embedded engine ({handle.base_url})", handle)
         finally:

@@ -23,7 +23,7 @@ from typing import Any
 
 import openai
 
-from orch.errors import BackendError, UsageError
+from orch.errors import UsageError
 from orch.project.model import Assistant
 from orch.targets import retry
 from orch.targets.base import Backend
@@ -115,10 +115,11 @@ class ResponsesSession(Session):
         """Put attachments in place and open the conversation, then run the step."""
         self._attach(turn.attachments)
         if self.use_conversations and self.thread_id is None:
+            # retried like a read: a lost answer leaves at most an empty conversation behind
             conv = retry.call(
                 "create conversation",
                 lambda: self.client.conversations.create(metadata={"orch": self.settings.label}),
-                idempotent=False,
+                attempts=self.settings.attempts,
             )
             self.thread_id = conv.id
         return super().step(turn)
@@ -241,6 +242,14 @@ class ResponsesSession(Session):
         return params
 
     def _create(self, turn: Turn, inputs: list[Any]):
+        """Create one response (following its stream to the end).
+
+        On a conversation a lost, empty or truncated answer may hide a response that was made
+        and appended: the Responses API offers no way to find it (no list, conversation items
+        carry no response id), so only a 429 is retried and anything else ambiguous is the
+        item's error, never a second message. Without conversations nothing is appended, so
+        every transient failure is retried.
+        """
         params = self._params(turn, inputs)
         attempts = self.settings.attempts
         for attempt in range(attempts):
@@ -252,11 +261,11 @@ class ResponsesSession(Session):
                     )
                     response = self._consume(StreamReader(created))
                 else:
-                    response = self.client.responses.create(timeout=self.remaining(), **params)
+                    response = retry.checked(
+                        self.client.responses.create(timeout=self.remaining(), **params)
+                    )
                 break
-            except openai.OpenAIError as exc:
-                # a lost answer may still have appended to the conversation: only retry what
-                # surely did not reach the server (429, connection refused) or carries no state
+            except retry.FAILURES as exc:
                 safe = isinstance(exc, openai.RateLimitError) or not self.use_conversations
                 if not (retry.is_transient(exc) and safe) or attempt + 1 == attempts:
                     raise retry.to_backend_error("create response", exc) from exc
@@ -274,13 +283,13 @@ class ResponsesSession(Session):
                     response_id = event.response.id
                 elif event.type in DONE_EVENTS:
                     final = event.response
-        except openai.APIError as exc:
+        except retry.FAILURES as exc:
             if not retry.is_transient(exc) or response_id is None:
                 raise
         if final is not None:
             return final
         if response_id is None:
-            raise BackendError("the response stream ended before the response was created")
+            raise retry.MalformedResponse("the stream ended before the response was created")
         return self._wait(response_id)
 
     def _wait(self, response_id: str):

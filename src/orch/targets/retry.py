@@ -1,12 +1,19 @@
 """Retrying transient failures of SDK calls, and turning the rest into one clear error.
 
 SDK clients are created with ``max_retries=0`` so retries are not stacked: this module is the
-only place orch retries. Transient means 408/409-lock/429/5xx and connection problems; the delay
-honours ``retry-after-ms`` / ``retry-after`` and otherwise backs off exponentially with jitter.
+only place orch retries. Transient means 408/429/5xx, connection problems, and a 2xx answer that
+is not the object asked for (an empty or truncated body, JSON or SSE: :data:`MALFORMED`); the
+delay honours ``retry-after-ms`` / ``retry-after`` and otherwise backs off exponentially with
+jitter.
+
+A transient failure of a *create* is ambiguous: the request may have been processed and only the
+answer lost. :func:`create_once` therefore looks for what the create would have made before it
+tries again, and after the last failure too, so a lost answer is found, never repeated.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import warnings
@@ -35,8 +42,37 @@ warnings.filterwarnings(
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
+class MalformedResponse(Exception):
+    """A 2xx answer that is not what was asked for: empty, cut short, or not JSON.
+
+    The request may have been processed (only its answer was spoiled on the way), so it is
+    transient and, for a create, ambiguous.
+    """
+
+
+#: what the SDK raises (or what orch raises for it) when a 2xx body cannot be read: json's
+#: ValueError for an empty or truncated body or SSE event, the SDK's validation error
+MALFORMED = (json.JSONDecodeError, MalformedResponse, openai.APIResponseValidationError)
+#: every failure of an SDK call that :func:`call` and :func:`create_once` handle
+FAILURES = (openai.OpenAIError, json.JSONDecodeError, MalformedResponse)
+
+
+def checked(result: T) -> T:
+    """``result``, unless it is the text the SDK returns for a 2xx body it could not read.
+
+    The SDK hands back the raw text of a non-JSON answer (an empty 200 without a content type)
+    instead of the object asked for; no call orch wraps expects text.
+    """
+    if isinstance(result, str):
+        shown = repr(result[:60]) if result else "an empty body"
+        raise MalformedResponse(f"the server answered {shown} instead of a JSON object")
+    return result
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether trying the same call again may succeed."""
+    """Whether trying the same call again may succeed (for a create: whether it may exist)."""
+    if isinstance(exc, MALFORMED):
+        return True
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -68,12 +104,13 @@ def call(
 ) -> T:
     """Run ``func``, retrying transient failures when ``idempotent``; raise BackendError.
 
-    ``what`` names the operation for the error message (e.g. ``"list assistants"``).
+    ``what`` names the operation for the error message (e.g. ``"list assistants"``). ``func``
+    must return an SDK object (parsed inside ``func``, so a spoiled body is retried too).
     """
     for attempt in range(attempts):
         try:
-            return func()
-        except openai.OpenAIError as exc:
+            return checked(func())
+        except FAILURES as exc:
             if idempotent and is_transient(exc) and attempt + 1 < attempts:
                 sleep(retry_delay(exc, attempt))
                 continue
@@ -89,27 +126,37 @@ def create_once(
     attempts: int = 4,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run a non-idempotent ``create``; after an ambiguous failure, ``find`` it before retrying.
+    """Run a non-idempotent ``create`` at most once in effect; returns what it made.
 
-    A transient failure may hide a create that happened (the answer was lost), so before each
-    new attempt ``find()`` looks for the object (by a name, tags or a nonce the create carried);
-    what it returns is adopted instead of creating a second one.
+    A transient failure may hide a create that happened (the answer was lost), so after it
+    ``find()`` looks for the object (by a name, tags or a nonce the create carried), before any
+    new attempt and after the last one; what it returns is adopted instead of creating a second
+    one. Once an attempt was ambiguous, a later refusal (say, a 400 because the first create
+    did land) is looked up too before it is reported.
     """
+    ambiguous = False
     for attempt in range(attempts):
         try:
-            return create()
-        except openai.OpenAIError as exc:
-            if not is_transient(exc) or attempt + 1 == attempts:
+            return checked(create())
+        except FAILURES as exc:
+            transient = is_transient(exc)
+            if transient:
+                sleep(retry_delay(exc, attempt))  # give a create in flight time to land
+            if transient or ambiguous:
+                found = find()
+                if found is not None:
+                    return found
+            if not transient or attempt + 1 == attempts:
                 raise to_backend_error(what, exc) from exc
-            sleep(retry_delay(exc, attempt))
-            found = find()
-            if found is not None:
-                return found
+            ambiguous = True
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def to_backend_error(what: str, exc: BaseException) -> BackendError:
     """One line a user can act on, classified for the caller."""
+    if isinstance(exc, MALFORMED):
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return TransportError(f"{what}: the server's answer was empty or cut short ({detail})")
     if isinstance(exc, openai.APITimeoutError):
         return TransportError(f"{what}: the server did not answer in time")
     if isinstance(exc, openai.APIConnectionError):

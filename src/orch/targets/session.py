@@ -6,12 +6,19 @@ The base class owns what every kind shares: re-running a step whose run failed t
 the run's folder. A kind supplies one attempt (:meth:`Session.attempt`): send the step, follow
 the model through function calls to a terminal status, and describe it as a
 :class:`StepOutcome`.
+
+Every create a kind sends carries a nonce (:meth:`Session.nonce`) derived from the thread, the
+step and the attempt, so a create whose answer was lost (or whose process was killed) can be
+looked up instead of repeated; the :class:`ThreadLedger` in the settings is where a session
+notes its thread before sending, so a resumed item can find that thread again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +55,11 @@ class StepOutcome:
     usage: dict[str, int] = field(default_factory=dict)
     last_error: dict | None = None
     attempts: int = 1
+    #: every run the step made or adopted, oldest first (the last is ``run_id``)
+    run_ids: list[str] = field(default_factory=list)
+    #: the run was adopted from a stopped process that had cancelled it: it answered nothing,
+    #: and the step goes on with a new run (its message is on the thread already)
+    interrupted: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -73,6 +85,23 @@ class Turn:
     additional_instructions: str | None = None
 
 
+class ThreadLedger:
+    """Where an item's session notes its thread before it sends anything that costs a model run.
+
+    The runner's ledger (:mod:`orch.run.journal`) keeps it in the run's folder, so when a run is
+    killed with the item in flight, the resumed item gets the thread back from
+    :meth:`adopted` and looks its steps' runs up by their nonces instead of running them again.
+    This default remembers nothing (graders, tests): every session starts a fresh thread.
+    """
+
+    def adopted(self) -> str | None:
+        """The thread a killed process left for this item, if any."""
+        return None
+
+    def record(self, thread_id: str) -> None:
+        """Note ``thread_id`` as this item's thread; durable once this returns."""
+
+
 @dataclass
 class SessionSettings:
     """How one item's session behaves; the runner builds one per item."""
@@ -89,6 +118,8 @@ class SessionSettings:
     label: str = "orch"
     #: per assistant name: the vector stores / files its hosted tools use (local assistants)
     resources: dict[str, dict] = field(default_factory=dict)
+    #: where the session notes its thread before sending (see :class:`ThreadLedger`)
+    ledger: ThreadLedger = field(default_factory=ThreadLedger)
 
 
 class Session:
@@ -103,17 +134,29 @@ class Session:
         self.deadline = settings.deadline
         self.thread_id: str | None = None
         self.run_id: str | None = None
+        self.step_no = -1  # which step of the item is in flight (0-based)
+        self.attempt_no = 0  # which attempt of that step
 
     def step(self, turn: Turn) -> StepOutcome:
-        """Run one step to a terminal state, re-running a run that failed transiently."""
-        retries = self.settings.retries
-        for attempt in range(retries + 1):
-            outcome = self.attempt(turn, first=attempt == 0)
-            outcome.attempts = attempt + 1
-            if outcome.retryable and attempt < retries:
-                self.pause(min(2.0, 0.25 * 2**attempt))
+        """Run one step to a terminal state, re-running a run that failed transiently.
+
+        Up to ``settings.retries`` new runs follow a retryable failure; an adopted run that a
+        stopped process cancelled is followed by a new run without using that budget.
+        """
+        self.step_no += 1
+        self.attempt_no, retried, runs = 0, 0, []
+        while True:
+            outcome = self.attempt(turn, first=self.attempt_no == 0)
+            runs += [outcome.run_id] if outcome.run_id else []
+            self.attempt_no += 1
+            if outcome.interrupted:
+                continue
+            if outcome.retryable and retried < self.settings.retries:
+                self.pause(min(2.0, 0.25 * 2**retried))
+                retried += 1
                 continue
             break
+        outcome.attempts, outcome.run_ids = self.attempt_no, runs
         self.finish(outcome)
         return outcome
 
@@ -128,6 +171,17 @@ class Session:
         """Stop the work in flight, if the API allows (best effort)."""
 
     # -- shared mechanics ----------------------------------------------------------------------
+
+    def nonce(self) -> str:
+        """The nonce for the create of the current step and attempt.
+
+        On a thread it is derived from the thread, step and attempt: the same create always
+        carries the same nonce, even in a resumed process. Without a thread it is random.
+        """
+        if self.thread_id is None:
+            return uuid.uuid4().hex
+        seed = f"{self.thread_id}/{self.step_no}/{self.attempt_no}"
+        return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
     def remaining(self) -> float:
         """Seconds left before the item's deadline; ItemTimeout when none."""

@@ -2,8 +2,10 @@
 
 Each event is handed to the caller, then the item's deadline and Ctrl-C are checked; an ``error``
 event becomes a :class:`~orch.errors.BackendError`; the connection is released however the
-reading ends. Transport failures (``openai.APIError``) propagate: only the caller knows whether
-what was lost can be looked up or retried.
+reading ends. Transport failures (``openai.APIError``, and a truncated event's JSON error)
+propagate: only the caller knows whether what was lost can be looked up or retried. A stream
+that ends before the event that proves its create took effect is
+:class:`~orch.targets.retry.MalformedResponse`: an ambiguous create, never an item failure.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from itertools import chain
 from typing import Any
 
 from orch.errors import BackendError
+from orch.targets.retry import MalformedResponse
 
 
 def event_kind(event: Any) -> str:
@@ -28,11 +31,12 @@ class StreamReader:
         self.head = head or []
 
     @classmethod
-    def prime(cls, stream: Any, until: Callable[[str], bool] = lambda kind: False) -> StreamReader:
+    def prime(cls, stream: Any, until: Callable[[str], bool]) -> StreamReader:
         """Read ``stream`` up to the first event for which ``until(kind)`` holds (or an error).
 
         Used to learn that a create took effect before its stream is handed on: a stream that
-        breaks earlier is a create with an unknown outcome. Transport errors propagate.
+        breaks, or ends, earlier is a create with an unknown outcome (transport errors and
+        :class:`MalformedResponse` propagate, the stream closed).
         """
         head = []
         try:
@@ -40,11 +44,11 @@ class StreamReader:
                 head.append(event)
                 kind = event_kind(event)
                 if kind == "error" or until(kind):
-                    break
+                    return cls(stream, head)
+            raise MalformedResponse("the stream ended before the server said what it created")
         except BaseException:
             stream.close()
             raise
-        return cls(stream, head)
 
     def events(self, check: Callable[[], None]) -> Iterator[Any]:
         """Yield every event, calling ``check()`` after each; close the stream at the end."""
