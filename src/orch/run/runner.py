@@ -159,9 +159,9 @@ class PipelineRunner:
         if not self.options.switch_target:
             raise UsageError(
                 f"run {run_id} ran on target {recorded!r}; continuing it on {asked!r} would mix "
-                f"two targets' answers in one run. Resume without --target to continue on "
-                f"{recorded!r}, or add --switch-target to continue on {asked!r} (recorded in "
-                "the run)."
+                f"two targets' answers in one run. Resume without --target (or ORCH_TARGET) to "
+                f"continue on {recorded!r}, or add --switch-target to continue on {asked!r} "
+                "(recorded in the run)."
             )
         if not self.target_history:
             self.target_history.append({"target_name": recorded, "target": meta.get("target")})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 from orch.errors import UsageError
 from orch.project.environment import read_environment
@@ -33,9 +34,10 @@ def resolve_target(project: Project, name: str | None) -> Target:
 def same_target(project: Project, name: str, other: str) -> bool:
     """Whether two target names (or URLs) mean the same server: same name, or same base URL.
 
-    A name no longer in orch.yml only equals itself.
+    URLs are compared without their userinfo (runs record them without it) and without a
+    trailing slash. A name no longer in orch.yml only equals itself.
     """
-    if name.rstrip("/") == other.rstrip("/"):
+    if _url(name) == _url(other):
         return True
     try:
         first, second = resolve_target(project, name), resolve_target(project, other)
@@ -45,7 +47,11 @@ def same_target(project: Project, name: str, other: str) -> bool:
 
 
 def _url(url: str | None) -> str:
-    return (url or "").rstrip("/").lower()
+    parts = urlsplit((url or "").rstrip("/"))
+    if not parts.scheme:
+        return url or ""  # a target's name
+    host = parts.netloc.rpartition("@")[2].lower()
+    return urlunsplit((parts.scheme.lower(), host, parts.path, parts.query, ""))
 
 
 @contextmanager
