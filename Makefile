@@ -36,7 +36,8 @@ bench: $(STAMP)
 
 # Opt-in, not part of `make test`: orch's pipelines through the engine in front of a real model
 # (SmolLM2-135M-Instruct on llama-cpp-python's server, loopback only). The model server lives in
-# its own venv; compiling llama.cpp takes 10-30 min the first time. Exit 2 means orch broke.
+# its own venv; compiling llama.cpp takes 10-30 min the first time. Exit 2: the machinery broke
+# (a timeout, an errored item, a malformed request or a broken answer upstream; it says which).
 LLM_VENV  ?= .venv-llm
 LLM_STAMP := $(LLM_VENV)/.installed
 

@@ -97,6 +97,10 @@ def run_all(args: argparse.Namespace, workdir: Path, tap: Wiretap) -> list[str]:
         outcome.exchanges = tap.since(mark)
         print("\n".join(outcomes.report_lines(outcome)), flush=True)
         problems += [f"{name}: {p.splitlines()[0]}" for p in outcome.infrastructure_problems()]
+    sent = sorted(
+        {str(x.request.get("model")) for x in tap.since(0) if isinstance(x.request, dict)}
+    )
+    print(f"models named in upstream requests: {', '.join(sent) or 'none'}")
     print("\nfirst-token latency (same prompt, max 48 tokens):")
     direct = latency.time_direct(tap.base_url, ALIAS, args.latency_runs)
     print(f"  {direct.line()}", flush=True)
