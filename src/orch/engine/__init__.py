@@ -13,7 +13,8 @@ layers, each importing only from the ones below (``tests/engine/test_layout.py``
   (find/retrieve/delete/list written once).
 - ``core``: puts the parts together (:class:`~orch.engine.core.Engine`).
 - ``runs`` and ``responding``: the two APIs' executors on ``turns.TurnExecutor`` (one model
-  turn per task), writing through ``steps`` and ``outputs``.
+  turn per task), writing through ``steps`` and ``outputs``; ``agents/``: the Agents API's
+  sessions, whose turns are the executor's third user.
 - ``messages``, ``vectors``, ``containers``, ``conversations``, ``files``: the stored
   resources; ``items``, ``params``: request validation; ``models/``: what answers turns.
 - ``store`` (SQLite), ``sse``, ``retrieval``, ``errors``, ``png``, and ``sandbox/`` (the code

@@ -28,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orch.engine.core import Engine, EngineConfig, RequestStats
 from orch.engine.errors import ApiError, StorageError
 from orch.engine.routes import all_routes
+from orch.engine.routes.agents import PATH as AGENTS_PATH
+from orch.engine.routes.agents import beta_problem as agents_beta_problem
 from orch.engine.routes.common import api_error, error_response, json_response
 from orch.engine.sse import encode_event
 
@@ -59,18 +61,21 @@ def beta_problem(scope: Scope) -> ApiError | None:
 
     Required on the Assistants API paths (the SDK sends it there); elsewhere only an explicit
     ``assistants=v1`` is refused, as Responses, Conversations, Files and Containers clients
-    send no such header.
+    send no such header. The Agents API requires ``agents=v1`` instead
+    (:func:`orch.engine.routes.agents.beta_problem`).
     """
     path = scope["path"]
-    required = _under(path, BETA_REQUIRED)
-    if not required and not _under(path, BETA_CHECKED):
-        return None
     values = [
         item.strip().lower()
         for name, value in scope["headers"]
         if name == b"openai-beta"
         for item in value.decode("latin-1").split(",")
     ]
+    if _under(path, (AGENTS_PATH,)):
+        return agents_beta_problem(values)
+    required = _under(path, BETA_REQUIRED)
+    if not required and not _under(path, BETA_CHECKED):
+        return None
     version = next((v.partition("=")[2] for v in values if v.startswith("assistants=")), None)
     if version == "v2" or (version is None and not required):
         return None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orch.engine.agents import AgentSessions
 from orch.engine.containers import Containers
 from orch.engine.conversations import Conversations
 from orch.engine.files import Files
@@ -109,16 +110,19 @@ class Engine:
         self.responses = ResponseExecutor(
             self.store, self.model, self.vectors, self.containers, self.conversations, **code
         )
+        self.agents = AgentSessions(self.store, self.model, self.vectors, **code)
 
     def start(self) -> None:
         """Pick up runs and responses a previous process left behind (call on the event loop)."""
         self.runs.recover()
         self.responses.recover()
+        self.agents.recover()
 
     async def close(self) -> None:
         """Stop runs, responses and kernels, release the model, commit, close the database."""
         await self.runs.close()
         await self.responses.close()
+        await self.agents.close()
         if self.sandbox is not None:
             await self.sandbox.close()
         await self.model.aclose()

@@ -8,6 +8,7 @@ from starlette.routing import Route
 def all_routes() -> list[Route]:
     """Every ``/v1`` route of the engine."""
     from orch.engine.routes import (
+        agents,
         assistants,
         containers,
         conversations,
@@ -29,4 +30,5 @@ def all_routes() -> list[Route]:
         *responses.ROUTES,
         *conversations.ROUTES,
         *containers.ROUTES,
+        *agents.ROUTES,
     ]
