@@ -30,7 +30,7 @@ RUN_CREATE = re.compile(r"^/v1/threads(/[^/]+)?/runs$")
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
 
 #: faults that stop a request before the upstream sees it: it is never processed
-BEFORE = ("429", "500", "503", "reset")
+BEFORE = ("429", "500", "503", "reset", "404")
 #: faults that spoil the upstream's answer: the request *was* processed
 #:
 #: * ``lost``: the connection is closed before any byte of the answer (for a stream, once its

@@ -703,7 +703,7 @@ def test_two_syncs_at_once_leave_one_assistant_per_name(make_project, engine: En
     project = load_project(root)
     with connect(project, engine.base_url) as first, connect(project, engine.base_url) as second:
         # both plan before either creates: the race `orch sync` twice in CI runs into
-        plans = [(c, plan_project(project, c.backend(), c.label)) for c in (first, second)]
+        plans = [(c, plan_project(project, c)) for c in (first, second)]
         assert [p.count("create") for _, p in plans] == [1, 1]
         deleted = []
         for conn, plan in plans:

@@ -165,7 +165,7 @@ def show_plan(
 
     project = load_project(path)
     with connect(project, target, quiet=as_json) as conn:
-        result = plan_project(project, conn.backend(), conn.label, prune)
+        result = plan_project(project, conn, prune)
     if as_json:
         say(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -196,7 +196,7 @@ def sync_assistants(
     project = load_project(path)
     with connect(project, target) as conn:
         backend = conn.backend()
-        result = plan_project(project, backend, conn.label, prune)
+        result = plan_project(project, conn, prune)
         if only_deletes:
             keep_deletes(result)
         for line in render(result):
@@ -247,7 +247,7 @@ def import_remote(
                 click.echo(f"      note: {note}")
         project = load_project(path)  # the new files must validate like any other
         ids = {item.name: item.remote_id for item in imported}
-        writes = adopt(project, backend, conn.label, state, ids)
+        writes = adopt(project, conn, state, ids)
         click.echo(describe_adoption(len(imported), writes))
     return ExitCode.OK
 

@@ -198,6 +198,7 @@ class Checker:
             tools=tuple(tools),
             files=tuple(sorted(files)),
             metadata=tuple(sorted((data.get("metadata") or {}).items())),
+            max_tokens=data.get("max_tokens"),
         )
 
     def tool(self, path: tuple, spec: Any) -> Tool | None:
@@ -329,6 +330,7 @@ class Checker:
             expect=tuple(expect),
             threshold=spec.get("threshold", 1.0),
             timeout=parse_duration(spec.get("timeout")),
+            max_tokens=spec.get("max_tokens"),
         )
 
     def attachment(self, path: tuple, spec: Any) -> Attachment:

@@ -119,6 +119,8 @@ class Assistant:
     tools: tuple[Tool, ...] = ()
     files: tuple[tuple[str, tuple[LocalFile, ...]], ...] = ()  # (tool, files)
     metadata: tuple[tuple[str, str], ...] = ()
+    #: cap on the reply's tokens per run (``max_completion_tokens`` / ``max_output_tokens``)
+    max_tokens: int | None = None
 
     def files_for(self, tool: str) -> tuple[LocalFile, ...]:
         """Files declared for ``tool`` (``file_search`` or ``code_interpreter``)."""
@@ -144,6 +146,8 @@ class Assistant:
             "tools": [tool.wire() for tool in self.tools],
             "files": {tool: [f.sha256 for f in files] for tool, files in self.files},
             "metadata": dict(self.metadata),
+            # only when set, so assistants without it keep the identity they always had
+            **({"max_tokens": self.max_tokens} if self.max_tokens is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -186,6 +190,8 @@ class Step:
     expect: tuple[Assertion, ...] = ()
     threshold: float = 1.0
     timeout: float | None = None
+    #: cap on this step's reply tokens (overrides the assistant's ``max_tokens``)
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,11 @@ class Target:
     def option(self, key: str, default: Any = None) -> Any:
         """A kind-specific setting (model, script, db, headers, capabilities, ...)."""
         return dict(self.options).get(key, default)
+
+    def model_for(self, model: str) -> str:
+        """The name this target knows ``model`` by (its ``models:`` map; ``*`` maps the rest)."""
+        models = self.option("models") or {}
+        return models.get(model) or models.get("*") or model
 
 
 EMBEDDED = Target(name="embedded", kind="engine", options=(("model", "scripted"),))

@@ -152,15 +152,7 @@ class ItemRunner:
         }
         prompt = render(step.prompt, context)
         name = step.assistant or ctx.pipeline.assistant
-        content, attachments = self._message(prompt, step, context)
-        turn = Turn(
-            assistant=ctx.project.assistant(name),
-            assistant_id=ctx.ids.get(name),
-            content=content,
-            attachments=attachments,
-            instructions=_render_optional(step.instructions, context),
-            additional_instructions=_render_optional(step.additional_instructions, context),
-        )
+        turn = self._turn(name, prompt, step, context)
         t0 = time.monotonic()
         outcome = conv.step(turn)
         record: dict[str, Any] = {
@@ -200,6 +192,21 @@ class ItemRunner:
         record.update(judge(step, record, context, self.grade, ctx.project.root))
         return record
 
+    def _turn(self, name: str, prompt: str, step, context: dict[str, Any]) -> Turn:
+        """What to send for ``step``: its message, attachments, instructions and token cap."""
+        ctx = self.ctx
+        content, attachments = self._message(prompt, step, context)
+        assistant = ctx.conn.assistant(ctx.project.assistant(name))
+        return Turn(
+            assistant=assistant,
+            assistant_id=ctx.ids.get(name),
+            content=content,
+            attachments=attachments,
+            instructions=_render_optional(step.instructions, context),
+            additional_instructions=_render_optional(step.additional_instructions, context),
+            max_tokens=step.max_tokens or assistant.max_tokens,
+        )
+
     def _message(self, prompt: str, step, context) -> tuple[list[dict], list[dict]]:
         content: list[dict] = [{"type": "text", "text": prompt}]
         attachments: list[dict] = []
@@ -223,8 +230,13 @@ class ItemRunner:
         ctx = self.ctx
         name = grader or ctx.project.grader
         conv = self.session(False, time.monotonic() + 120, ctx.run_dir / "grader")
+        assistant = ctx.conn.assistant(ctx.project.assistant(name))
         turn = Turn(
-            ctx.project.assistant(name), ctx.ids.get(name), [{"type": "text", "text": prompt}], []
+            assistant,
+            ctx.ids.get(name),
+            [{"type": "text", "text": prompt}],
+            [],
+            max_tokens=assistant.max_tokens,
         )
         outcome = conv.step(turn)
         if outcome.status != "completed":

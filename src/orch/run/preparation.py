@@ -40,13 +40,11 @@ def prepare(
     """Sync the assistants in ``needed`` (or, without ``allow_sync``, refuse when out of sync)."""
     _check_hosted_tools(project, conn, needed)
     backend = conn.backend()
-    state = backend.fetch_state(project.name)
+    desired = [conn.assistant(project.assistant(n)) for n in needed]
+    need_files = any(a.files for a in desired)
+    state = backend.fetch_state(project.name, need_files)
     result = sync.plan(
-        project.name,
-        conn.label,
-        [project.assistant(n) for n in needed],
-        state,
-        local_assistants=backend.local_assistants,
+        project.name, conn.label, desired, state, local_assistants=backend.local_assistants
     )
     additions_for(result, set(needed))
     if result.changes:
@@ -63,7 +61,7 @@ def prepare(
             f"Synced {writes} change{'s' if writes != 1 else ''} for "
             f"{', '.join(needed)} on {conn.label}."
         )
-        state = backend.fetch_state(project.name)
+        state = backend.fetch_state(project.name, need_files)
     ids: dict[str, str] = {}
     for remote in state.assistants:
         if remote.managed_by(project.name):

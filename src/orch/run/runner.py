@@ -196,7 +196,7 @@ class PipelineRunner:
             "target_name": conn.target.name,
             "target_history": self.target_history,
             "assistants": {n: ids.get(n) for n in self.needed},
-            "models": {n: self.project.assistant(n).model for n in self.needed},
+            "models": {n: conn.assistant(self.project.assistant(n)).model for n in self.needed},
             "scripted": conn.rehearsal,
             "vars": self.vars,
             "items_limit": self.options.items_limit,

@@ -14,16 +14,21 @@ from orch.sync.planning import Plan, plan
 
 if TYPE_CHECKING:
     from orch.project.model import Project
-    from orch.targets.base import Backend, RemoteState
+    from orch.targets.base import RemoteState
+    from orch.targets.registry import Connection
 
 
-def plan_project(project: Project, backend: Backend, label: str, prune: bool = False) -> Plan:
-    """What syncing every declared assistant of ``project`` to the target would change."""
-    state = backend.fetch_state(project.name)
-    desired = [a for _, a in project.assistants]
+def plan_project(project: Project, conn: Connection, prune: bool = False) -> Plan:
+    """What syncing every declared assistant of ``project`` to the target would change.
+
+    Assistants are planned as the target runs them (its ``models:`` map applied).
+    """
+    backend = conn.backend()
+    desired = [conn.assistant(a) for _, a in project.assistants]
+    state = backend.fetch_state(project.name, need_files=any(a.files for a in desired) or prune)
     return plan(
         project.name,
-        label,
+        conn.label,
         desired,
         state,
         prune=prune,
@@ -39,17 +44,15 @@ def keep_deletes(result: Plan) -> Plan:
     return result
 
 
-def adopt(
-    project: Project, backend: Backend, label: str, state: RemoteState, ids: dict[str, str]
-) -> int:
+def adopt(project: Project, conn: Connection, state: RemoteState, ids: dict[str, str]) -> int:
     """Take over just-imported assistants (``ids``: declared name → remote id); return writes.
 
     They are tagged as this project's and their files uploaded under managed names, so the next
     plan shows no changes for them.
     """
-    chosen = [a for name, a in project.assistants if name in ids]
-    result = plan(project.name, label, chosen, state, adopt=ids)
-    return apply(additions_for(result, set(ids)), backend, project.root)
+    chosen = [conn.assistant(a) for name, a in project.assistants if name in ids]
+    result = plan(project.name, conn.label, chosen, state, adopt=ids)
+    return apply(additions_for(result, set(ids)), conn.backend(), project.root)
 
 
 def additions_for(result: Plan, names: set[str]) -> Plan:

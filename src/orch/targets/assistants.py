@@ -244,6 +244,8 @@ class AssistantsSession(Session):
             options["instructions"] = turn.instructions
         if turn.additional_instructions:
             options["additional_instructions"] = turn.additional_instructions
+        if turn.max_tokens is not None:
+            options["max_completion_tokens"] = turn.max_tokens
         if message:
             options["additional_messages"] = [message]
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from orch.errors import NotFoundError
+
 #: metadata keys orch writes on every object it manages
 META_PROJECT = "orch_project"
 META_NAME = "orch_name"
@@ -179,13 +181,24 @@ class Backend:
         """Whether this target keeps no assistants of its own."""
         return self.assistants is None
 
-    def fetch_state(self, project: str) -> RemoteState:
+    def fetch_state(self, project: str, need_files: bool = True) -> RemoteState:
         """All assistants, the assistants-purpose files and the project's vector stores.
 
-        Costs one list request per page of each kind of object.
+        Costs one list request per page of each kind of object. A server without the Files API
+        (many local servers) answers 404: that is fine when nothing declared has files
+        (``need_files`` false), and a clear error naming the server otherwise.
         """
-        return RemoteState(
-            assistants=self.assistants.list_assistants() if self.assistants else [],
-            files=self.files.list_files(),
-            vector_stores=self.files.list_vector_stores(project),
-        )
+        assistants = self.assistants.list_assistants() if self.assistants else []
+        try:
+            files = self.files.list_files()
+            stores = self.files.list_vector_stores(project)
+        except NotFoundError as exc:
+            if not need_files:
+                return RemoteState(assistants=assistants)
+            raise NotFoundError(
+                f"{self.label} answered 404 for /files: it has no Files API, so it cannot hold "
+                "the files your assistants declare (file_search / code_interpreter). Use a "
+                "server that has one, or `kind: engine, model: openai-chat` with this server "
+                "as its base_url."
+            ) from exc
+        return RemoteState(assistants=assistants, files=files, vector_stores=stores)

@@ -8,6 +8,7 @@ Modules are imported on first use, so commands that never talk to a target stay 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orch.errors import UsageError
 
 if TYPE_CHECKING:  # annotations only: the registry imports no kind module up front
-    from orch.project.model import Project, Target
+    from orch.project.model import Assistant, Project, Target
     from orch.targets.base import Backend
     from orch.targets.session import Session, SessionSettings
 
@@ -59,6 +60,13 @@ class Connection:
     def session(self, settings: SessionSettings) -> Session:
         """A new session for one pipeline item."""
         return self.kind.session(self, settings)
+
+    def assistant(self, assistant: Assistant) -> Assistant:
+        """``assistant`` as this target runs it: the model renamed by the target's ``models:``."""
+        model = self.target.model_for(assistant.model)
+        if model == assistant.model:
+            return assistant
+        return dataclasses.replace(assistant, model=model)
 
     @property
     def rehearsal(self) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 
 import openai
 
-from orch.errors import UsageError
+from orch.errors import NotFoundError, UsageError
 from orch.project.model import Assistant
 from orch.targets import retry
 from orch.targets.base import Backend
@@ -116,11 +116,16 @@ class ResponsesSession(Session):
         self._attach(turn.attachments)
         if self.use_conversations and self.thread_id is None:
             # retried like a read: a lost answer leaves at most an empty conversation behind
-            conv = retry.call(
-                "create conversation",
-                lambda: self.client.conversations.create(metadata={"orch": self.settings.label}),
-                attempts=self.settings.attempts,
-            )
+            try:
+                conv = retry.call(
+                    "create conversation",
+                    lambda: self.client.conversations.create(
+                        metadata={"orch": self.settings.label}
+                    ),
+                    attempts=self.settings.attempts,
+                )
+            except NotFoundError as exc:
+                raise self._missing_api("conversations", exc) from exc
             self.thread_id = conv.id
         return super().step(turn)
 
@@ -231,6 +236,8 @@ class ResponsesSession(Session):
         for key in ("temperature", "top_p"):
             if getattr(assistant, key) is not None:
                 params[key] = getattr(assistant, key)
+        if turn.max_tokens is not None:
+            params["max_output_tokens"] = turn.max_tokens
         fmt = text_format(assistant.response_format)
         if fmt:
             params["text"] = {"format": fmt}
@@ -266,6 +273,9 @@ class ResponsesSession(Session):
                     )
                 break
             except retry.FAILURES as exc:
+                if isinstance(exc, openai.NotFoundError) and not self.history:
+                    error = retry.to_backend_error("create response", exc)
+                    raise self._missing_api("responses", error) from exc
                 safe = isinstance(exc, openai.RateLimitError) or not self.use_conversations
                 if not (retry.is_transient(exc) and safe) or attempt + 1 == attempts:
                     raise retry.to_backend_error("create response", exc) from exc
@@ -273,6 +283,21 @@ class ResponsesSession(Session):
         if not self.use_conversations:
             self.history += [*inputs, *[_as_input(o) for o in response.output]]
         return response
+
+    def _missing_api(self, path: str, error: Exception) -> NotFoundError:
+        """A 404 for /responses or /conversations itself: name the server and the way out."""
+        url = str(self.client.base_url).rstrip("/")
+        instead = (
+            "capabilities: {conversations: false} on the target (orch then sends the item's "
+            "history with each request), or "
+            if path == "conversations"
+            else ""
+        )
+        return NotFoundError(
+            f"{url} answered 404 for /{path} ({error}). For a server that only speaks Chat "
+            f"Completions (llama.cpp, Ollama, LM Studio, ...), use {instead}a target of "
+            f"`kind: engine, model: openai-chat, base_url: {url}`."
+        )
 
     def _consume(self, stream: StreamReader):
         final = None

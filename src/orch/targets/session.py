@@ -83,6 +83,8 @@ class Turn:
     attachments: list[dict]
     instructions: str | None = None
     additional_instructions: str | None = None
+    #: cap on the reply's tokens (the step's, else the assistant's); None: the server's default
+    max_tokens: int | None = None
 
 
 class ThreadLedger:
