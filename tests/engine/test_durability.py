@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import httpx2
@@ -80,16 +81,38 @@ def test_a_failed_commit_is_a_500_and_the_engine_reports_itself_unhealthy(tmp_pa
         assert httpx2.get(engine.base_url + "/_orch/health").json() == {"status": "ok"}
 
 
-def test_durable_waits_for_the_group_commit(tmp_path: Path):
+class _SlowDisk:
+    """Stands in for the fsync of the write-ahead log: blocks until released, counts calls."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.syncs = 0
+
+    def __call__(self) -> None:
+        self.syncs += 1
+        assert self.release.wait(5)
+
+
+def test_durable_waits_for_the_disk_and_shares_syncs(tmp_path: Path):
     async def scenario() -> None:
-        store = Store(tmp_path / "s.db", commit_delay=60)  # only an explicit commit
+        store = Store(tmp_path / "s.db", commit_delay=60)  # no timer: only waiters flush
         await store.durable()  # nothing written: at once
+        disk = _SlowDisk()
+        store._tx._sync_log = disk
         store.insert("thread", new_object("thread", metadata={}))
-        waiting = asyncio.ensure_future(store.durable())
-        await asyncio.sleep(0.01)
-        assert not waiting.done()
-        store.commit()
-        await asyncio.wait_for(waiting, 1)
+        first = asyncio.ensure_future(store.durable())
+        await asyncio.sleep(0.05)
+        assert disk.syncs == 1 and not first.done()  # committed, but not yet on disk
+        # While that sync runs, three more writers wait: they share the next one.
+        later = []
+        for _ in range(3):
+            store.insert("thread", new_object("thread", metadata={}))
+            later.append(asyncio.ensure_future(store.durable()))
+        await asyncio.sleep(0.05)
+        assert disk.syncs == 1 and not any(w.done() for w in later)
+        disk.release.set()
+        await asyncio.wait_for(asyncio.gather(first, *later), 5)
+        assert disk.syncs == 2
         store.close()
 
     asyncio.run(scenario())
@@ -113,13 +136,10 @@ class _FailingCommits:
 def test_a_failed_commit_rolls_back_and_stops_the_store(tmp_path: Path):
     async def scenario() -> str:
         store = Store(tmp_path / "s.db", commit_delay=60)
+        store._tx._db = _FailingCommits(store._db)  # the sqlite boundary
         thread = store.insert("thread", new_object("thread", metadata={}))
-        store._db = _FailingCommits(store._db)  # the sqlite boundary
-        waiting = asyncio.ensure_future(store.durable())
-        await asyncio.sleep(0)
-        store.commit()
         with pytest.raises(StorageError) as failed:
-            await waiting
+            await store.durable()
         assert failed.value.status == 500 and failed.value.type == "server_error"
         assert not store.healthy
         with pytest.raises(StorageError):
@@ -132,3 +152,20 @@ def test_a_failed_commit_rolls_back_and_stops_the_store(tmp_path: Path):
     reopened = Store(tmp_path / "s.db")
     assert reopened.get("thread", thread_id) is None  # rolled back, never acknowledged
     reopened.close()
+
+
+def test_a_failed_sync_stops_the_store(tmp_path: Path):
+    async def scenario() -> None:
+        store = Store(tmp_path / "s.db", commit_delay=60)
+
+        def broken_disk() -> None:
+            raise OSError(5, "Input/output error")
+
+        store._tx._sync_log = broken_disk
+        store.insert("thread", new_object("thread", metadata={}))
+        with pytest.raises(StorageError, match="Input/output error"):
+            await store.durable()
+        assert not store.healthy
+        store.close()
+
+    asyncio.run(scenario())

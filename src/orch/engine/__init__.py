@@ -8,16 +8,17 @@ problems raise :class:`orch.engine.errors.EngineSetupError`.
 The package is a leaf of ``orch`` (it imports nothing else from it) and its modules form
 layers, each importing only from the ones below (``tests/engine/test_layout.py`` checks it):
 
-- ``server``, ``app``: running and serving; ``routes/``: the HTTP endpoints, one module per
-  resource, on ``routes.common`` (responses, route tables) and ``routes.resources``
-  (find/retrieve/delete/list written once).
+- ``server``, ``app``: running and serving (``app`` holds each response until its writes are
+  on disk); ``routes/``: the HTTP endpoints, one module per resource, on ``routes.common``
+  (responses, route tables), ``routes.resources`` (find/retrieve/delete/list written once)
+  and ``routes.bodies``/``routes.uploads`` (JSON and multipart bodies, within limits).
 - ``core``: puts the parts together (:class:`~orch.engine.core.Engine`).
 - ``runs`` and ``responding``: the two APIs' executors on ``turns.TurnExecutor`` (one model
   turn per task), writing through ``steps`` and ``outputs``; ``agents/``: the Agents API's
   sessions, whose turns are the executor's third user.
 - ``messages``, ``vectors``, ``containers``, ``conversations``, ``files``: the stored
   resources; ``items``, ``params``: request validation; ``models/``: what answers turns.
-- ``store`` (SQLite), ``sse``, ``retrieval``, ``errors``, ``png``, and ``sandbox/`` (the code
-  interpreter: an IPython kernel per thread or container, confined by bubblewrap or rlimits):
-  the ground floor.
+- ``store`` (SQLite, group-committed by ``commits``), ``sse``, ``retrieval``, ``errors``,
+  ``png``, and ``sandbox/`` (the code interpreter: an IPython kernel per thread or container,
+  confined by bubblewrap or rlimits): the ground floor.
 """

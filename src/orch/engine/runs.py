@@ -131,14 +131,15 @@ class RunExecutor(TurnExecutor):
         tools = params.get("tools")
         if tools is None:
             tools = assistant.get("tools") or []
+        created = int(now)
         run: dict[str, Any] = new_object(
             "thread.run",
-            created_at=int(now),
+            created_at=created,
             assistant_id=assistant["id"],
             thread_id=thread_id,
             status="queued",
             started_at=None,
-            expires_at=int(math.ceil(now + self.expiry_seconds)),
+            expires_at=created + math.ceil(self.expiry_seconds),  # OpenAI: created_at + 600
             cancelled_at=None,
             failed_at=None,
             completed_at=None,
@@ -275,7 +276,23 @@ class RunExecutor(TurnExecutor):
         self.steps.reply_delta(run, draft.reply, delta)
 
     def _close_reply(self, run: dict[str, Any], draft: Draft, turn: Turn, incomplete: bool) -> None:
+        if incomplete:
+            self._bill_cut_reply(run, turn)
         self.steps.close_reply(run, draft.reply, draft.streamed, turn, incomplete)
+
+    @staticmethod
+    def _bill_cut_reply(run: dict[str, Any], turn: Turn) -> None:
+        """A reply cut at ``max_completion_tokens`` counts that many tokens, not what it cost.
+
+        The run's and the message step's ``usage.completion_tokens`` never exceed the limit
+        (the model may have produced more before the cut, as the scripted model does).
+        """
+        limit = run.get("max_completion_tokens")
+        excess = run["_usage"][1] - limit if limit else 0
+        if excess > 0:
+            run["_usage"][1] = limit
+            if turn.usage:
+                turn.usage = (turn.usage[0], max(0, turn.usage[1] - excess))
 
     # -- tool calls ----------------------------------------------------------------------------
     def _write_calls(self, run: dict[str, Any], turn: Turn) -> None:

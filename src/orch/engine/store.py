@@ -1,16 +1,12 @@
 """SQLite persistence: one JSON blob per API object, file contents, search chunks.
 
-One connection, used only from the engine's event loop (no thread pool): SQLite in WAL mode
-with ``synchronous=FULL`` (a commit is on disk when it returns). Writes are group-committed:
-the first write opens a transaction that is committed ``commit_delay`` seconds later (and on
-close), so hundreds of runs per second share one fsync every ``commit_delay``. Nothing written
-is acknowledged before its commit: the HTTP layer awaits :meth:`Store.durable` before it sends
-a response (see :mod:`orch.engine.app`).
-
-A commit that fails (disk full, I/O error) is rolled back and the store *fails stop*: every
-later write and every :meth:`Store.durable` raises :class:`~orch.engine.errors.StorageError`
-(a 500 in OpenAI's shape) until the process restarts and reads the last committed state, so
-nothing the engine says afterwards can describe state that is not on disk.
+One connection, used only from the engine's event loop: SQLite in WAL mode, writes
+group-committed and fsynced off the loop by :class:`orch.engine.commits.GroupCommit`. Nothing
+written is acknowledged before it is on disk: the HTTP layer awaits :meth:`Store.durable`
+before it sends a response (see :mod:`orch.engine.app`). A commit that fails (disk full, I/O
+error) *fails stop*: every later write and every :meth:`Store.durable` raises
+:class:`~orch.engine.errors.StorageError` (a 500 in OpenAI's shape) until the process restarts
+and reads the last state that reached the disk.
 
 Large uploaded contents live as files in :attr:`Store.blob_dir` (next to the database) rather
 than in SQLite; :meth:`Store.get_blob` reads both. Keys starting with ``_`` in a stored object
@@ -19,10 +15,7 @@ are engine-private and stripped by :func:`public`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import os
 import re
 import secrets
@@ -33,9 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orch.engine.commits import GroupCommit
 from orch.engine.errors import StorageError
-
-log = logging.getLogger("orch.engine")
 
 _ALPHABET = string.ascii_letters + string.digits
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -127,15 +119,14 @@ class Store:
         # isolation_level=None: we manage transactions ourselves (BEGIN ... COMMIT in batches).
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # NORMAL: a COMMIT does not wait for the disk; GroupCommit fsyncs the log off the loop.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=OFF")
         self._migrate()
-        self._in_tx = False
-        self._commit_handle: asyncio.TimerHandle | None = None
-        self._waiters: list[asyncio.Future[None]] = []
-        self._unlink_after_commit: list[Path] = []
-        #: The commit failure that stopped the store, if one did (see the module docstring).
-        self.failure: StorageError | None = None
+        wal = None if self._tmp is not None else path.with_name(path.name + "-wal")
+        self._tx = GroupCommit(self._db, wal, commit_delay)
+        self._write = self._tx.write
+        self._maybe_commit_now = self._tx.settle
         self._sweep_blob_dir()
 
     def _migrate(self) -> None:
@@ -143,95 +134,32 @@ class Store:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             self._db.executescript("BEGIN;" + script + f"PRAGMA user_version={number}; COMMIT;")
 
-    # -- transactions ------------------------------------------------------------------------
-    def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        if self.failure is not None:
-            raise self.failure
-        if not self._in_tx:
-            self._db.execute("BEGIN")
-            self._in_tx = True
-            self._schedule_commit()
-        return self._db.execute(sql, args)
-
-    def _schedule_commit(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or self.commit_delay <= 0:
-            return  # committed by the caller via commit()/close(), or right after the write
-        if self._commit_handle is None:
-            self._commit_handle = loop.call_later(self.commit_delay, self.commit)
+    # -- durability ----------------------------------------------------------------------------
+    @property
+    def failure(self) -> StorageError | None:
+        """The commit failure that stopped the store, if one did (see :mod:`.commits`)."""
+        return self._tx.failure
 
     @property
     def healthy(self) -> bool:
         """False once a commit has failed (the store refuses writes until a restart)."""
-        return self.failure is None
+        return self._tx.failure is None
 
     async def durable(self) -> None:
-        """Return once every write made so far is committed (at once when there is none).
+        """Return once every write made so far is on disk (at once when it already is).
 
         Raises :class:`~orch.engine.errors.StorageError` when that commit fails, or failed
-        before. Waiting callers share the next group commit; none of them forces an early one.
+        before. Waiting callers share group commits (see :mod:`orch.engine.commits`).
         """
-        if self.failure is not None:
-            raise self.failure
-        if not self._in_tx:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        await waiter
+        await self._tx.durable()
 
     def commit(self) -> None:
-        """Make every write so far durable, then wake :meth:`durable` waiters.
-
-        A failed commit is rolled back, stops the store (:attr:`failure`) and is raised to the
-        waiters only: the timer that usually calls this has nobody to raise it to.
-        """
-        self._commit_handle = None
-        if self._in_tx:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._fail_stop(exc)
-            else:
-                for path in self._unlink_after_commit:
-                    path.unlink(missing_ok=True)
-            self._in_tx = False
-            self._unlink_after_commit = []
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if waiter.done():
-                continue
-            if self.failure is not None:
-                waiter.set_exception(self.failure)
-            else:
-                waiter.set_result(None)
-
-    def _fail_stop(self, exc: sqlite3.Error) -> None:
-        """Roll the failed batch back and refuse everything from now on."""
-        log.error("engine database commit failed, refusing writes until restart: %s", exc)
-        with contextlib.suppress(sqlite3.Error):
-            self._db.execute("ROLLBACK")
-        self.failure = StorageError(
-            f"The engine could not save its state ({exc}); the request was not completed. "
-            "Restart the engine once the disk is usable again."
-        )
-
-    def _maybe_commit_now(self) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            self.commit()
-            return
-        if self.commit_delay <= 0:
-            self.commit()
+        """Make every write so far durable now (blocking)."""
+        self._tx.commit()
 
     def close(self) -> None:
         """Commit and close the connection."""
-        if self._commit_handle is not None:
-            self._commit_handle.cancel()
-        self.commit()
+        self._tx.close()
         self._db.close()
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -357,7 +285,7 @@ class Store:
         self._write("DELETE FROM blobs WHERE id = ?", (blob_id,))
         path = self.blob_file(blob_id)
         if path is not None:
-            self._unlink_after_commit.append(path)
+            self._tx.unlink_when_durable(path)
         self._maybe_commit_now()
 
     def blob_file(self, blob_id: str) -> Path | None:
@@ -378,8 +306,8 @@ class Store:
         committed object never points at a missing file; a crash in between leaves a file
         no object names, removed at the next start.
         """
-        if self.failure is not None:
-            raise self.failure
+        if self._tx.failure is not None:
+            raise self._tx.failure
         if not _SAFE_NAME.fullmatch(blob_id):
             raise ValueError(f"blob id {blob_id!r} cannot name a file")
         os.replace(written, self.blob_dir / blob_id)
