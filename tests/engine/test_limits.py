@@ -125,3 +125,16 @@ def test_deep_nesting_is_a_400_never_a_plain_500(client: OpenAI, engine: EngineH
     tool = {"type": "function", "function": {"name": "deep", "parameters": schema}}
     assert bodies.nesting_depth(json.dumps({"tools": [tool]}).encode()) == 55
     assert client.beta.assistants.create(model="m", tools=[tool]).tools[0].function.name == "deep"
+
+
+def test_an_unexpected_failure_is_a_json_500(engine: EngineHandle, monkeypatch: pytest.MonkeyPatch):
+    from orch.engine.routes import assistants
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(assistants, "page_response", broken)
+    res = httpx2.get(engine.base_url + "/assistants", headers=BETA)
+    assert res.status_code == 500 and res.headers["content-type"] == "application/json"
+    assert res.json()["error"]["type"] == "server_error"
+    assert res.headers["x-request-id"].startswith("req_")
