@@ -10,6 +10,7 @@ def all_routes() -> list[Route]:
     from orch.engine.routes import (
         agents,
         assistants,
+        batches,
         containers,
         conversations,
         files,
@@ -31,4 +32,5 @@ def all_routes() -> list[Route]:
         *conversations.ROUTES,
         *containers.ROUTES,
         *agents.ROUTES,
+        *batches.ROUTES,
     ]
