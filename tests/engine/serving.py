@@ -41,7 +41,11 @@ def _limit_file_size(limit: int):
 
 @contextlib.contextmanager
 def served(
-    db: Path, *, file_size_limit: int | None = None, env: dict[str, str] | None = None
+    db: Path,
+    *,
+    script: Path | None = None,
+    file_size_limit: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[ServedEngine]:
     """``python -m orch serve --port 0 --db DB`` until the block ends (then SIGKILL if alive).
 
@@ -49,9 +53,12 @@ def served(
     disk is "full" for the database once its files reach it.
     """
     log = db.with_name(db.name + f".{time.monotonic_ns()}.log")
+    command = [sys.executable, "-m", "orch", "serve", "--port", "0", "--db", str(db)]
+    if script is not None:
+        command += ["--script", str(script)]
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "orch", "serve", "--port", "0", "--db", str(db)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=_limit_file_size(file_size_limit) if file_size_limit else None,

@@ -21,9 +21,15 @@ def _client(base_url: str) -> OpenAI:
     return OpenAI(base_url=base_url, api_key="x", max_retries=0)
 
 
+# The reply comes after the stream has started: its events must wait for their own writes.
+SLOW_SCRIPT = "rules:\n  - when: {contains: remember}\n    delay_ms: 200\n    reply: noted\n"
+
+
 def test_what_a_2xx_confirmed_survives_kill_9(tmp_path: Path):
     db = tmp_path / "engine.db"
-    with served(db) as engine:
+    script = tmp_path / "script.yml"
+    script.write_text(SLOW_SCRIPT)
+    with served(db, script=script) as engine:
         client = _client(engine.base_url)
         assistant = client.beta.assistants.create(model="scripted", name="durable")
         upload = client.files.create(file=("notes.txt", b"kept"), purpose="assistants")

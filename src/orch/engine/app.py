@@ -181,7 +181,7 @@ class DurableMiddleware:
     """Holds each response back until the writes made before it are committed.
 
     The response's start waits for :meth:`orch.engine.store.Store.durable`, and so does each
-    chunk of a streamed body: a client never reads state that a crash could take back. When
+    chunk of an event stream: a client never reads state that a crash could take back. When
     the commit fails the client gets OpenAI's 500 ``server_error`` instead, or, in the middle
     of a stream, an ``error`` event (the SDKs raise it as an ``APIError``) and the end of the
     stream. Every response gets an ``x-request-id`` header.
@@ -199,14 +199,22 @@ class DurableMiddleware:
         rid = request_id().encode()
         started = False
 
+        streaming = False
+
         async def durable_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, streaming
             try:
                 if message["type"] == "http.response.start":
                     await store.durable()
-                    message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+                    headers = message.get("headers", [])
+                    streaming = (b"content-type", b"text/event-stream") in [
+                        (k, v.split(b";")[0]) for k, v in headers
+                    ]
+                    message["headers"] = [*headers, (b"x-request-id", rid)]
                     started = True
-                elif message.get("body"):
+                elif streaming and message.get("body"):
+                    # Events are written as they happen: each waits for its own writes. Any
+                    # other body was made before the start, whose wait covered it.
                     await store.durable()
             except StorageError as exc:
                 await self._refuse(exc, started, scope, receive, send, rid)

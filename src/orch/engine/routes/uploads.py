@@ -123,7 +123,7 @@ class _PartSink:
             return
         filename = utf8(options[b"filename"], "the file name")
         self._file = UploadedFile(filename, self.store.blob_temp_path(), 0)
-        self._out = open(self._file.path, "wb")  # noqa: SIM115 - closed in _end or close()
+        self._out = open(self._file.path, "wb")  # closed by _end() or close()
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._out is not None and self._file is not None:
