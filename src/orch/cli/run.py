@@ -77,6 +77,12 @@ def run_options(func: F) -> F:
     metavar="RUN_ID",
     help="Finish an interrupted run: only missing items, on the target it started on.",
 )
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Send the requests through the Batch API (responses or engine targets): one batch "
+    "per step round, batch pricing; --resume re-attaches to a batch in flight.",
+)
 @run_options
 def run(
     project_dir,
@@ -85,6 +91,7 @@ def run(
     vars_,
     items_limit,
     resume,
+    batch,
     concurrency,
     poll,
     no_sync,
@@ -107,6 +114,7 @@ def run(
       orch run pipelines/quickstart.yml
       orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
       orch run --resume 20261121-220512-3fa2c1
+      orch run pedro-batch --batch                one batch per step round
     """
 
     if pipeline is None and not resume:
@@ -122,6 +130,7 @@ def run(
         items_limit=items_limit,
         resume=resume,
         switch_target=switch_target,
+        batch=batch,
     )
     return run_pipeline(project_dir, pipeline, settings, quiet, as_json)
 

@@ -28,6 +28,7 @@ from orch.errors import UsageError
 from orch.project.items import item_key, iter_items
 from orch.project.model import Pipeline, Project, canonical_json, sha256_text
 from orch.results.history import SCHEMA_VERSION, History
+from orch.run.batching import execute_batched, is_batch_run
 from orch.run.execution import ItemRunner, RunContext
 from orch.run.journal import RunJournal
 from orch.run.preparation import needed_assistants, prepare
@@ -53,6 +54,8 @@ class RunOptions:
     quiet: bool = False
     #: resuming on another target than the run's is allowed (and recorded) only with this
     switch_target: bool = False
+    #: send the requests through the Batch API, in rounds (:mod:`orch.run.batching`)
+    batch: bool = False
 
 
 class PipelineRunner:
@@ -95,7 +98,13 @@ class PipelineRunner:
             journal = RunJournal(run_dir, self._finished_threads())
             try:
                 context = self._context(conn, prepared, handler_pool, journal)
-                status = self._execute(ItemRunner(context), skip)
+                if self.options.batch or is_batch_run(run_dir):  # a batch run resumes as one
+                    work = list(self._work(skip))
+                    status = execute_batched(
+                        context, work, len(skip), self.history, meta, self.reporter
+                    )
+                else:
+                    status = self._execute(ItemRunner(context), skip)
             finally:
                 # a handler stuck past its timeout must not hold up the end of the run
                 handler_pool.shutdown(wait=False, cancel_futures=True)

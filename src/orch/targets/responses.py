@@ -135,7 +135,7 @@ class ResponsesSession(Session):
         inputs: list[Any] = [self._user_message(turn)] if first else []
         response = None
         for _round in range(32):  # bound on function-call round trips
-            response = self._create(turn, inputs)
+            response = self.create_response(turn, inputs)
             self.run_id = response.id
             self._collect(response, outcome)
             calls = [
@@ -213,7 +213,12 @@ class ResponsesSession(Session):
             self.item_stores.append(store.id)
         files.add_files(self.item_stores[0], "the item's vector store", search)
 
-    def _params(self, turn: Turn, inputs: list[Any]) -> dict[str, Any]:
+    def request_params(self, turn: Turn, inputs: list[Any]) -> dict[str, Any]:
+        """The ``responses.create`` parameters for ``turn`` with these new ``inputs``.
+
+        On a conversation only the new inputs are sent; without one, the item's history
+        comes first. Batch runs (:mod:`orch.run.batching`) write these as JSONL lines.
+        """
         assistant = turn.assistant
         instructions = (
             turn.instructions if turn.instructions is not None else assistant.instructions
@@ -248,7 +253,7 @@ class ResponsesSession(Session):
             params["input"] = [*self.history, *inputs]
         return params
 
-    def _create(self, turn: Turn, inputs: list[Any]):
+    def create_response(self, turn: Turn, inputs: list[Any]):
         """Create one response (following its stream to the end).
 
         On a conversation a lost, empty or truncated answer may hide a response that was made
@@ -257,7 +262,7 @@ class ResponsesSession(Session):
         item's error, never a second message. Without conversations nothing is appended, so
         every transient failure is retried.
         """
-        params = self._params(turn, inputs)
+        params = self.request_params(turn, inputs)
         attempts = self.settings.attempts
         for attempt in range(attempts):
             self.check()
@@ -281,7 +286,7 @@ class ResponsesSession(Session):
                     raise retry.to_backend_error("create response", exc) from exc
                 self.pause(retry.retry_delay(exc, attempt))
         if not self.use_conversations:
-            self.history += [*inputs, *[_as_input(o) for o in response.output]]
+            self.history += [*inputs, *[as_input(o) for o in response.output]]
         return response
 
     def _missing_api(self, path: str, error: Exception) -> NotFoundError:
@@ -398,7 +403,7 @@ class ResponsesSession(Session):
         return record
 
 
-def _as_input(item: Any) -> dict:
+def as_input(item: Any) -> dict:
     """An output item, echoed back as input for servers without conversations."""
     data = item.model_dump(mode="json", exclude_none=True)
     if data.get("type") == "message":
