@@ -115,7 +115,7 @@ def project(make_project, engine, monkeypatch):
               local: {{kind: responses, base_url: "{engine.base_url}",
                        api_key_env: BATCH_TEST_KEY}}
             prices:
-              gpt-4o: {{input: 2.5, output: 10}}
+              gpt-4o: {{input: 2.5, output: 10, batch_discount: 0.4}}
         """,
             "handlers.py": HANDLERS,
             "assistants/helper.yml": """
@@ -240,3 +240,32 @@ def test_a_killed_batch_run_resumes_on_its_batch_in_flight(project, engine):
     assert engine.stats().get("POST /v1/batches") == 1  # re-attached, not resubmitted
     assert [b["batch_id"] for b in batches(run_dir)] == [in_flight["batch_id"]]
     assert batches(run_dir)[0]["status"] == "completed"
+
+
+def test_reports_say_a_batch_run_used_batch_pricing(project):
+    assert invoke("run", "two", "--json").exit_code == 0
+    normal = last_run(project).name
+    assert invoke("run", "two", "--batch", "--json").exit_code == 0
+    batched = last_run(project).name
+    costs = {}
+    for run_id in (normal, batched):
+        out = invoke("report", run_id, "-T", "builtin:json", "-o", f"{run_id}.json")
+        assert out.exit_code == 0, out.output
+        report = json.loads((project / f"{run_id}.json").read_text())
+        costs[run_id] = (report["run"]["pricing"], report["usage"]["cost"])
+        tokens = (report["usage"]["prompt_tokens"], report["usage"]["completion_tokens"])
+    assert costs[normal][0] == "standard" and costs[batched][0] == "batch"
+    # the same tokens (scripted replies), at 60% of the price: batch_discount 0.4
+    standard = (tokens[0] * 2.5 + tokens[1] * 10) / 1e6
+    assert costs[normal][1] == pytest.approx(standard)
+    assert costs[batched][1] == pytest.approx(standard * 0.6)
+    md = invoke("report", batched, "-T", "builtin:markdown", "-o", "b.md")
+    assert md.exit_code == 0, md.output
+    text = (project / "b.md").read_text()
+    assert "Batch run (2 batches), batch pricing" in text and "(batch pricing)" in text
+    junit = invoke("report", batched, "-T", "builtin:junit", "-o", "b.xml")
+    assert (
+        junit.exit_code == 0 and 'name="pricing" value="batch"' in (project / "b.xml").read_text()
+    )
+    html = invoke("report", batched, "-T", "builtin:html", "-o", "b.html")
+    assert html.exit_code == 0 and "batch pricing" in (project / "b.html").read_text()

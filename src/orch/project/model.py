@@ -269,6 +269,8 @@ class Project:
     pipelines: tuple[tuple[str, Pipeline], ...]
     vars: tuple[tuple[str, Any], ...] = ()
     prices: tuple[tuple[str, tuple[float, float]], ...] = ()
+    #: fraction off ``prices`` in batch runs, by model (a model not listed: 0.5, OpenAI's)
+    batch_discounts: tuple[tuple[str, float], ...] = ()
     grader: str | None = None
     config_file: Path | None = None
 

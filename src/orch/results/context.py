@@ -16,6 +16,10 @@ from orch.project.model import Pipeline, Project
 from orch.results.history import History, RunRecord
 
 REHEARSAL_NOTE = "Replies from the scripted model are rehearsal text, not an AI's."
+BATCH_NOTE = (
+    "The requests went through the Batch API: costs are estimated at batch prices "
+    "(prices: minus each model's batch_discount)."
+)
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
 
 
@@ -46,7 +50,7 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
     record, meta = data.record, data.record.meta
     declared = project.pipeline(record.pipeline)
     models = dict(meta.get("models") or {})
-    prices = dict(project.prices)
+    prices = run_prices(project, meta)
     model_of = functools.partial(_model_of, project, models)
     items = [_item(rec, data.run_dir, model_of, prices) for rec in data.items]
     step_ids = _step_ids(declared, items)
@@ -66,6 +70,25 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
         "repeats": _repeats(items),
         "assertions": _assertions(items),
         "usage": _usage(items, prices),
+    }
+
+
+def run_prices(project: Project, meta: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """USD per 1M tokens (input, output) by model as the run paid them.
+
+    A batch run (``batch`` in its record) pays batch prices: ``prices:`` less the model's
+    ``batch_discount`` (OpenAI's 50% unless orch.yml says otherwise).
+    """
+    prices = dict(project.prices)
+    if not meta.get("batch"):
+        return prices
+    discounts = dict(project.batch_discounts)
+    return {
+        model: (
+            price_in * (1 - discounts.get(model, 0.5)),
+            price_out * (1 - discounts.get(model, 0.5)),
+        )
+        for model, (price_in, price_out) in prices.items()
     }
 
 
@@ -116,6 +139,10 @@ def _run(
         "duration_s": meta.get("duration_s"),
         "scripted": bool(meta.get("scripted")),
         "rehearsal_note": REHEARSAL_NOTE if meta.get("scripted") else None,
+        "batch": bool(meta.get("batch")),
+        "pricing": "batch" if meta.get("batch") else "standard",
+        "batch_note": BATCH_NOTE if meta.get("batch") else None,
+        "batches": list((meta.get("batch") or {}).get("batches") or []),
         "counts": counts,
         "pass_rate": pass_rate,
         "required_pass_rate": required,
