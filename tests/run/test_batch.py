@@ -114,10 +114,12 @@ def project(make_project, engine, monkeypatch):
             targets:
               local: {{kind: responses, base_url: "{engine.base_url}",
                        api_key_env: BATCH_TEST_KEY}}
+              embedded: {{kind: engine, model: scripted, script: script.json}}
             prices:
               gpt-4o: {{input: 2.5, output: 10, batch_discount: 0.4}}
         """,
             "handlers.py": HANDLERS,
+            "script.json": json.dumps(SCRIPT),
             "assistants/helper.yml": """
             name: helper
             model: gpt-4o
@@ -269,3 +271,12 @@ def test_reports_say_a_batch_run_used_batch_pricing(project):
     )
     html = invoke("report", batched, "-T", "builtin:html", "-o", "b.html")
     assert html.exit_code == 0 and "batch pricing" in (project / "b.html").read_text()
+
+
+def test_a_batch_run_on_the_embedded_engine_target(project):
+    result = invoke("run", "tools", "--batch", "--target", "embedded")
+    assert result.exit_code == 0, result.output
+    run_dir = last_run(project)
+    (record,) = results(run_dir)
+    assert record["status"] == "passed"
+    assert [b["status"] for b in batches(run_dir)] == ["completed", "completed"]

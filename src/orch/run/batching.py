@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -418,11 +419,28 @@ def execute_batched(
         history.record_item(ctx.run_id, rec)
         reporter.item(rec)
 
+    previous = _sigterm_interrupts()
     try:
         rounds.serve(items, work, record)
     except KeyboardInterrupt:
         ctx.stop.set()  # item threads end Stopped; their batches stay for --resume
         return "interrupted"
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         reporter.finish()
     return "completed"
+
+
+def _sigterm_interrupts():
+    """Make SIGTERM stop a batch run like Ctrl-C (resumable); returns the previous handler.
+
+    None off the main thread, where no handler can be set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt()
+
+    return signal.signal(signal.SIGTERM, handler)
