@@ -23,6 +23,10 @@ from orch.engine.server import start_engine
 
 SCRIPT = {
     "rules": [
+        {
+            "when": {"contains": "Grade the reply"},
+            "reply": {"pass": True, "score": 1, "reason": "it says pong"},
+        },
         {"when": {"contains": "slow"}, "delay_ms": 1500, "reply": "finally {{ message }}"},
         {"when": {"regex": "what did I say"}, "reply": "You asked me to remember."},
         {"when": {"contains": "ping"}, "reply": "pong {{ message }}"},
@@ -85,6 +89,14 @@ PIPELINES = {
           - id: capped
             prompt: "ping again"
             max_tokens: 8
+    """,
+    "pipelines/graded.yml": """
+        name: graded
+        assistant: helper
+        items: [{v: a}, {v: b}]
+        steps:
+          - prompt: "ping {{ item.v }}"
+            expect: [{llm_rubric: {rubric: "says pong", grader: helper}}]
     """,
     "pipelines/slow.yml": """
         name: slow
@@ -280,3 +292,13 @@ def test_a_batch_run_on_the_embedded_engine_target(project):
     (record,) = results(run_dir)
     assert record["status"] == "passed"
     assert [b["status"] for b in batches(run_dir)] == ["completed", "completed"]
+
+
+def test_grader_questions_ride_in_a_further_batch(project, engine):
+    engine.reset_stats()
+    result = invoke("run", "graded", "--batch")
+    assert result.exit_code == 0, result.output
+    records = results(last_run(project))
+    assert [r["status"] for r in records] == ["passed", "passed"]
+    assert records[0]["steps"][0]["assertions"][0]["reason"] == "it says pong"
+    assert engine.stats().get("POST /v1/batches") == 2  # the steps, then the grader's questions
