@@ -14,6 +14,7 @@ COMMANDS = [
     "compare",
     "history",
     "import",
+    "init",
     "plan",
     "prune",
     "report",

@@ -11,6 +11,7 @@ import click
 
 from orch import __version__
 from orch.cli.exits import ExitCodeGroup
+from orch.cli.init import init
 from orch.cli.project import import_, plan, prune, sync, validate
 from orch.cli.results import compare, history, report, show
 from orch.cli.run import retry, run
@@ -36,6 +37,7 @@ def main() -> None:
 
     \b
     Start with:
+      orch init my-evals          a new project that runs offline right away
       orch validate               check every YAML file, all errors at once
       orch plan / orch sync       reconcile the assistants with the target
       orch run pipelines/x.yml    run a pipeline, evaluate it, write its reports
@@ -55,7 +57,7 @@ def register(group: click.Group, *commands: click.Command) -> None:
         group.add_command(command)
 
 
-register(main, validate, plan, sync, prune, import_)
+register(main, init, validate, plan, sync, prune, import_)
 register(main, run, retry)
 register(main, history, show, report, compare)
 register(main, serve)

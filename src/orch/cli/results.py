@@ -15,7 +15,7 @@ import click
 from orch.cli.options import json_option, project_dir_option
 from orch.errors import ExitCode
 
-REPLY_WIDTH = 100  # characters of each step's reply that `orch show` prints
+REPLY_WIDTH = 100  # characters of each step's prompt and reply that `orch show` prints
 
 
 @click.command()
@@ -36,15 +36,16 @@ def history(project_dir, limit, pipeline, as_json) -> int:
 
 @click.command()
 @project_dir_option
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @json_option("Print the run and its items as JSON.")
 def show(project_dir, run_id, as_json) -> int:
-    """Show one run: counts, each item's replies, failed assertions and errors.
+    """Show one run (the latest without RUN_ID): each item's prompts, replies and what failed.
 
     RUN_ID may be a unique prefix.
 
     \b
-    Example:
+    Examples:
+      orch show                  the latest run
       orch show 20261121-2205
     """
     return show_run(project_dir, run_id, as_json)
@@ -128,7 +129,7 @@ def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regres
 
 
 def list_runs(path: Path | None, limit: int, pipeline: str | None, as_json: bool) -> int:
-    """Print the runs, newest first, as a table or JSON."""
+    """Print the runs, newest first, as a table or JSON (with each run's outcome)."""
     from orch.project.loading import load_project
     from orch.results.history import History
     from orch.run.summary import dumps
@@ -137,41 +138,89 @@ def list_runs(path: Path | None, limit: int, pipeline: str | None, as_json: bool
     history = History(project.root)
     runs = history.runs(limit=limit, pipeline=pipeline)
     history.close()
+    rows = [(r, outcome(r, required_rate(project, r))) for r in runs]
     if as_json:
-        click.echo(dumps([r.to_json() for r in runs]))
+        click.echo(dumps([{**r.to_json(), **o} for r, o in rows]))
         return ExitCode.OK
     if not runs:
         click.echo("No runs yet: start one with `orch run pipelines/<name>.yml`.")
         return ExitCode.OK
     click.echo(
-        f"{'RUN ID':<24} {'PIPELINE':<18} {'STATUS':<12} {'ITEMS':>5} {'PASS':>5} "
-        f"{'FAIL':>5} {'ERR':>5} {'TOKENS':>8}  STARTED"
+        f"{'RUN ID':<24} {'PIPELINE':<18} {'OUTCOME':<11} {'PASS %':>6} {'ITEMS':>5} "
+        f"{'FAIL':>5} {'ERR':>5} {'TIME':>7} {'TOKENS':>8}  STARTED"
     )
-    for r in runs:
+    for r, o in rows:
         click.echo(
-            f"{r.run_id:<24} {r.pipeline[:18]:<18} {r.status:<12} {r.total:>5} {r.passed:>5} "
-            f"{r.failed:>5} {r.errors:>5} {r.prompt_tokens + r.completion_tokens:>8}  "
+            f"{r.run_id:<24} {r.pipeline[:18]:<18} {o['outcome'].upper():<11} "
+            f"{o['pass_rate'] * 100:>5.1f}% {r.total:>5} {r.failed:>5} {r.errors:>5} "
+            f"{duration(r.meta.get('duration_s')):>7} {r.prompt_tokens + r.completion_tokens:>8}  "
             f"{r.started_at[:19].replace('T', ' ')}"
         )
     return ExitCode.OK
 
 
-def show_run(path: Path | None, run_id: str, as_json: bool) -> int:
-    """Print one run: its summary and every item's outcome."""
+def required_rate(project, record) -> float:
+    """The pass rate a run had to reach: as recorded, else its pipeline's today, else 100 %."""
+    recorded = record.meta.get("required_pass_rate")
+    if isinstance(recorded, int | float):
+        return float(recorded)
+    declared = project.pipeline(record.pipeline)
+    return declared.pass_rate if declared else 1.0
+
+
+def outcome(record, required: float) -> dict:
+    """A run's outcome (passed/failed/error/interrupted/running) and pass rate, as for its exit.
+
+    The same rule as the run's exit code: errors or an interruption are an error, a pass rate
+    below ``required`` a failure; a run still going (or killed) is ``running``.
+    """
+    rate = record.passed / record.total if record.total else 1.0
+    if record.status in ("running", "interrupted"):
+        word = record.status
+    elif record.errors:
+        word = "error"
+    elif rate + 1e-9 < required:
+        word = "failed"
+    else:
+        word = "passed"
+    return {"outcome": word, "pass_rate": rate, "required_pass_rate": required}
+
+
+def duration(seconds) -> str:
+    """``1.6s``, ``2m05s``, ``1h02m``; ``-`` when unknown."""
+    if not isinstance(seconds, int | float):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def show_run(path: Path | None, run_id: str | None, as_json: bool) -> int:
+    """Print one run (the latest when ``run_id`` is None): its summary and every item."""
     from orch.project.loading import load_project
     from orch.results.history import History
     from orch.run.summary import dumps
 
     project = load_project(path, import_handlers=False)
-    history = History(project.root)
-    record = history.get(run_id)
-    items = list(history.items(record.run_id))
-    history.close()
+    with History(project.root) as history:
+        if run_id is None:
+            latest = history.runs(limit=1)
+            if not latest:
+                click.echo("No runs yet: start one with `orch run pipelines/<name>.yml`.")
+                return ExitCode.OK
+            run_id = latest[0].run_id
+        record = history.get(run_id)
+        items = list(history.items(record.run_id))
+    result = outcome(record, required_rate(project, record))
     if as_json:
-        click.echo(dumps({**record.to_json(), "items": items}))
+        click.echo(dumps({**record.to_json(), **result, "items": items}))
         return ExitCode.OK
     click.echo(
-        f"Run {record.run_id} — pipeline {record.pipeline} on {record.target}: {record.status}"
+        f"Run {record.run_id} — pipeline {record.pipeline} on {record.target}: "
+        f"{result['outcome'].upper()} ({record.status})"
     )
     click.echo(
         f"  started {record.started_at}, finished {record.finished_at or '-'}; "
@@ -186,13 +235,15 @@ def show_run(path: Path | None, run_id: str, as_json: bool) -> int:
 
 
 def show_item(item: dict) -> None:
-    """Print one item of `orch show`: its status, each step's reply, what failed."""
+    """Print one item of `orch show`: status, label, each step's prompt and reply, what failed."""
+    from orch.run.progress import item_label
+
     mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}[item["status"]]
-    click.echo(f"  {mark:<5} item {item['key']}  thread {item.get('thread_id') or '-'}")
+    label = item_label(item.get("item"), item["key"])
+    click.echo(f"  {mark:<5} {label}  thread {item.get('thread_id') or '-'}")
     for step in item.get("steps", []):
-        reply = (step.get("output") or "").replace("\n", " ")
-        cut = "…" if len(reply) > REPLY_WIDTH else ""
-        click.echo(f"        {step['id']}: {reply[:REPLY_WIDTH]}{cut}")
+        click.echo(f"        {step['id']} > {clip(step.get('prompt'))}")
+        click.echo(f"        {' ' * len(step['id'])} < {clip(step.get('output'))}")
         for verdict in step.get("assertions", []):
             if not verdict["passed"]:
                 click.echo(f"          ✗ {verdict['name']}: {verdict['reason']}")
@@ -202,3 +253,9 @@ def show_item(item: dict) -> None:
             f"        error ({err.get('type')}): {err.get('message')} "
             f"[thread {err.get('thread_id')}, run {err.get('run_id')}]"
         )
+
+
+def clip(text: str | None) -> str:
+    """``text`` on one line, cut to REPLY_WIDTH characters."""
+    flat = (text or "").replace("\n", " ")
+    return flat[:REPLY_WIDTH] + ("…" if len(flat) > REPLY_WIDTH else "")

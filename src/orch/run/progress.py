@@ -16,6 +16,30 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
+LABEL_WIDTH = 48  # characters of an item's label in progress lines and summaries
+LABEL_FIELDS = ("label", "id", "name", "title")  # fields that name an item, in order
+
+
+def item_label(item: Any, key: str, width: int = LABEL_WIDTH) -> str:
+    """A short human label for an item: ``#KEY`` and a name taken from its data.
+
+    The name is the item's ``label``, ``id``, ``name`` or ``title`` field (the first present),
+    else its first string field, on one line and cut to ``width`` characters; an item with
+    none of these (or not a mapping) is labelled by its key alone. The key stays in front, so
+    two items with the same text remain distinguishable (and ``orch retry`` needs no label).
+    """
+    name = None
+    if isinstance(item, dict):
+        named = [item[f] for f in LABEL_FIELDS if isinstance(item.get(f), str | int)]
+        texts = [v for v in item.values() if isinstance(v, str) and v.strip()]
+        name = str(named[0]) if named else texts[0] if texts else None
+    if not name:
+        return f"#{key}"
+    name = " ".join(name.split())
+    if len(name) > width:
+        name = name[: width - 1] + "…"
+    return f"#{key} {name}"
+
 
 class OutputClosed(KeyboardInterrupt):
     """The reader of the progress went away; stop the run the way Ctrl-C does.
@@ -39,6 +63,23 @@ def silence(stream: Any) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def outcome_line(record: dict[str, Any]) -> str:
+    """``FAIL  #1 Who was…: <first failed assertion's reason>`` for a finished item record."""
+    mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}[record["status"]]
+    detail = ""
+    if record["status"] == "error" and record.get("error"):
+        detail = f": {record['error'].get('message', '')}"
+    elif record["status"] == "failed":
+        reasons = [
+            v["reason"]
+            for s in record.get("steps", [])
+            for v in s.get("assertions", [])
+            if not v["passed"]
+        ]
+        detail = f": {reasons[0]}" if reasons else ""
+    return f"{mark:<5} {item_label(record.get('item'), record['key'])}{detail}"
 
 
 class Reporter(Protocol):
@@ -107,19 +148,7 @@ class LineReporter:
     def item(self, record) -> None:  # noqa: D102
         self.counter.add(record)
         c = self.counter
-        mark = {"passed": "ok", "failed": "FAIL", "error": "ERROR"}[record["status"]]
-        detail = ""
-        if record["status"] == "error" and record.get("error"):
-            detail = f": {record['error'].get('message', '')}"
-        elif record["status"] == "failed":
-            reasons = [
-                v["reason"]
-                for s in record.get("steps", [])
-                for v in s.get("assertions", [])
-                if not v["passed"]
-            ]
-            detail = f": {reasons[0]}" if reasons else ""
-        self._write(f"[{c.done}/{self.total}] {mark:<5} item {record['key']}{detail}")
+        self._write(f"[{c.done}/{self.total}] {outcome_line(record)}")
         if self.closed and not self._stopped:
             self._stopped = True
             raise OutputClosed()
@@ -177,6 +206,8 @@ class BarReporter:
     def item(self, record) -> None:  # noqa: D102
         self.counter.add(record)
         c = self.counter
+        if record["status"] != "passed":  # named above the bar as they happen
+            self.progress.console.print(outcome_line(record), markup=False, highlight=False)
         self.progress.update(
             self.task, advance=1, passed=c.passed, failed=c.failed, errors=c.errors, tokens=c.tokens
         )

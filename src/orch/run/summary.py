@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from orch.errors import ExitCode
+from orch.run.progress import item_label
+
+FAILURES_SHOWN = 5  # failed or errored items the terminal summary names
+REASON_WIDTH = 160  # characters of a failure's reason in the summary
 
 
 def now() -> str:
@@ -60,15 +64,39 @@ class RunSummary:
             "run_dir": str(self.run_dir),
             "reports": self.reports,
             "exit_code": self.exit_code,
+            "outcome": self.outcome.split()[0].lower(),
         }
+
+    @property
+    def outcome(self) -> str:
+        """The word for the exit code: PASSED, ``FAILED 90 % < 100 %``, ERROR or INTERRUPTED."""
+        if self.status == "interrupted":
+            return "INTERRUPTED"
+        code = self.exit_code
+        if code == ExitCode.ERROR:
+            return "ERROR"
+        if code == ExitCode.FAILED:
+            return f"FAILED {percent(self.pass_rate)} < {percent(self.required_pass_rate)}"
+        return "PASSED"
+
+
+def percent(rate: float) -> str:
+    """``0.9`` → ``"90 %"``; one decimal when whole percents would hide a difference."""
+    value = rate * 100
+    whole = round(value)
+    return f"{whole} %" if abs(value - whole) < 1e-9 else f"{value:.1f} %"
 
 
 def summary_lines(summary: RunSummary) -> list[str]:
-    """The final summary table for humans."""
+    """The final summary for humans: outcome, counts, the first failures, what to do next.
+
+    What the summary object does not hold is read back from the run's folder: run.json says
+    whether the model was scripted (the run was a rehearsal), results.jsonl which items failed.
+    """
     c, u = summary.counts, summary.usage
     lines = [
         "",
-        f"Run {summary.run_id} — pipeline {summary.pipeline}: {summary.status}",
+        f"Run {summary.run_id} — pipeline {summary.pipeline}: {summary.outcome}",
         f"  items     {c['total']:>6}   passed {c['passed']}  failed {c['failed']}  "
         f"errors {c['errors']}",
         f"  pass rate {summary.pass_rate:>6.1%}   required {summary.required_pass_rate:.0%}",
@@ -79,13 +107,81 @@ def summary_lines(summary: RunSummary) -> list[str]:
     ]
     for report in summary.reports:
         lines.append(f"  report    {report}")
+    if _scripted(summary.run_dir):
+        lines.append("  model     scripted: a REHEARSAL (rule-based replies, not an AI's)")
+    lines += failure_lines(summary)
     if summary.status == "interrupted":
         lines.append(f"Interrupted: finish it with `orch run --resume {summary.run_id}`.")
     elif c["errors"]:
         lines.append(
             f"Errors are infrastructure failures; retry them with `orch retry {summary.run_id}`."
         )
+    if summary.status != "interrupted":
+        lines.append(f"Next: `orch show {summary.run_id}` for every item's prompts and replies.")
     return lines
+
+
+def failure_lines(summary: RunSummary) -> list[str]:
+    """The first failed or errored items: label, step and the first failed assertion's reason."""
+    failures = summary.counts["failed"] + summary.counts["errors"]
+    if not failures:
+        return []
+    shown = first_failures(summary.run_dir / "results.jsonl", FAILURES_SHOWN)
+    if not shown:
+        return []
+    more = f" (first {len(shown)} of {failures})" if failures > len(shown) else ""
+    return [f"Failures{more}:", *(f"  {line}" for line in shown)]
+
+
+def first_failures(path: Path, limit: int) -> list[str]:
+    """One line for each of the first ``limit`` items (in item order) whose last record failed.
+
+    results.jsonl may hold several records per item (a retry appends); the last one counts. A
+    missing file or a torn line is skipped: the summary never fails a finished run.
+    """
+    latest: dict[str, tuple[tuple[int, int], str] | None] = {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for raw in fh:
+                try:
+                    record = json.loads(raw)
+                    ok = record.get("status") == "passed"
+                    latest[record["key"]] = None if ok else _failure(record)
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+    except OSError:
+        return []
+    failed = sorted((f for f in latest.values() if f), key=lambda f: f[0])
+    return [line for _order, line in failed[:limit]]
+
+
+def _failure(record: dict[str, Any]) -> tuple[tuple[int, int], str]:
+    """(sort key, line) for a failed or errored item record."""
+    label = item_label(record.get("item"), record["key"])
+    order = (record.get("index", 0), record.get("repeat", 0))
+    for step in record.get("steps", []):
+        if step.get("error"):
+            return order, f"ERROR {label} · step {step['id']}: {_cut(step['error'].get('message'))}"
+        for verdict in step.get("assertions", []):
+            if not verdict.get("passed", True):
+                why = f"{verdict.get('name')}: {verdict.get('reason')}"
+                return order, f"FAIL  {label} · step {step['id']}: {_cut(why)}"
+    error = record.get("error") or {}
+    return order, f"ERROR {label}: {_cut(error.get('message') or record.get('status'))}"
+
+
+def _cut(text: Any) -> str:
+    """``text`` on one line, at most REASON_WIDTH characters."""
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= REASON_WIDTH else flat[: REASON_WIDTH - 1] + "…"
+
+
+def _scripted(run_dir: Path) -> bool:
+    """Whether run.json says the run's model was scripted (False when it cannot be read)."""
+    try:
+        return bool(json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("scripted"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def dumps(data: Any) -> str:
