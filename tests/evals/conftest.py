@@ -37,6 +37,7 @@ FILES: dict[str, str] = {
         instructions: Answer briefly.
         tools:
           - function: {name: get_weather, handler: "handlers:get_weather"}
+          - function: {name: get_forecast, handler: "handlers:get_forecast"}
     """,
     "assistants/grader.yml": """
         name: grader
@@ -47,6 +48,10 @@ FILES: dict[str, str] = {
         def get_weather(city: str, unit: str = "celsius") -> dict:
             """Current weather for a city."""
             return {"city": city, "temp": 21, "unit": unit, "sky": "sunny"}
+
+        def get_forecast(city: str) -> dict:
+            """Tomorrow's weather for a city (declared so `tool_called: get_forecast` validates)."""
+            return {"city": city, "sky": "rain"}
     ''',
     "checks.py": '''
         def friendly(output, context):

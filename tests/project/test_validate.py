@@ -248,7 +248,7 @@ CASES = [
         {"assistants/bad.yml": "name: -bad name\nmodel: gpt-4o\n"},
         "assistants/bad.yml:1",
         "name",
-        '"-bad name" is not valid: must be 1-64 letters, digits',
+        '"-bad name" is not valid: must be 1-64 characters on one line, starting with a letter',
     ),
     Case(
         "tools-not-a-list",

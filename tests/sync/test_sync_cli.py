@@ -170,7 +170,7 @@ def test_create_noop_update_drift_prune(
     ran = orch("plan", "--prune", *t)
     assert "  - delete    assistant grader  (no longer declared)" in ran.lines
     engine.reset_stats()
-    ran = orch("sync", "--prune", *t)
+    ran = orch("sync", "--prune", "--yes", *t)
     assert ran.exit_code == 0
     assert "  - deleted assistant grader" in ran.lines
     assert writes(engine.stats()) == {"DELETE /v1/assistants/{assistant_id}": 1}
@@ -178,7 +178,7 @@ def test_create_noop_update_drift_prune(
     again = sdk.beta.assistants.retrieve(hand.id)
     assert (again.instructions, again.metadata) == ("mine", {})
     engine.reset_stats()
-    assert orch("sync", "--prune", *t).exit_code == 0
+    assert orch("sync", "--prune", "--yes", *t).exit_code == 0
     assert writes(engine.stats()) == {}
 
 
@@ -192,7 +192,7 @@ def test_prune_only_deletes(make_project, engine: EngineHandle, sdk: OpenAI, orc
     (root / "assistants/grader.yml").unlink()
     make_project({"assistants/tutor.yml": TUTOR.replace("patient", "strict")})
     engine.reset_stats()
-    ran = orch("prune", *t)
+    ran = orch("prune", "--yes", *t)
     assert ran.exit_code == 0
     assert "  - deleted assistant grader" in ran.lines
     assert writes(engine.stats()) == {"DELETE /v1/assistants/{assistant_id}": 1}
@@ -452,6 +452,7 @@ def test_import_round_trip(make_project, engine: EngineHandle, sdk: OpenAI, orch
     assert (root / "assistants/files/research-helper/notes.csv").read_bytes() == b"x,y\n1,2\n"
     assert (root / "assistants/files/research-helper/guide.md").exists()
     assert "instructions: Answer in JSON." in (root / "assistants/short-one.yml").read_text()
+    assert "name: Research Helper\n" in yml  # the file name is slugged, the name is not
 
     validated = orch("validate")
     assert validated.exit_code == 0, validated.stdout + validated.stderr
@@ -465,10 +466,12 @@ def test_import_round_trip(make_project, engine: EngineHandle, sdk: OpenAI, orch
     assert writes(engine.stats()) == {}
     # the adopted assistants are the same objects, now tagged; the originals' files are kept
     adopted = sdk.beta.assistants.retrieve(research.id)
-    assert adopted.metadata["orch_name"] == "research-helper"
+    assert adopted.metadata["orch_name"] == "Research Helper"
+    assert adopted.name == "Research Helper"  # import never renames what it adopts
     assert adopted.metadata["owner"] == "research"
     assert adopted.instructions == instructions
-    assert sdk.beta.assistants.retrieve(short.id).metadata["orch_name"] == "short-one"
+    assert sdk.beta.assistants.retrieve(short.id).metadata["orch_name"] == "Short One"
+    assert sdk.beta.assistants.retrieve(short.id).name == "Short One"
     assert sdk.files.retrieve(notes.id).id == notes.id
     assert sdk.vector_stores.retrieve(store.id).id == store.id
     assert orch("import", *t).lines == [

@@ -39,3 +39,11 @@ def project_and_target_options(func: F) -> F:
 def json_option(help: str) -> Callable[[F], F]:
     """A ``--json`` flag (parameter ``as_json``) with this command's own help text."""
     return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+yes_option = click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Delete without asking (needed where there is no terminal to confirm, as in CI).",
+)

@@ -8,12 +8,13 @@ return the exit code. Heavy modules (the SDK, the sync core) are imported inside
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from orch.cli.options import json_option, project_and_target_options
+from orch.cli.options import json_option, project_and_target_options, yes_option
 from orch.errors import ExitCode
 
 Echo = Callable[[str], None]
@@ -37,12 +38,27 @@ LABELS = {"vector_store": "vector store"}
     is_flag=True,
     help="Do not import handler and python: modules; only check they are files of the project.",
 )
-def validate(path: Path | None, no_import: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github", "json"]),
+    default="text",
+    show_default=True,
+    help="github: GitHub Actions annotations (::error file=…,line=…::…) on stdout; "
+    "json: {valid, summary, problems} on stdout.",
+)
+@json_option("Same as --format json.")
+def validate(path: Path | None, no_import: bool, fmt: str, as_json: bool) -> int:
     """Check orch.yml, assistants and pipelines against the schemas.
 
     PATH is a project directory (default: the nearest directory upwards holding orch.yml, else
     the current one) or a single YAML file. Every problem is shown at once as
     ``file:line: field.path: message``; the exit code is 2 when anything is wrong.
+
+    Beyond the schemas, it checks what would otherwise fail only once a run has spent model
+    calls: templates naming an item field the items do not have, a step that has not run, an
+    undeclared var; invalid JSONPaths; `tool_called` tools the assistant lacks; unknown
+    built-in reports. `orch run` makes the same checks before it calls anything.
 
     Handlers (function tools' `handler:`) and `python:` assertions must be modules of the
     project. Validate imports those modules, and nothing else of the project's, to check that
@@ -54,15 +70,51 @@ def validate(path: Path | None, no_import: bool) -> None:
       orch validate                       the whole project
       orch validate assistants/tutor.yml  one file (cross-file checks still run)
       orch validate --no-import           check an untrusted change without running its code
+      orch validate --format github       annotate a pull request's files in GitHub Actions
     """
+    from orch.errors import ConfigError
     from orch.project.loading import load_project, validate_path
 
-    if path is not None and path.is_file():
-        summary = validate_path(path, import_handlers=not no_import)
+    fmt = "json" if as_json else fmt
+    try:
+        if path is not None and path.is_file():
+            summary = validate_path(path, import_handlers=not no_import)
+        else:
+            summary = load_project(path, import_handlers=not no_import).summary()
+    except ConfigError as exc:
+        if fmt == "text":
+            raise  # printed, one line per problem, where every command's errors are
+        for line in problem_report(exc.problems, fmt):
+            click.echo(line)
+        return ExitCode.ERROR
+    if fmt == "json":
+        click.echo(json.dumps({"valid": True, "summary": summary, "problems": []}))
     else:
-        project = load_project(path, import_handlers=not no_import)
-        summary = project.summary()
-    click.secho(f"✓ {summary}", fg="green")
+        click.secho(f"✓ {summary}", fg="green")
+    return ExitCode.OK
+
+
+def problem_report(problems: list, fmt: str) -> list[str]:
+    """Config problems as GitHub workflow commands (one per line), or one JSON document."""
+    if fmt == "json":
+        found = [
+            {"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+            for p in problems
+        ]
+        return [json.dumps({"valid": False, "summary": None, "problems": found})]
+    lines = []
+    for p in problems:
+        where = f"file={_escape(p.file, True)}" + (f",line={p.line}" if p.line else "")
+        text = f"{p.field}: {p.message}" if p.field else p.message
+        lines.append(f"::error {where},title=orch validate::{_escape(text, False)}")
+    return lines
+
+
+def _escape(text: str, in_property: bool) -> str:
+    # GitHub's workflow-command escaping: a newline would end the command, and in a property
+    # a ':' or ',' would end the property.
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if in_property else text
 
 
 @click.command()
@@ -97,7 +149,8 @@ def plan(project_dir, target, prune, as_json, verbose) -> int:
     help="Write nothing; exit 1 when anything would change (a CI drift gate).",
 )
 @click.option("--prune", is_flag=True, help="Delete managed assistants no longer declared.")
-def sync(project_dir, target, check, prune) -> int:
+@yes_option
+def sync(project_dir, target, check, prune, yes) -> int:
     """Create or update the declared assistants on the target, idempotently.
 
     Files are uploaded once per content (sha256) and stale uploads removed; file_search files
@@ -110,23 +163,30 @@ def sync(project_dir, target, check, prune) -> int:
       orch sync                     apply to the default target
       orch sync --check             CI: fail if the target drifted from the YAML
       orch sync --prune             also delete assistants removed from assistants/
+      orch sync --prune --yes       the same in CI (no terminal to confirm the deletes)
     """
-    return sync_assistants(project_dir, target, prune=prune, check=check, only_deletes=False)
+    return sync_assistants(
+        project_dir, target, prune=prune, check=check, only_deletes=False, yes=yes
+    )
 
 
 @click.command()
 @project_and_target_options
-def prune(project_dir, target) -> int:
+@yes_option
+def prune(project_dir, target, yes) -> int:
     """Delete managed assistants (and their vector stores and files) no longer declared.
 
     Same as the delete part of `orch sync --prune`; nothing is created or updated. Objects
-    not tagged with this project are never deleted.
+    not tagged with this project are never deleted. What will be deleted is listed first and
+    confirmed at the terminal; without one (CI), --yes is needed, else nothing is deleted
+    (exit 2).
 
     \b
-    Example:
+    Examples:
       orch prune --target azure
+      orch prune --target azure --yes     in CI
     """
-    return sync_assistants(project_dir, target, prune=True, check=False, only_deletes=True)
+    return sync_assistants(project_dir, target, prune=True, check=False, only_deletes=True, yes=yes)
 
 
 @click.command("import")
@@ -181,11 +241,13 @@ def sync_assistants(
     check: bool,
     only_deletes: bool,
     echo: Echo | None = None,
+    yes: bool = False,
 ) -> int:
     """Apply the plan (or with ``check``, exit 1 when anything would change, writing nothing).
 
-    ``echo`` receives every line (default: :func:`say`): bench/sync.py times this path without
-    click around it.
+    A plan that deletes anything is applied only when confirmed: by ``yes``, or by the user
+    at a terminal; otherwise nothing at all is applied and the exit is 2. ``echo`` receives
+    every line (default: :func:`say`): bench/sync.py times this path without click around it.
     """
     echo = echo or say
     from orch.project.loading import load_project
@@ -205,6 +267,9 @@ def sync_assistants(
             return ExitCode.FAILED if result.changes else ExitCode.OK
         if not result.changes:
             return ExitCode.OK
+        refused = confirm_deletes(result.changes, conn.label, yes) if prune else None
+        if refused is not None:
+            return refused
 
         def report(change: Change) -> None:
             label = LABELS.get(change.kind, change.kind)
@@ -217,6 +282,40 @@ def sync_assistants(
         writes = apply(result, backend, project.root, report)
         echo(f"Done: {writes} change{'s' if writes != 1 else ''} applied to {conn.label}.")
     return ExitCode.OK
+
+
+def confirm_deletes(changes: list, where: str, yes: bool) -> int | None:
+    """None when a pruning plan may go ahead, else the exit code to stop with.
+
+    Like terraform's apply: deleting an assistant needs a yes at a terminal, or ``--yes`` (its
+    -auto-approve) where there is no terminal to ask. Refused or declined, nothing is applied.
+    A plan that deletes no assistant (only orch's own stale uploads, as every sync may) goes
+    ahead unasked.
+    """
+    deletes = [c for c in changes if c.action == "delete"]
+    if yes or not any(c.kind == "assistant" for c in deletes):
+        return None
+    counts: dict[str, int] = {}
+    for change in deletes:
+        label = LABELS.get(change.kind, change.kind)
+        counts[label] = counts.get(label, 0) + 1
+    what = ", ".join(f"{n} {label}{'s' if n != 1 else ''}" for label, n in counts.items())
+    if not interactive():
+        click.echo(
+            f"Not deleting {what} on {where}: there is no terminal to confirm it. "
+            "Pass --yes to delete without asking (nothing was changed).",
+            err=True,
+        )
+        return ExitCode.ERROR
+    if not click.confirm(f"Delete {what} (listed above) on {where}?", default=False):
+        click.echo("Cancelled: nothing was changed.", err=True)
+        return ExitCode.ERROR
+    return None
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: stdin and stdout are terminals."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def import_remote(

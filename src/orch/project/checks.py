@@ -8,18 +8,13 @@ problems of every file before raising one ``ConfigError``.
 
 from __future__ import annotations
 
-import csv
-import difflib
-import glob
-import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
 
 from orch import templating
-from orch.errors import ConfigError, Problem
+from orch.errors import Problem
 from orch.project import schemas as jsonschemas
 from orch.project.documents import Document, display_path, format_path
 from orch.project.handlers import (
@@ -29,20 +24,14 @@ from orch.project.handlers import (
     resolve_handler,
     schema_from_signature,
 )
-from orch.project.items import iter_items, read_lines
 from orch.project.model import (
-    Assertion,
     Assistant,
-    Attachment,
     FunctionTool,
-    ItemSource,
     LocalFile,
-    Pipeline,
-    ReportOutput,
-    Step,
     Tool,
     parse_duration,
 )
+from orch.project.references import Scope, unknown_references
 
 
 class Loader(Protocol):
@@ -72,15 +61,25 @@ class Checker:
     # -- shared checks -------------------------------------------------------------------------
 
     def template(
-        self, path: tuple, text: str, context: dict | None = None, source: Path | None = None
+        self,
+        path: tuple,
+        text: str,
+        context: dict | None = None,
+        source: Path | None = None,
+        scope: Scope | None = None,
     ) -> str:
         """Check Jinja syntax (and render when ``context`` is given); report at the right line.
 
         ``source`` is the file the text was read from when it is not the YAML value itself.
+        With a ``scope``, every name the template uses that will not be there when it renders
+        (an item field, a step, a var) is a problem too.
         """
         source = source or self.doc.includes.get(path)
         try:
             compiled = templating.compile_text(text)
+            if scope is not None:
+                for message in unknown_references(text, scope, templating.STRICT):
+                    self.problem(path, f"template error: {message}")
             return compiled.render(**context) if context is not None else text
         except jinja2.TemplateSyntaxError as exc:
             lineno = exc.lineno or 1
@@ -237,200 +236,3 @@ class Checker:
                 timeout=timeout,
             ),
         )
-
-    # -- pipelines -----------------------------------------------------------------------------
-
-    def pipeline(self, assistants: dict[str, Assistant], settings: dict) -> Pipeline | None:
-        """The :class:`Pipeline` this document declares, or None after problems."""
-        data = self.doc.data
-        self.known_assistant(("assistant",), data["assistant"], assistants)
-        steps = []
-        ids: dict[str, int] = {}
-        for i, spec in enumerate(data["steps"]):
-            step = self.step(("steps", i), i, spec, assistants, settings)
-            if step.id in ids:
-                self.problem(
-                    ("steps", i, "id"),
-                    (f"step id {step.id!r} is already used by steps[{ids[step.id]}]"),
-                )
-            ids[step.id] = i
-            steps.append(step)
-        default_expect = self.assertions(
-            ("default_expect",), data.get("default_expect") or [], assistants, settings
-        )
-        if default_expect:
-            steps = [_with_expect(s, default_expect) for s in steps]
-        items = self.items(data.get("items"))
-        reports = []
-        for i, spec in enumerate(data.get("report") or []):
-            template = spec["template"]
-            if not template.startswith("builtin:"):
-                if not (self.root / template).is_file():
-                    self.problem(("report", i, "template"), f"template not found: {template}")
-                else:  # with the report filters (percent, usd, md, ...) it will render with
-                    message = templating.check_report_template(self.root, template)
-                    if message:
-                        self.problem(("report", i, "template"), message)
-            self.template(("report", i, "output"), spec["output"])
-            reports.append(ReportOutput(template=template, output=spec["output"]))
-        if not self.ok:
-            return None
-        return Pipeline(
-            name=data["name"],
-            assistant=data["assistant"],
-            source=self.doc.display,
-            steps=tuple(steps),
-            items=items,
-            description=data.get("description"),
-            vars=tuple((data.get("vars") or {}).items()),
-            concurrency=data.get("concurrency", 4),
-            timeout=parse_duration(data.get("timeout"), 300.0),
-            retries=data.get("retries", 2),
-            repeat=data.get("repeat", 1),
-            pass_rate=data.get("pass_rate", 1.0),
-            stream=data.get("stream", True),
-            report=tuple(reports),
-        )
-
-    def known_assistant(self, path: tuple, name: str, assistants: dict[str, Assistant]) -> None:
-        """A problem (with a did-you-mean) when ``name`` is not a declared assistant."""
-        if name in assistants or name in self.loader.declared_assistants:
-            return
-        close = difflib.get_close_matches(name, list(assistants), n=1)
-        hint = (
-            f" (did you mean {close[0]!r}?)"
-            if close
-            else (
-                f" (declared: {', '.join(sorted(assistants))})"
-                if assistants
-                else " (no assistants declared in assistants/)"
-            )
-        )
-        self.problem(path, f"unknown assistant {name!r}{hint}")
-
-    def step(self, path, index, spec, assistants, settings) -> Step:
-        """One step entry as a :class:`Step`."""
-        self.template((*path, "prompt"), spec["prompt"])
-        for key in ("instructions", "additional_instructions"):
-            if key in spec:
-                self.template((*path, key), spec[key])
-        if "assistant" in spec:
-            self.known_assistant((*path, "assistant"), spec["assistant"], assistants)
-        attachments = []
-        for j, att in enumerate(spec.get("attachments") or []):
-            attachments.append(self.attachment((*path, "attachments", j), att))
-        expect = self.assertions((*path, "expect"), spec.get("expect") or [], assistants, settings)
-        return Step(
-            prompt=spec["prompt"],
-            id=spec.get("id") or f"step{index + 1}",
-            assistant=spec.get("assistant"),
-            instructions=spec.get("instructions"),
-            additional_instructions=spec.get("additional_instructions"),
-            attachments=tuple(attachments),
-            expect=tuple(expect),
-            threshold=spec.get("threshold", 1.0),
-            timeout=parse_duration(spec.get("timeout")),
-            max_tokens=spec.get("max_tokens"),
-        )
-
-    def attachment(self, path: tuple, spec: Any) -> Attachment:
-        """One attachment entry as an :class:`Attachment` (static paths must exist)."""
-        if isinstance(spec, str):
-            spec = {"path": spec}
-            field_path = path
-        else:
-            field_path = (*path, "path") if "path" in spec else (*path, "image")
-        target = spec.get("path") or spec.get("image")
-        self.template(field_path, target)
-        is_url = target.startswith(("http://", "https://", "data:"))
-        if "{{" not in target and "{%" not in target and not is_url:
-            self.local_file(field_path, target)
-        return Attachment(
-            path=spec.get("path"),
-            tools=tuple(spec.get("tools") or ("file_search",)) if spec.get("path") else (),
-            image=spec.get("image"),
-            detail=spec.get("detail"),
-        )
-
-    def assertions(self, path, specs, assistants, settings) -> list[Assertion]:
-        """An ``expect`` list as :class:`Assertion` objects (schemas, handlers, graders)."""
-        out = []
-        for i, spec in enumerate(specs):
-            kind = next(k for k in spec if k not in ("name", "weight", "threshold"))
-            value = spec[kind]
-            here = (*path, i, kind)
-            if kind == "json_schema":
-                if isinstance(value, str):
-                    file = self.root / value
-                    try:
-                        value = json.loads(file.read_text(encoding="utf-8"))
-                    except FileNotFoundError:
-                        self.problem(here, f"file not found: {spec[kind]}")
-                        value = None
-                    except (OSError, ValueError) as exc:
-                        self.problem(here, f"cannot load JSON Schema {spec[kind]}: {exc}")
-                        value = None
-                if value is not None:
-                    self.json_schema(here, value)
-            elif kind == "python":
-                self.handler(here, value)
-            elif kind == "llm_rubric":
-                grader = value.get("grader") if isinstance(value, dict) else None
-                if grader:  # an unknown default grader is reported once, in orch.yml
-                    self.known_assistant((*here, "grader"), grader, assistants)
-                elif not settings.get("grader") and not self.loader.config_broken:
-                    self.problem(
-                        here,
-                        "llm_rubric needs a grader assistant: set `grader:` here or in orch.yml",
-                    )
-            out.append(
-                Assertion(
-                    kind=kind,
-                    value=value,
-                    weight=spec.get("weight", 1.0),
-                    threshold=spec.get("threshold"),
-                    name=spec.get("name"),
-                    line=self.doc.line(here),
-                )
-            )
-        return out
-
-    def items(self, spec: Any) -> ItemSource:
-        """The ``items`` entry as an :class:`ItemSource`: files must exist, parse, and hold items.
-
-        A source with no items is a problem, not a run that passes vacuously.
-        """
-        if spec is None:
-            return ItemSource("default")
-        if isinstance(spec, list):
-            return ItemSource("inline", tuple(spec))
-        ((kind, value),) = spec.items()
-        here = ("items", kind)
-        if kind == "files":
-            source = ItemSource("files", tuple([value] if isinstance(value, str) else value))
-            unmatched = [
-                p for p in source.value if not glob.glob(str(self.root / p), recursive=True)
-            ]
-            for pattern in unmatched:
-                self.problem(here, f"{pattern!r} matches no files")
-            if not unmatched and next(iter_items(source, self.root), None) is None:
-                self.problem(here, "no items: the patterns match only folders")
-            return source
-        source = ItemSource(kind, value)
-        if not (self.root / value).is_file():
-            self.problem(here, f"file not found: {value}")
-            return source
-        try:  # the same reader the runner uses, so validate and run agree on each line
-            if kind == "csv" and not next(csv.reader(read_lines(self.root, value)), None):
-                self.problem(here, f"{value} has no header row")
-            elif sum(1 for _item in iter_items(source, self.root)) == 0:
-                self.problem(here, f"{value}: no items")
-        except ConfigError as exc:
-            self.problem(here, exc.problems[0].message)
-        except OSError as exc:
-            self.problem(here, f"cannot read {value}: {exc.strerror or exc}")
-        return source
-
-
-def _with_expect(step: Step, extra: list[Assertion]) -> Step:
-    return replace(step, expect=(*step.expect, *extra))

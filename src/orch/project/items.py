@@ -77,3 +77,16 @@ def read_lines(root: Path, rel: str) -> Iterator[str]:
 def item_key(index: int, repeat: int, repeats: int) -> str:
     """The resume key of item run ``index`` (its position): ``"3"``, or ``"3.r1"`` with repeat."""
     return f"{index}.r{repeat}" if repeats > 1 else str(index)
+
+
+def item_fields(source: ItemSource, root: Path) -> frozenset[str] | None:
+    """The fields every item of ``source`` has (what ``item.<field>`` may name everywhere).
+
+    None when there are no items. Reads the whole source once, as counting its items does;
+    raises as :func:`iter_items` does.
+    """
+    common: set[str] | None = None
+    for item in iter_items(source, root):
+        keys = {k for k in item if isinstance(k, str)}  # a CSV row's extra cells are under None
+        common = keys if common is None else common & keys
+    return None if common is None else frozenset(common)

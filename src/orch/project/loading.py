@@ -34,6 +34,7 @@ from orch.project.model import (
     Project,
     Target,
 )
+from orch.project.pipelines import PipelineChecker
 from orch.targets import registry
 
 CONFIG_FILE = "orch.yml"
@@ -217,11 +218,6 @@ class _ProjectLoader:
                 (model, (float(p["input"]), float(p["output"])))
                 for model, p in (settings.get("prices") or {}).items()
             ),
-            batch_discounts=tuple(
-                (model, float(p["batch_discount"]))
-                for model, p in (settings.get("prices") or {}).items()
-                if "batch_discount" in p
-            ),
             grader=settings.get("grader"),
             config_file=config_path if config_path.is_file() else None,
         )
@@ -256,7 +252,8 @@ class _ProjectLoader:
                     )
                 )
                 continue
-            built = build(Checker(self, doc))
+            checker = PipelineChecker if kind == "pipeline" else Checker
+            built = build(checker(self, doc))
             if built is not None:
                 declared[name] = built
         return declared
@@ -314,11 +311,11 @@ class _ProjectLoader:
         doc = self._load_file(path, kind, _INTERPOLATE[kind])
         if doc is None:
             return
-        checker = Checker(self, doc)
         if kind == "assistant":
-            checker.assistant(dict(project.vars))
+            Checker(self, doc).assistant(dict(project.vars))
         else:
-            checker.pipeline(dict(project.assistants), {"grader": project.grader})
+            settings = {"grader": project.grader, "vars": dict(project.vars)}
+            PipelineChecker(self, doc).pipeline(dict(project.assistants), settings)
 
 
 def _within(problem: Problem, other: Problem) -> bool:

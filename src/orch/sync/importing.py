@@ -17,10 +17,13 @@ from typing import Any
 import yaml
 
 from orch.errors import UsageError
+from orch.project.schemas import load_schema
 from orch.sync.naming import SHA_LEN, parse_managed_filename
 from orch.targets.base import META_NAME, META_PROJECT, Backend, RemoteAssistant, RemoteState
 
 INLINE_LIMIT = 200
+#: what an assistant's ``name`` may be (the schema's pattern), so an import keeps what it can
+_NAME = re.compile(load_schema("assistant")["properties"]["name"]["pattern"])
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,34 @@ _Dumper.add_representer(str, _str)
 
 
 def slug(name: str | None, fallback: str) -> str:
-    """A valid assistant name (1-64 of letters, digits, '-', '_', '.') from a display name."""
+    """A file-name stem (1-64 of letters, digits, '-', '_', '.') from a display name."""
     text = re.sub(r"[^A-Za-z0-9_.-]+", "-", (name or "").strip()).strip("-._").lower()
     return (text or fallback)[:64]
+
+
+def local_name(remote: RemoteAssistant, taken: set[str], notes: list[str]) -> str:
+    """The ``name`` the YAML declares for ``remote``: its own name, unchanged, when it can be.
+
+    The name is what ``orch sync`` sends, so changing it here would rename the object on the
+    server. Only a name the schema cannot take (none, too long, on several lines) or one
+    another assistant of the project already has is replaced, with a note saying so.
+    """
+    own = remote.metadata.get(META_NAME) or remote.name
+    valid = bool(own) and _NAME.fullmatch(own) is not None
+    name = own if valid else slug(own, remote.id.lower())
+    base, n = name, 2
+    while name in taken:
+        name, n = f"{base[:60]}-{n}", n + 1
+    if name != own:
+        why = (
+            "another assistant of the project has it"
+            if valid
+            else "an orch name is 1-64 characters on one line, starting with a letter or digit"
+            if own
+            else "it has none"
+        )
+        notes.append(f"named {name!r}, not {own!r}: {why}; `orch sync` will rename it")
+    return name
 
 
 @dataclass
@@ -84,19 +112,21 @@ def import_assistants(
         )
         if missing:
             raise UsageError(f"no importable assistant named {', '.join(sorted(missing))}")
-    taken = set(declared)
+    taken, stems = set(declared), set()
     results = []
     for remote in chosen:
-        name = slug(remote.metadata.get(META_NAME) or remote.name, remote.id.lower())
-        base, n = name, 2
-        while name in taken:
-            name, n = f"{base}-{n}", n + 1
+        notes: list[str] = []
+        name = local_name(remote, taken, notes)
         taken.add(name)
-        target = out / f"{name}.yml"
+        stem = base = slug(name, remote.id.lower())  # the file's name; the name stays as it is
+        n = 2
+        while stem in stems:
+            stem, n = f"{base[:60]}-{n}", n + 1
+        stems.add(stem)
+        target = out / f"{stem}.yml"
         if target.exists() and not force:
             raise UsageError(f"{target} exists; pass --force to overwrite it")
-        notes: list[str] = []
-        data = _yaml_data(backend, state, project, root, out, remote, name, notes)
+        data = _yaml_data(backend, state, project, root, out, remote, (name, stem), notes)
         header = (
             f"# yaml-language-server: $schema={_schema_ref(out, root)}\n"
             f"# Imported by `orch import` from {remote.id}.\n"
@@ -122,18 +152,20 @@ def _schema_ref(out: Path, root: Path) -> str:
 
 
 def _yaml_data(
-    backend, state, project, root, out, remote: RemoteAssistant, name: str, notes: list[str]
+    backend, state, project, root, out, remote: RemoteAssistant, names: tuple, notes: list[str]
 ) -> dict[str, Any]:
+    """The YAML for ``remote``; ``names`` is its (name, file stem): files are named by stem."""
+    name, stem = names
     data: dict[str, Any] = {"name": name}
     if remote.description:
         data["description"] = remote.description
     data["model"] = remote.model
     instructions = remote.instructions or ""
     if len(instructions) > INLINE_LIMIT or "\n" in instructions.strip():
-        prompt = out / "prompts" / f"{name}.md"
+        prompt = out / "prompts" / f"{stem}.md"
         prompt.parent.mkdir(parents=True, exist_ok=True)
         prompt.write_text(instructions, encoding="utf-8")
-        data["instructions"] = _Include(f"prompts/{name}.md")
+        data["instructions"] = _Include(f"prompts/{stem}.md")
     elif instructions:
         data["instructions"] = instructions
     if remote.temperature not in (None, 1.0):
@@ -161,7 +193,7 @@ def _yaml_data(
             tools.append(kind)
     if tools:
         data["tools"] = tools
-    files = _download_files(backend, state, project, root, out, remote, name, notes)
+    files = _download_files(backend, state, project, root, out, remote, stem, notes)
     if files:
         data["files"] = files
     metadata = {k: v for k, v in remote.metadata.items() if not k.startswith("orch_")}
