@@ -7,6 +7,9 @@ raise becomes the exit in :mod:`orch.cli.exits`, the only place that happens.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from orch import __version__
@@ -23,7 +26,15 @@ from orch.cli.serve import serve
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, "--version", "-V", prog_name="orch")
-def main() -> None:
+@click.option(
+    "--project-dir",
+    "-C",
+    "project_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run as if orch was started in DIR (like git -C), for every command: "
+    "its project is the nearest directory upwards from DIR with orch.yml.",
+)
+def main(project_dir: Path | None) -> None:
     """orch: assistants as code.
 
     Declare assistants (model, instructions, tools, files) and pipelines of prompts in YAML,
@@ -47,8 +58,12 @@ def main() -> None:
     With no target configured, sync and run start the embedded engine in-process
     (scripted model, state in .orch/), so everything works offline.
 
+    Paths in configs and in options (--db, --out, -o) are relative to the project root.
+
     Exit codes: 0 ok, 1 assertions failed, 2 configuration/usage/infrastructure error.
     """
+    if project_dir is not None:
+        os.chdir(project_dir)  # what git -C does: every later relative path starts there
 
 
 def register(group: click.Group, *commands: click.Command) -> None:

@@ -195,7 +195,7 @@ def prune(project_dir, target, yes) -> int:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the YAML files (default: the project's assistants/).",
+    help="Folder for the YAML files, relative to the project root (default: assistants/).",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing YAML files.")
 def import_(project_dir, target, names, out, force) -> int:
@@ -329,7 +329,7 @@ def import_remote(
     from orch.targets.connection import connect
 
     project = load_project(path)
-    out = out or project.root / "assistants"
+    out = project.root / (out or "assistants")  # an absolute --out stays as it is
     with connect(project, target) as conn:
         backend = conn.backend()
         state = backend.fetch_state(project.name)

@@ -20,7 +20,14 @@ REPLY_WIDTH = 100  # characters of each step's prompt and reply that `orch show`
 
 @click.command()
 @project_dir_option
-@click.option("--limit", "-n", default=20, show_default=True, help="How many runs to list.")
+@click.option(
+    "--limit",
+    "-n",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many runs to list (at least 1).",
+)
 @click.option("--pipeline", help="Only runs of this pipeline.")
 @json_option("Print JSON.")
 def history(project_dir, limit, pipeline, as_json) -> int:

@@ -119,6 +119,8 @@ def run(
 
     if pipeline is None and not resume:
         raise click.UsageError("name a pipeline (or --resume RUN_ID)")
+    if pipeline is not None and resume:
+        raise click.UsageError("--resume RUN_ID continues that run's own pipeline: drop PIPELINE")
     if switch_target and not resume:
         raise click.UsageError("--switch-target applies to --resume RUN_ID")
     settings = run_settings(
@@ -197,6 +199,25 @@ def parse_vars(pairs: list[str]) -> dict:
     return out
 
 
+def check_vars(given: dict, project: Project, pipeline: Pipeline) -> None:
+    """Refuse a --var the pipeline does not use (declared in vars:, or named as vars.NAME).
+
+    Such a var would change nothing, so it is most likely a typo; raises UsageError.
+    """
+    import difflib
+
+    from orch.project.references import pipeline_vars
+
+    used = pipeline_vars(pipeline, [*dict(project.vars), *dict(pipeline.vars)])
+    for name in sorted(set(given) - used):
+        close = difflib.get_close_matches(name, sorted(used), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(
+            f"--var {name}: pipeline {pipeline.name!r} uses no var {name!r} "
+            f"({hint}its vars: {', '.join(sorted(used)) or 'none'})"
+        )
+
+
 def run_pipeline(
     path: Path | None,
     pipeline_spec: str | None,
@@ -225,6 +246,7 @@ def run_pipeline(
         history.close()
         pipeline_spec = record.pipeline
     pipeline = find_pipeline(project, pipeline_spec)
+    check_vars(settings.vars, project, pipeline)
     silent = quiet or as_json
     reporter = progress.choose(silent)
     say = (lambda _line: None) if silent else (lambda line: click.echo(strip_userinfo(line)))

@@ -22,10 +22,12 @@ import click
 )
 @click.option(
     "--db",
-    type=click.Path(path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     default=Path(".orch/engine.db"),
     show_default=True,
-    help="SQLite file holding the engine's state; it survives restarts.",
+    help="SQLite file holding the engine's state; it survives restarts. A relative path is "
+    "relative to the project root (the nearest directory upwards with orch.yml, else the "
+    "current one), as every path in orch is.",
 )
 @click.option(
     "--model",
@@ -37,8 +39,9 @@ import click
 )
 @click.option(
     "--script",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Rules for the scripted model (schemas/script.schema.json); built-in default if omitted.",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rules for the scripted model (schemas/script.schema.json), relative to the project "
+    "root; built-in default if omitted.",
 )
 @click.option(
     "--upstream-base-url",
@@ -83,4 +86,22 @@ def serve(**options) -> None:
     """
     from orch.engine.server import serve_forever
 
-    serve_forever(**options)
+    serve_forever(**in_project(options))
+
+
+def in_project(options: dict) -> dict:
+    """``options`` with relative --db and --script made relative to the project root.
+
+    So `orch serve` in a subdirectory (or with -C) uses the project's .orch/engine.db, the
+    state `orch run` and `orch sync` see, not a new one where it happens to start.
+    """
+    from orch.project.loading import find_root
+
+    root = find_root()
+    out = dict(options)
+    for key in ("db", "script"):
+        if out.get(key) is not None and not out[key].is_absolute():
+            out[key] = root / out[key]
+    if out.get("script") is not None and not out["script"].is_file():
+        raise click.BadParameter(f"no such file: {out['script']}", param_hint="--script")
+    return out

@@ -16,11 +16,15 @@ be optional. A ``steps.<id>.output`` is the reply's JSON when it parses, so noth
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+
+from orch import templating
+from orch.project.model import Pipeline
 
 #: What orch puts in a step's template context (see orch.run.execution), by top-level name.
 ORCH_FIELDS = ("index", "repeat", "key", "run_id")
@@ -170,3 +174,44 @@ def _guarded(tree: nodes.Template) -> set[tuple]:
             out.add((target.name, *chain[:2]))
             out.add((target.name, chain[0]))
     return out
+
+
+def pipeline_vars(pipeline: Pipeline, declared: Iterable[str]) -> set[str]:
+    """The var names ``pipeline`` uses: ``declared`` ones and any ``vars.<name>`` it names.
+
+    What a ``--var`` may set; a name outside it would change nothing (a typo, most likely).
+    Guarded references (``vars.x | default(...)``) count: they are meant to be set that way.
+    """
+    names = set(declared)
+    for text in _texts(pipeline):
+        if "{{" not in text and "{%" not in text:
+            continue
+        try:
+            tree = templating.STRICT.parse(text)
+        except jinja2.TemplateSyntaxError:
+            continue  # validate reports it; nothing to learn here
+        free = meta.find_undeclared_variables(tree)
+        names |= {key for root, key, _sub in _lookups(tree, free) if root == "vars"}
+    return names
+
+
+def _texts(pipeline: Pipeline) -> Iterator[str]:
+    """Every template a step of ``pipeline`` renders (prompts, instructions, paths, checks)."""
+
+    def strings(value: Any) -> Iterator[str]:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list | tuple):
+            for v in value:
+                yield from strings(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+
+    for step in pipeline.steps:
+        yield from strings([step.prompt, step.instructions, step.additional_instructions])
+        for att in step.attachments:
+            yield from strings([att.path, att.image])
+        for assertion in step.expect:
+            if assertion.kind not in ("json_schema", "python"):
+                yield from strings(assertion.value)

@@ -113,9 +113,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.status == "interrupted":
         lines.append(f"Interrupted: finish it with `orch run --resume {summary.run_id}`.")
     elif c["errors"]:
-        lines.append(
-            f"Errors are infrastructure failures; retry them with `orch retry {summary.run_id}`."
-        )
+        lines.append(error_advice(summary))
     if summary.status != "interrupted":
         lines.append(f"Next: `orch show {summary.run_id}` for every item's prompts and replies.")
     return lines
@@ -131,6 +129,55 @@ def failure_lines(summary: RunSummary) -> list[str]:
         return []
     more = f" (first {len(shown)} of {failures})" if failures > len(shown) else ""
     return [f"Failures{more}:", *(f"  {line}" for line in shown)]
+
+
+def error_advice(summary: RunSummary) -> str:
+    """What to do about errored items: fix a template mistake; retry an infrastructure failure.
+
+    A template that fails to render is the pipeline's mistake (retrying gives the same error),
+    so it is not called an infrastructure failure. Kinds are read from results.jsonl.
+    """
+    mistakes = infra = 0
+    for record in _last_records(summary.run_dir / "results.jsonl").values():
+        if record.get("status") == "error":
+            if _is_template_error(record.get("error") or {}):
+                mistakes += 1
+            else:
+                infra += 1
+    fix = "fix the templates (`orch validate` finds most such mistakes), then run again"
+    retry = f"retry them with `orch retry {summary.run_id}`"
+    if mistakes and not infra:
+        return f"Errors are template mistakes in the pipeline: {fix}."
+    if mistakes:
+        return (
+            f"{mistakes} error{'s are' if mistakes != 1 else ' is a'} template mistake"
+            f"{'s' if mistakes != 1 else ''}: {fix}. The other {infra} "
+            f"{'are infrastructure failures' if infra != 1 else 'is an infrastructure failure'}; "
+            f"{retry}."
+        )
+    return f"Errors are infrastructure failures; {retry}."
+
+
+def _is_template_error(error: dict[str, Any]) -> bool:
+    """Whether an item's error is a template that did not render (prompt or assertion)."""
+    kind, message = error.get("type"), str(error.get("message") or "")
+    return kind == "template" or (kind == "assertion_error" and "template error" in message)
+
+
+def _last_records(path: Path) -> dict[str, dict[str, Any]]:
+    """Each item's last record in results.jsonl (a retry appends); {} when it cannot be read."""
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for raw in fh:
+                try:
+                    record = json.loads(raw)
+                    latest[record["key"]] = record
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except OSError:
+        return {}
+    return latest
 
 
 def first_failures(path: Path, limit: int) -> list[str]:
