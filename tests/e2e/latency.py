@@ -50,7 +50,8 @@ class Probe:
             errors = [t.error for t in self.timings if t.error]
             return f"{self.label}: no text streamed ({errors[0] if errors else 'no deltas'})"
         firsts = [t.first_s for t in good]
-        real = all(t.deltas > 1 and t.first_s < 0.8 * t.total_s for t in good)
+        # Most answers, not all: on shared cores one answer may stall before its first token.
+        real = sum(t.deltas > 1 and t.first_s < 0.8 * t.total_s for t in good) > len(good) / 2
         return (
             f"{self.label}: first token median {statistics.median(firsts):.3f}s "
             f"(min {min(firsts):.3f}, max {max(firsts):.3f}) over {len(good)}/{len(self.timings)}"
