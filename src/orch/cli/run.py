@@ -114,7 +114,6 @@ def run(
       orch run pipelines/quickstart.yml
       orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
       orch run --resume 20261121-220512-3fa2c1
-      orch run pedro-batch --batch                one batch per step round
     """
 
     if pipeline is None and not resume:
