@@ -218,6 +218,11 @@ class _ProjectLoader:
                 (model, (float(p["input"]), float(p["output"])))
                 for model, p in (settings.get("prices") or {}).items()
             ),
+            batch_discounts=tuple(
+                (model, float(p["batch_discount"]))
+                for model, p in (settings.get("prices") or {}).items()
+                if "batch_discount" in p
+            ),
             grader=settings.get("grader"),
             config_file=config_path if config_path.is_file() else None,
         )
