@@ -15,6 +15,7 @@ COMMANDS = [
     "history",
     "import",
     "init",
+    "merge",
     "plan",
     "prune",
     "report",

@@ -15,6 +15,7 @@ import click
 from orch import __version__
 from orch.cli.exits import ExitCodeGroup
 from orch.cli.init import init
+from orch.cli.merging import merge
 from orch.cli.project import import_, plan, prune, sync, validate
 from orch.cli.results import compare, history, report, show
 from orch.cli.run import retry, run
@@ -73,7 +74,7 @@ def register(group: click.Group, *commands: click.Command) -> None:
 
 
 register(main, init, validate, plan, sync, prune, import_)
-register(main, run, retry)
+register(main, run, retry, merge)
 register(main, history, show, report, compare)
 register(main, serve)
 

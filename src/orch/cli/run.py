@@ -83,6 +83,25 @@ def run_options(func: F) -> F:
     help="Send the requests through the Batch API (responses or engine targets): one batch "
     "per step round, batch pricing; --resume re-attaches to a batch in flight.",
 )
+@click.option(
+    "--shard",
+    metavar="i/N",
+    help="Run only shard i of N (1-based; a stable hash of each item's key decides); "
+    "auto/N takes i from JOB_COMPLETION_INDEX. Join the shards with `orch merge`.",
+)
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="USD",
+    help="Start no new item once the run's spend (orch.yml prices:) reaches USD; the run "
+    "ends interrupted (cost cap), exit 2. Overrides the pipeline's max_cost.",
+)
+@click.option(
+    "--max-tokens-total",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Like --max-cost, in tokens (prompt + completion); overrides max_tokens_total.",
+)
 @run_options
 def run(
     project_dir,
@@ -92,6 +111,9 @@ def run(
     items_limit,
     resume,
     batch,
+    shard,
+    max_cost,
+    max_tokens_total,
     concurrency,
     poll,
     no_sync,
@@ -114,6 +136,7 @@ def run(
       orch run pipelines/quickstart.yml
       orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
       orch run --resume 20261121-220512-3fa2c1
+      orch run pedro-batch --shard 2/4            then: orch merge RUN_ID1 RUN_ID2 …
     """
 
     if pipeline is None and not resume:
@@ -132,6 +155,9 @@ def run(
         resume=resume,
         switch_target=switch_target,
         batch=batch,
+        shard=parse_shard(shard, resume),
+        max_cost=max_cost,
+        max_tokens_total=max_tokens_total,
     )
     return run_pipeline(project_dir, pipeline, settings, quiet, as_json)
 
@@ -179,6 +205,20 @@ def find_pipeline(project: Project, spec: str) -> Pipeline:
                 return pipeline
     known = ", ".join(name for name, _ in project.pipelines) or "none"
     raise UsageError(f"no pipeline {spec!r} (pipelines: {known})")
+
+
+def parse_shard(spec: str | None, resume: str | None):
+    """``--shard i/N`` or ``auto/N`` as a :class:`orch.run.shards.Shard` (UsageError if not).
+
+    None without ``--shard``; refused with ``--resume``, since a resumed run keeps its shard.
+    """
+    if spec is None:
+        return None
+    if resume:
+        raise click.UsageError("--shard: a resumed run keeps its own shard")
+    from orch.run.shards import parse_shard as parse
+
+    return parse(spec)
 
 
 def parse_vars(pairs: list[str]) -> dict:
@@ -262,4 +302,5 @@ def run_pipeline(
     elif not quiet:
         for line in summary_lines(summary):
             click.echo(line)
-    return INTERRUPTED if summary.status == "interrupted" else summary.exit_code
+    killed = summary.status == "interrupted" and not summary.stop_reason  # a cap exits 2
+    return INTERRUPTED if killed else summary.exit_code

@@ -229,9 +229,19 @@ class Pipeline:
     stream: bool = True
     report: tuple[ReportOutput, ...] = ()
 
+    #: budget caps (USD from ``prices:``; tokens): no new item starts once they are reached
+    max_cost: float | None = None
+    max_tokens_total: int | None = None
+
     def fingerprint(self) -> str:
-        """sha256 of the pipeline's canonical JSON; recorded with each run."""
-        return sha256_text(canonical_json({"v": SCHEMA_VERSION, **asdict(self), "source": None}))
+        """sha256 of the pipeline's canonical JSON; recorded with each run.
+
+        The budget caps are left out: they change what a run may spend, not what its items
+        are, so raising one in the YAML still lets ``--resume`` continue a capped run.
+        """
+        data = {"v": SCHEMA_VERSION, **asdict(self), "source": None}
+        del data["max_cost"], data["max_tokens_total"]
+        return sha256_text(canonical_json(data))
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ class PipelineChecker(Checker):
             pass_rate=data.get("pass_rate", 1.0),
             stream=data.get("stream", True),
             report=tuple(reports),
+            max_cost=data.get("max_cost"),
+            max_tokens_total=data.get("max_tokens_total"),
         )
 
     def scope(self, done: int) -> Scope:

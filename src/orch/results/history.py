@@ -213,6 +213,38 @@ class History:
                     (run_id, record["key"], record["status"], record["finished_at"], line),
                 )
 
+    def import_items(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Persist many finished item runs at once (``orch merge``): one fsync, one transaction.
+
+        Like :meth:`record_item` for each, in order; for a run nobody else is writing.
+        """
+        lines = [strip_userinfo(json.dumps(r, ensure_ascii=False, default=str)) for r in records]
+        path = self.run_dir(run_id) / "results.jsonl"
+        with self._lock:
+            try:
+                with path.open("a", encoding="utf-8") as fh:
+                    fh.writelines(line + "\n" for line in lines)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise HistoryError(cannot_write(path, exc)) from exc
+            with self._guard(f"record the items of run {run_id}"):
+                rows = [
+                    (run_id, r["key"], r["status"], r["finished_at"], line)
+                    for r, line in zip(records, lines, strict=True)
+                ]
+                self._conn.execute("BEGIN")
+                try:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO items (run_id, key, status, finished_at, record)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+
     def recover_items(self, run_id: str) -> int:
         """Put into the database the latest results.jsonl records it lacks; returns how many.
 
@@ -318,6 +350,10 @@ class History:
             finally:
                 conn.close()
 
+    def attempts(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """Every record results.jsonl holds for a run, superseded ones too (each was paid for)."""
+        return _lines(self.run_dir(run_id) / "results.jsonl")
+
     def usage(self, run_id: str) -> dict[str, int]:
         """Token usage summed over the latest record of every item of a run (in SQL)."""
         keys = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -346,6 +382,11 @@ def _record(row: tuple) -> RunRecord:
     """A ``runs`` row as a :class:`RunRecord` (its columns are the fields, in order)."""
     *columns, meta = row  # meta, the last column, is JSON
     return RunRecord(*columns, meta=json.loads(meta))
+
+
+def read_results(path: Path) -> dict[str, dict[str, Any]]:
+    """Item key → the last record of a results.jsonl (a retry supersedes a failure)."""
+    return {record["key"]: record for record in _lines(path)}
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from orch import sync
 from orch.errors import UsageError
-from orch.project.model import Pipeline, Project
+from orch.project.model import Pipeline, Project, canonical_json, sha256_text
 from orch.sync.workflow import additions_for
 from orch.targets.base import META_NAME
 from orch.targets.registry import Connection
@@ -32,6 +32,21 @@ def needed_assistants(project: Project, pipeline: Pipeline) -> list[str]:
                 grader = a.value.get("grader") if isinstance(a.value, dict) else None
                 names.add(grader or project.grader)
     return sorted(n for n in names if n)
+
+
+def pipeline_hash(project: Project, pipeline: Pipeline) -> str:
+    """What a run records as ``pipeline_hash``: the pipeline and its assistants' fingerprints.
+
+    A resume (and ``orch merge``) refuses runs whose hash differs: their items would mix two
+    versions of the pipeline.
+    """
+    assistants = {
+        n: project.assistant(n).fingerprint()
+        for n in needed_assistants(project, pipeline)
+        if project.assistant(n)
+    }
+    fingerprints = {"pipeline": pipeline.fingerprint(), "assistants": assistants}
+    return sha256_text(canonical_json(fingerprints))
 
 
 def prepare(

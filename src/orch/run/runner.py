@@ -11,6 +11,11 @@ A resumed run continues on the target it started on: another ``--target`` is ref
 the ``target`` label names both). Items that were in flight when the run was killed get their
 thread back from the run's journal (:mod:`orch.run.journal`), so the runs their steps had
 started are adopted, not sent again.
+
+A run may be one shard of the items (``--shard i/N``, :mod:`orch.run.shards`; a resume keeps
+the run's shard) and may be capped in spend (``max_cost`` / ``max_tokens_total``,
+:mod:`orch.run.budget`): at the cap no new item starts and the run ends ``interrupted`` with
+``stop_reason: cost cap`` in run.json, resumable with a higher cap.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ from typing import Any
 from orch import __version__
 from orch.errors import UsageError
 from orch.project.items import item_key, iter_items
-from orch.project.model import Pipeline, Project, canonical_json, sha256_text
+from orch.project.model import Pipeline, Project
 from orch.results.history import SCHEMA_VERSION, History
 from orch.run.batching import execute_batched, is_batch_run
+from orch.run.budget import STOP_REASON, Budget
 from orch.run.execution import ItemRunner, RunContext
 from orch.run.journal import RunJournal
-from orch.run.preparation import needed_assistants, prepare
+from orch.run.preparation import needed_assistants, pipeline_hash, prepare
 from orch.run.progress import Reporter
+from orch.run.shards import Shard
 from orch.run.summary import RunSummary, new_run_id, now
 from orch.run.uploads import Uploads
 from orch.targets.connection import connect, same_target
@@ -56,6 +63,11 @@ class RunOptions:
     switch_target: bool = False
     #: send the requests through the Batch API, in rounds (:mod:`orch.run.batching`)
     batch: bool = False
+    #: run only this shard of the items (a resume takes the run's own)
+    shard: Shard | None = None
+    #: caps overriding the pipeline's ``max_cost`` / ``max_tokens_total``
+    max_cost: float | None = None
+    max_tokens_total: int | None = None
 
 
 class PipelineRunner:
@@ -81,6 +93,8 @@ class PipelineRunner:
         self.target = options.target  # a resumed run's own target unless switched
         #: the targets a resumed run ran on so far (``target_history`` in run.json)
         self.target_history: list[dict[str, Any]] = []
+        #: why the run stopped early (``cost cap``), None when it ran out of items or was killed
+        self.stop_reason: str | None = None
 
     def run(self) -> RunSummary:
         """Execute (or resume) the pipeline; returns the summary (never raises on item errors)."""
@@ -89,6 +103,7 @@ class PipelineRunner:
         run_dir = self.history.run_dir(run_id)
         t0 = time.monotonic()
         with connect(self.project, self.target, quiet=self.options.quiet) as conn:
+            self.budget = self._budget(conn, bool(skip))
             prepared = prepare(self.project, conn, self.needed, self.options.sync, self.echo)
             meta = self._meta(conn, prepared.ids, started_at, len(skip))
             self.history.start_run(meta)
@@ -112,6 +127,21 @@ class PipelineRunner:
         summary = self._finish(meta, status, time.monotonic() - t0, run_dir)
         self.history.close()
         return summary
+
+    def _budget(self, conn: Connection, resumed: bool) -> Budget:
+        """The run's caps (flags over the pipeline's) with what a resumed run already spent."""
+        options, pipeline = self.options, self.pipeline
+        budget = Budget(
+            options.max_cost if options.max_cost is not None else pipeline.max_cost,
+            options.max_tokens_total
+            if options.max_tokens_total is not None
+            else pipeline.max_tokens_total,
+            {n: conn.assistant(self.project.assistant(n)).model for n in self.needed},
+            dict(self.project.prices),
+        )
+        if budget.capped and resumed:
+            budget.preload(self.history.attempts(self.run_id))
+        return budget
 
     def _context(
         self, conn: Connection, prepared, handler_pool: ThreadPoolExecutor, journal: RunJournal
@@ -150,6 +180,7 @@ class PipelineRunner:
             )
         self.vars = record.meta.get("vars", self.vars)
         self.options.items_limit = record.meta.get("items_limit")
+        self.options.shard = Shard.from_json(record.meta.get("shard"))
         self.history.recover_items(record.run_id)  # killed between results.jsonl and the db
         statuses = self.history.item_status(record.run_id)
         self._pin_target(record.run_id, record.meta, len(statuses))
@@ -209,6 +240,9 @@ class PipelineRunner:
             "scripted": conn.rehearsal,
             "vars": self.vars,
             "items_limit": self.options.items_limit,
+            "shard": self.options.shard.to_json() if self.options.shard else None,
+            "max_cost": self.budget.max_cost,
+            "max_tokens_total": self.budget.max_tokens,
             "started_at": started_at,
             "status": "running",
             "orch_version": __version__,
@@ -218,6 +252,8 @@ class PipelineRunner:
     def _finish(self, meta: dict, status: str, duration: float, run_dir) -> RunSummary:
         counts, usage = self._totals()
         meta.update(
+            stop_reason=self.stop_reason,
+            message=self._stop_message(),
             status=status,
             finished_at=now(),
             counts=counts,
@@ -237,28 +273,35 @@ class PipelineRunner:
             run_dir,
             counts["passed"] / total if total else 1.0,
             self.pipeline.pass_rate,
+            stop_reason=self.stop_reason,
+            message=meta["message"],
+        )
+
+    def _stop_message(self) -> str | None:
+        """Why the run stopped early and how to go on, for run.json and the summary."""
+        if self.stop_reason != STOP_REASON:
+            return None
+        return (
+            f"stopped at the cost cap ({self.budget.describe()}); no new item started. Resume "
+            f"with a higher cap: `orch run --resume {self.run_id} --max-cost USD` "
+            "(or --max-tokens-total N)"
         )
 
     def _pipeline_hash(self) -> str:
-        assistants = {
-            n: self.project.assistant(n).fingerprint()
-            for n in self.needed
-            if self.project.assistant(n)
-        }
-        return sha256_text(
-            canonical_json({"pipeline": self.pipeline.fingerprint(), "assistants": assistants})
-        )
+        return pipeline_hash(self.project, self.pipeline)
 
     def _concurrency(self) -> int:
         return self.options.concurrency or self.pipeline.concurrency
 
     def _work(self, skip: set[str]) -> Iterator[tuple[str, dict, int, int]]:
         """(key, item, orch's index of the item, repeat) of every item run still to do."""
-        limit = self.options.items_limit
+        limit, shard = self.options.items_limit, self.options.shard
         repeats = self.pipeline.repeat
         for index, item in enumerate(iter_items(self.pipeline.items, self.project.root)):
             if limit is not None and index >= limit:
                 return
+            if shard is not None and not shard.holds(item_key(index, 0, 1)):
+                continue
             for rep in range(repeats):
                 key = item_key(index, rep, repeats)
                 if key not in skip:
@@ -278,6 +321,10 @@ class PipelineRunner:
                 while len(pending) >= concurrency:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     self._record(done)
+                if self.budget.capped and not self.budget.allows(len(pending)):
+                    self.stop_reason = STOP_REASON  # those in flight finish: they are paid for
+                    status = "interrupted"
+                    break
                 pending.add(pool.submit(items.run, key, item, index, rep))
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -302,6 +349,8 @@ class PipelineRunner:
             if record is None:  # stopped before it finished: a resume will run it
                 continue
             self.history.record_item(self.run_id, record)
+            if self.budget.capped:
+                self.budget.charge(record)
             self.reporter.item(record)
 
     def _totals(self) -> tuple[dict[str, int], dict[str, int]]:

@@ -40,6 +40,9 @@ class RunSummary:
     pass_rate: float
     required_pass_rate: float
     reports: list[str] = field(default_factory=list)
+    #: why the run stopped before its last item (``cost cap``), and what to do about it
+    stop_reason: str | None = None
+    message: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -56,6 +59,8 @@ class RunSummary:
             "run_id": self.run_id,
             "pipeline": self.pipeline,
             "status": self.status,
+            "stop_reason": self.stop_reason,
+            "message": self.message,
             "counts": self.counts,
             "usage": self.usage,
             "duration_s": self.duration_s,
@@ -71,7 +76,7 @@ class RunSummary:
     def outcome(self) -> str:
         """The word for the exit code: PASSED, ``FAILED 90 % < 100 %``, ERROR or INTERRUPTED."""
         if self.status == "interrupted":
-            return "INTERRUPTED"
+            return f"INTERRUPTED ({self.stop_reason})" if self.stop_reason else "INTERRUPTED"
         code = self.exit_code
         if code == ExitCode.ERROR:
             return "ERROR"
@@ -110,7 +115,9 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if _scripted(summary.run_dir):
         lines.append("  model     scripted: a REHEARSAL (rule-based replies, not an AI's)")
     lines += failure_lines(summary)
-    if summary.status == "interrupted":
+    if summary.message:
+        lines.append(summary.message[0].upper() + summary.message[1:] + ".")
+    elif summary.status == "interrupted":
         lines.append(f"Interrupted: finish it with `orch run --resume {summary.run_id}`.")
     elif c["errors"]:
         lines.append(error_advice(summary))
