@@ -138,6 +138,7 @@ def test_artifact_folders_with_a_missing_shard_leave_gaps_that_a_resume_fills(
         [record] = history.runs()
     assert record.status == "interrupted" and record.meta["merge"]["gaps"] == missing
     assert record.total == ITEMS - len(missing)
+    assert f"gaps: {len(missing)} item(s)" in invoke("show", record.run_id).output
     # the merged run is an ordinary interrupted run: a resume runs exactly the gaps
     result = invoke("run", "--resume", record.run_id)
     assert result.exit_code == 1, result.output  # every third item fails, as in the whole run

@@ -61,6 +61,10 @@ def test_max_cost_stops_new_items_and_a_higher_cap_finishes_the_run(project, inv
     assert spend(done[:-1]) < 2 <= spend(done)
     meta = json.loads((root / ".orch/runs" / run_id / "run.json").read_text())
     assert (meta["status"], meta["stop_reason"], meta["max_cost"]) == ("interrupted", "cost cap", 2)
+    shown = invoke("show", run_id).output
+    assert "INTERRUPTED (interrupted: cost cap)" in shown and summary["message"] in shown
+    [listed] = json.loads(invoke("history", "--json").stdout)
+    assert (listed["outcome"], listed["meta"]["stop_reason"]) == ("interrupted", "cost cap")
     # the same cap again: what is recorded already reaches it, so nothing starts
     result = invoke("run", "--resume", run_id, "--max-cost", "2")
     assert result.exit_code == 2

@@ -222,13 +222,16 @@ def show_run(path: Path | None, run_id: str | None, as_json: bool) -> int:
         record = history.get(run_id)
         items = list(history.items(record.run_id))
     result = outcome(record, required_rate(project, record))
+    why = f": {record.meta['stop_reason']}" if record.meta.get("stop_reason") else ""  # cost cap
     if as_json:
         click.echo(dumps({**record.to_json(), **result, "items": items}))
         return ExitCode.OK
     click.echo(
         f"Run {record.run_id} — pipeline {record.pipeline} on {record.target}: "
-        f"{result['outcome'].upper()} ({record.status})"
+        f"{result['outcome'].upper()} ({record.status}{why})"
     )
+    if record.meta.get("message"):  # a cost cap's, or a merge's overlaps and gaps
+        click.echo(f"  {record.meta['message']}")
     click.echo(
         f"  started {record.started_at}, finished {record.finished_at or '-'}; "
         f"{record.total} items: {record.passed} passed, {record.failed} failed, "
