@@ -90,6 +90,7 @@ def test_a_batch_runs_every_line_through_responses_and_files_the_failures(client
         endpoint="/v1/responses",
         completion_window="24h",
         metadata={"orch_run": "r1"},
+        output_expires_after={"anchor": "created_at", "seconds": 7200},
     )
     assert created.status == "validating"
     assert created.expires_at == created.created_at + 24 * 3600
@@ -113,7 +114,9 @@ def test_a_batch_runs_every_line_through_responses_and_files_the_failures(client
     assert [e["custom_id"] for e in errors] == ["bad"]
     assert errors[0]["response"]["status_code"] == 400
     assert errors[0]["response"]["body"]["error"]["param"] == "temperature"
-    assert client.files.retrieve(batch.output_file_id).purpose == "batch_output"
+    output_file = client.files.retrieve(batch.output_file_id)
+    assert output_file.purpose == "batch_output"
+    assert output_file.expires_at == output_file.created_at + 7200
     assert created.id in [b.id for b in client.batches.list(limit=100)]
     with pytest.raises(BadRequestError):
         client.batches.cancel(created.id)
@@ -154,6 +157,13 @@ def test_create_refuses_what_it_cannot_run(client, tmp_path):
     with pytest.raises(BadRequestError, match="purpose 'batch'"):
         client.batches.create(
             input_file_id=other, endpoint="/v1/responses", completion_window="24h"
+        )
+    with pytest.raises(BadRequestError, match="output_expires_after.seconds"):
+        client.batches.create(
+            input_file_id=file_id,
+            endpoint="/v1/responses",
+            completion_window="24h",
+            output_expires_after={"anchor": "created_at", "seconds": 60},
         )
     with pytest.raises(NotFoundError):
         client.batches.retrieve("batch_missing")

@@ -129,8 +129,13 @@ class Batches:
         endpoint: str,
         completion_window: str,
         metadata: dict[str, str] | None,
+        output_expires_after: int | None = None,
     ) -> dict[str, Any]:
-        """Validate the request, store the batch (``validating``) and start executing it."""
+        """Validate the request, store the batch (``validating``) and start executing it.
+
+        ``output_expires_after`` (seconds) makes the output and error files expire that long
+        after they are made (their ``expires_at``).
+        """
         if endpoint not in KNOWN_ENDPOINTS:
             raise invalid_choice(endpoint, KNOWN_ENDPOINTS, "endpoint")
         if endpoint not in ENDPOINTS:
@@ -175,6 +180,7 @@ class Batches:
             "metadata": metadata or {},
             "model": None,
             "usage": None,
+            "_output_expires_after": output_expires_after,
         }
         self.store.insert("batch", batch)
         self._start(batch)
@@ -284,7 +290,11 @@ class Batches:
             if rows:
                 data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
                 name = f"{batch['id']}_{key.split('_')[0]}.jsonl"
-                files[key] = self.files.create(data.encode(), name, "batch_output")["id"]
+                file = self.files.create(data.encode(), name, "batch_output")
+                if batch.get("_output_expires_after"):
+                    file["expires_at"] = file["created_at"] + batch["_output_expires_after"]
+                    self.store.put(file)
+                files[key] = file["id"]
         if batch["status"] == "cancelling":
             ending = {"status": "cancelled", "cancelled_at": now}
         elif expired:

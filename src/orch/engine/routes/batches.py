@@ -115,10 +115,25 @@ async def create(request: Request) -> Response:
     endpoint = p.field(body, "endpoint", str, required=True, nullable=False)
     window = p.field(body, "completion_window", str, required=True, nullable=False)
     expires = p.field(body, "output_expires_after", dict)
+    seconds = None
     if expires is not None:
-        p.field(expires, "anchor", str, required=True, choices=("created_at",), param="anchor")
-        p.field(expires, "seconds", int, required=True, minimum=3600, maximum=2592000)
-    batch = batches_of(request).create(input_file_id, endpoint, window, p.metadata(body))
+        where = "output_expires_after."
+        p.check_keys(expires, frozenset({"anchor", "seconds"}), "output_expires_after")
+        p.field(
+            expires, "anchor", str, required=True, choices=("created_at",), param=where + "anchor"
+        )
+        seconds = p.field(
+            expires,
+            "seconds",
+            int,
+            required=True,
+            minimum=3600,
+            maximum=2592000,
+            param=where + "seconds",
+        )
+    batch = batches_of(request).create(
+        input_file_id, endpoint, window, p.metadata(body), output_expires_after=seconds
+    )
     return object_response(batch)
 
 
