@@ -220,6 +220,12 @@ def test_failed_lines_are_their_items_errors(project, engine):
     assert len(refused["steps"]) == 1
     errors = [b for b in batches(last_run(project)) if b.get("error_file_id")]
     assert len(errors) == 1 and errors[0]["request_counts"]["failed"] == 1
+    # a retry sends the failed items' requests again, in new batches of the same run
+    engine.reset_stats()
+    retried = invoke("retry", last_run(project).name)
+    assert retried.exit_code == 2, retried.output
+    assert engine.stats().get("POST /v1/batches") == 2  # step 1 of both, then the capped step
+    assert len(batches(last_run(project))) == 4
 
 
 def test_a_killed_batch_run_resumes_on_its_batch_in_flight(project, engine):

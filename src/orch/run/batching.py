@@ -145,8 +145,12 @@ class BatchRounds:
         stop: threading.Event,
         on_batch: Callable[[list[dict[str, Any]]], None],
         backoff: Backoff | None = None,
+        answered: frozenset[str] = frozenset(),
     ):
         self.client = client
+        #: keys of items recorded already (``orch retry`` runs them again): their requests
+        #: were answered and judged, so they go into new batches, never back to old ones
+        self.answered = answered
         self.run_dir = run_dir
         self.stop = stop
         self.on_batch = on_batch
@@ -234,7 +238,8 @@ class BatchRounds:
         fresh = []
         for pending in ready:
             batch_id, digest = known.get(pending.custom_id, (None, None))
-            if batch_id is not None and digest == body_hash(pending.params):
+            retried = pending.custom_id.rpartition("/")[0] in self.answered
+            if batch_id is not None and digest == body_hash(pending.params) and not retried:
                 groups.setdefault(batch_id, []).append(pending)
             else:
                 fresh.append(pending)
@@ -410,7 +415,8 @@ def execute_batched(
         meta["batch"] = {"pricing": "batch", "batches": batches}
         history.start_run(meta)
 
-    rounds = BatchRounds(ctx.conn.client, ctx.run_dir, ctx.stop, on_batch)
+    answered = frozenset(history.item_status(ctx.run_id))
+    rounds = BatchRounds(ctx.conn.client, ctx.run_dir, ctx.stop, on_batch, answered=answered)
     on_batch(rounds.journal.summary())
     items = ItemRunner(batch_context(ctx, rounds))
     reporter.start(ctx.run_id, ctx.pipeline.name, len(work), skipped)
