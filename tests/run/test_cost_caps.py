@@ -112,5 +112,17 @@ def test_items_in_flight_count_at_the_mean_cost_of_those_recorded():
     budget.charge(record)  # $4 spent, $2 per item
     assert budget.allows(in_flight=2)  # 4 + 2×2 = 8 < 10
     assert not budget.allows(in_flight=3)  # 4 + 3×2 = 10: the cap is reached
-    budget.preload([record] * 3)  # a resumed run's earlier records: spent, not sampled
-    assert budget.cost == 10.0 and not budget.allows(in_flight=0)
+    resumed = Budget(None, 20, {"a": "m"}, {})  # tokens only: no prices needed
+    resumed.preload([record] * 4)  # a resumed run's earlier records: spent, and sampled
+    assert resumed.tokens == 12
+    assert resumed.allows(in_flight=2)  # 12 + 2×3 = 18 < 20
+    assert not resumed.allows(in_flight=3)  # 12 + 3×3 = 21
+
+
+def test_a_batch_run_cannot_be_capped(project, invoke):
+    root = project(capped())
+    result = invoke("run", "capped", "--batch", "--max-tokens-total", "100")
+    assert result.exit_code == 2
+    assert "a batch run submits every item of a round at once" in result.output
+    with History(root) as history:
+        assert history.runs() == []

@@ -3,14 +3,15 @@
 Spend is what the run's item records say they used: each step's usage priced with the
 project's ``prices:`` (USD per million prompt / completion tokens) for the model the run
 recorded for the step's assistant — the same arithmetic as the reports' ``cost``. Every
-recorded attempt counts, a retried item's earlier record too: it was paid for.
+recorded attempt counts, a retried item's earlier record too: it was paid for. A batch run
+(``--batch``) cannot be capped: a round's batch holds every item at once, so it is refused.
 
 Before an item starts, the runner asks :meth:`Budget.allows` with the number of items in
-flight: their cost is not known yet, so each is estimated at the mean of the items recorded so
-far in this process (zero before the first one finishes, so the first ``concurrency`` items
-always start). Once recorded spend plus that estimate reaches a cap, no new item starts; those
-in flight finish and are recorded (they are paid for), and the run ends ``interrupted`` with
-``stop_reason: cost cap``, resumable with a higher cap.
+flight: their cost is not known yet, so each is estimated at the mean of the records so far
+(a resumed run's earlier ones included; zero before the first one, so a new run's first
+``concurrency`` items always start). Once recorded spend plus that estimate reaches a cap, no
+new item starts; those in flight finish and are recorded (they are paid for), and the run ends
+``interrupted`` with ``stop_reason: cost cap``, resumable with a higher cap.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Budget:
     prices: dict[str, tuple[float, float]]
     cost: float = 0.0
     tokens: int = 0
-    _seen: int = 0  # items charged by this process (the in-flight estimate's sample)
+    _seen: int = 0  # records charged (the in-flight estimate's sample)
     _seen_cost: float = 0.0
     _seen_tokens: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -72,11 +73,9 @@ class Budget:
         return cost, tokens
 
     def preload(self, records: Iterable[dict[str, Any]]) -> None:
-        """Count what the run recorded before this process (a resume); not in the estimate."""
+        """Count what the run recorded before this process (a resume), in the estimate too."""
         for record in records:
-            cost, tokens = self.spend_of(record)
-            self.cost += cost
-            self.tokens += tokens
+            self.charge(record)
 
     def charge(self, record: dict[str, Any]) -> None:
         """Count a record this process just wrote."""

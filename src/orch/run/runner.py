@@ -139,6 +139,12 @@ class PipelineRunner:
             {n: conn.assistant(self.project.assistant(n)).model for n in self.needed},
             dict(self.project.prices),
         )
+        if budget.capped and (options.batch or is_batch_run(self.history.run_dir(self.run_id))):
+            # a round's batch holds every item at once: nothing could stop it at the cap
+            raise UsageError(
+                "max_cost / max_tokens_total cap runs item by item, and a batch run submits "
+                "every item of a round at once; drop --batch, or the cap"
+            )
         if budget.capped and resumed:
             budget.preload(self.history.attempts(self.run_id))
         return budget
