@@ -33,7 +33,7 @@ def merge(project_dir, runs, as_json) -> int:
     \b
     Examples:
       orch merge 20261129-1200-aaaaaa 20261129-1200-bbbbbb
-      orch merge artifacts/shard-*/runs/*
+      orch merge artifacts/runs-*/*                run folders downloaded from CI
     """
     return merge_task(project_dir, list(runs), as_json)
 
