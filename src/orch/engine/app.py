@@ -178,7 +178,7 @@ def request_id() -> str:
 
 
 class DurableMiddleware:
-    """Holds each response back until the writes made before it are committed.
+    """Holds each response back until the writes made before it are on disk.
 
     The response's start waits for :meth:`orch.engine.store.Store.durable`, and so does each
     chunk of an event stream: a client never reads state that a crash could take back. When
@@ -197,9 +197,7 @@ class DurableMiddleware:
             return
         store = scope["app"].state.engine.store
         rid = request_id().encode()
-        started = False
-
-        streaming = False
+        started = streaming = False
 
         async def durable_send(message: Message) -> None:
             nonlocal started, streaming
