@@ -8,6 +8,7 @@ problems of every file before raising one ``ConfigError``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from orch.project.model import (
     parse_duration,
 )
 from orch.project.references import Scope, unknown_references
+from orch.targets import registry
 
 
 class Loader(Protocol):
@@ -185,7 +187,7 @@ class Checker:
             files.append((tool_name, tuple(f for f in found if f)))
         if not self.ok:
             return None
-        return Assistant(
+        assistant = Assistant(
             name=data["name"],
             model=data["model"],
             source=self.doc.display,
@@ -198,7 +200,25 @@ class Checker:
             files=tuple(sorted(files)),
             metadata=tuple(sorted((data.get("metadata") or {}).items())),
             max_tokens=data.get("max_tokens"),
+            reasoning=tuple(sorted((data.get("reasoning") or {}).items())),
         )
+        return replace(assistant, refusals=self.refusals(assistant))
+
+    def refusals(self, assistant: Assistant) -> tuple[tuple[str, tuple[Problem, ...]], ...]:
+        """Per target kind with rules, the fields of ``assistant`` it has no place for.
+
+        Located here, where the YAML's lines are known; reported where the assistant meets a
+        target of that kind (validate's default target, then plan, sync, run).
+        """
+        found = []
+        for kind in registry.ruled():
+            problems = tuple(
+                self.doc.problem(path, f"a target of kind {kind} has no place for it: {why}")
+                for path, why in registry.refusals(kind, assistant)
+            )
+            if problems:
+                found.append((kind, problems))
+        return tuple(found)
 
     def tool(self, path: tuple, spec: Any) -> Tool | None:
         """One tool entry as a :class:`Tool` (function parameters from the handler if needed)."""

@@ -206,6 +206,7 @@ class _ProjectLoader:
         target = self.environ.get("ORCH_TARGET") or settings.get("target") or "embedded"
         if config_doc:
             self._check_config(config_doc, dict(targets), target, assistants)
+        self._check_refusals(dict(targets), target, assistants)
         return Project(
             root=self.root,
             name=settings.get("project") or _default_project_name(self.root),
@@ -286,6 +287,21 @@ class _ProjectLoader:
             self._check_kind(config_doc, name, spec.get("kind"))
             if spec.get("script"):
                 self._check_script(config_doc, ("targets", name, "script"), spec["script"])
+
+    def _check_refusals(
+        self, targets: dict[str, Target], target: str, assistants: dict[str, Assistant]
+    ) -> None:
+        """The assistant fields the default target's kind has no place for, as problems.
+
+        ``orch sync`` would send every assistant there; another target (``--target``) is
+        checked when the command meets it (:meth:`orch.targets.registry.Connection.assistant`).
+        """
+        is_url = target.startswith(("http://", "https://"))  # an ad-hoc Assistants-v2 server
+        chosen = Target(target, "assistants", target) if is_url else targets.get(target)
+        if chosen is None:
+            return  # an unknown target is reported by _check_config
+        for assistant in assistants.values():
+            self.problems += assistant.refused_by(chosen.kind)
 
     def _check_kind(self, config_doc: Document, name: str, kind: object) -> None:
         """A target's kind must be one the registry knows (plugins and tests may add kinds)."""

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orch.errors import Problem
+
 SCHEMA_VERSION = 1
 
 
@@ -121,6 +123,11 @@ class Assistant:
     metadata: tuple[tuple[str, str], ...] = ()
     #: cap on the reply's tokens per run (``max_completion_tokens`` / ``max_output_tokens``)
     max_tokens: int | None = None
+    #: reasoning settings (``effort``, ``summary``), sent by targets of kind ``agents``
+    reasoning: tuple[tuple[str, str], ...] = ()
+    #: per target kind with rules: the declared fields it has no place for, located in the
+    #: YAML (found at load time; see :func:`orch.targets.registry.refusals`)
+    refusals: tuple[tuple[str, tuple[Problem, ...]], ...] = field(default=(), compare=False)
 
     def files_for(self, tool: str) -> tuple[LocalFile, ...]:
         """Files declared for ``tool`` (``file_search`` or ``code_interpreter``)."""
@@ -132,6 +139,10 @@ class Assistant:
             if tool.function and tool.function.name == name:
                 return tool.function
         return None
+
+    def refused_by(self, kind: str) -> tuple[Problem, ...]:
+        """What a target of ``kind`` cannot take from this assistant (empty: it takes it all)."""
+        return dict(self.refusals).get(kind, ())
 
     def canonical(self) -> dict:
         """Everything that defines the assistant remotely, as plain JSON-able data."""
@@ -148,6 +159,7 @@ class Assistant:
             "metadata": dict(self.metadata),
             # only when set, so assistants without it keep the identity they always had
             **({"max_tokens": self.max_tokens} if self.max_tokens is not None else {}),
+            **({"reasoning": dict(self.reasoning)} if self.reasoning else {}),
         }
 
     def fingerprint(self) -> str:
@@ -228,7 +240,6 @@ class Pipeline:
     pass_rate: float = 1.0
     stream: bool = True
     report: tuple[ReportOutput, ...] = ()
-
     #: budget caps (USD from ``prices:``; tokens): no new item starts once they are reached
     max_cost: float | None = None
     max_tokens_total: int | None = None

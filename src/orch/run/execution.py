@@ -102,6 +102,8 @@ class ItemRunner:
             return None
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the other items
             status, error = "error", _error_record(exc)
+        finally:
+            conv.close()
         if error is not None:
             error.setdefault("thread_id", conv.thread_id)
             error.setdefault("run_id", conv.run_id)
@@ -238,7 +240,10 @@ class ItemRunner:
             [],
             max_tokens=assistant.max_tokens,
         )
-        outcome = conv.step(turn)
+        try:
+            outcome = conv.step(turn)
+        finally:
+            conv.close()
         if outcome.status != "completed":
             message = (outcome.last_error or {}).get("message") or ""
             raise BackendError(

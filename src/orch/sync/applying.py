@@ -168,4 +168,6 @@ def wire_spec(
         "tools": [t.wire() for t in assistant.tools],
         "tool_resources": resources,
         "metadata": desired_fields(assistant, project)["metadata"],
+        # only when declared: the kinds that take it (agents) are the only ones it reaches
+        **({"reasoning": dict(assistant.reasoning)} if assistant.reasoning else {}),
     }

@@ -172,6 +172,8 @@ def _yaml_data(
         data["temperature"] = remote.temperature
     if remote.top_p not in (None, 1.0):
         data["top_p"] = remote.top_p
+    if remote.reasoning:
+        data["reasoning"] = dict(remote.reasoning)
     if remote.response_format not in (None, "auto"):
         fmt = remote.response_format
         data["response_format"] = fmt["type"] if isinstance(fmt, dict) and len(fmt) == 1 else fmt

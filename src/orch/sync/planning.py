@@ -203,7 +203,9 @@ def _comparable(
 
 
 def _diff(old: dict, new: dict) -> tuple[FieldDiff, ...]:
-    return tuple(FieldDiff(k, old.get(k), new.get(k)) for k in FIELDS if old.get(k) != new.get(k))
+    """The fields that differ: :data:`FIELDS` in order, then any a target adds (reasoning)."""
+    keys = [*FIELDS, *sorted((old.keys() | new.keys()) - set(FIELDS))]
+    return tuple(FieldDiff(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k))
 
 
 def plan(
@@ -292,7 +294,11 @@ def _plan_assistant(
         for dup in found
         if dup is not keep
     ]
-    diffs = _diff(remote_fields(keep, state, project, assistant), want)
+    # compared as the target stores them: a field it never keeps is no diff (orch_hash is)
+    diffs = _diff(
+        state.comparable(keep, remote_fields(keep, state, project, assistant)),
+        state.comparable(assistant, want),
+    )
     if not diffs:
         return [*changes, Change("unchanged", "assistant", assistant.name, keep.id)]
     drift = keep.metadata.get(META_HASH) == digest

@@ -45,6 +45,8 @@ class RemoteAssistant:
     tool_resources: dict
     metadata: dict[str, str]
     created_at: int = 0
+    #: reasoning settings (``effort``, ``summary``) where the server keeps them (saved agents)
+    reasoning: dict[str, str] | None = None
 
     def managed_by(self, project: str) -> bool:
         """Whether orch manages this object for ``project`` (by its metadata tags)."""
@@ -81,6 +83,18 @@ class RemoteState:
     assistants: list[RemoteAssistant] = field(default_factory=list)
     files: list[RemoteFile] = field(default_factory=list)
     vector_stores: list[RemoteVectorStore] = field(default_factory=list)
+
+    def comparable(self, source: Any, fields: dict[str, Any]) -> dict[str, Any]:
+        """An assistant's compared fields narrowed to what this target stores.
+
+        ``source`` is the declared Assistant or a RemoteAssistant, ``fields`` its comparable
+        form (:func:`orch.sync.planning.desired_fields` / ``remote_fields``).
+
+        The planner compares both sides through it. Assistants-v2 servers store every field;
+        a kind whose objects hold fewer or other ones returns a state that narrows them (saved
+        agents: :mod:`orch.targets.agents`), so a field the server never keeps is no diff.
+        """
+        return fields
 
 
 class FileStore(Protocol):

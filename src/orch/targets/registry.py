@@ -1,9 +1,13 @@
 """Target kinds: the one place that says what a ``kind:`` in orch.yml means.
 
 A kind is a module holding a :data:`KIND` (:class:`TargetKind`): how to open a connection, the
-sync backend, and the item session for runs. Sync, runs and validation ask this registry and
-never switch on a kind's name. Adding a kind is one module plus one line in :data:`KINDS`.
-Modules are imported on first use, so commands that never talk to a target stay fast.
+sync backend, the item session for runs, and the assistant fields it has no place for. Sync,
+runs and validation ask this registry and never switch on a kind's name. Adding a kind is one
+module plus one line in :data:`KINDS`. Modules are imported on first use, so commands that
+never talk to a target stay fast.
+
+A kind that refuses fields also names its rules in :data:`RULES`: ``orch validate`` asks them
+for every assistant without importing the kind modules (which load the OpenAI SDK).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orch.errors import UsageError
+from orch.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:  # annotations only: the registry imports no kind module up front
     from orch.project.model import Assistant, Project, Target
@@ -28,7 +32,20 @@ KINDS: dict[str, str] = {
     "engine": "orch.targets.engine",
     "assistants": "orch.targets.assistants",
     "responses": "orch.targets.responses",
+    "agents": "orch.targets.agents",
 }
+
+#: kind name → ``module:function`` of its ``refuse`` rules (see :attr:`TargetKind.refuse`),
+#: in a module cheap to import; kinds not named refuse nothing
+RULES: dict[str, str] = {
+    "engine": "orch.targets.agents.rules:refuse_agent_fields",
+    "assistants": "orch.targets.agents.rules:refuse_agent_fields",
+    "responses": "orch.targets.agents.rules:refuse_agent_fields",
+    "agents": "orch.targets.agents.rules:refuse",
+}
+
+#: what a kind's ``refuse`` returns: (field path in the assistant's YAML, why it cannot go there)
+Refusal = tuple[tuple[str | int, ...], str]
 
 _registered: dict[str, TargetKind] = {}
 
@@ -62,7 +79,14 @@ class Connection:
         return self.kind.session(self, settings)
 
     def assistant(self, assistant: Assistant) -> Assistant:
-        """``assistant`` as this target runs it: the model renamed by the target's ``models:``."""
+        """``assistant`` as this target runs it: the model renamed by the target's ``models:``.
+
+        ConfigError (``file:line: field: why``) when the kind has no place for a field the
+        assistant declares: nothing is sent that the target would drop.
+        """
+        refused = assistant.refused_by(self.kind.name)
+        if refused:
+            raise ConfigError(list(refused))
         model = self.target.model_for(assistant.model)
         if model == assistant.model:
             return assistant
@@ -84,6 +108,8 @@ class TargetKind:
     backend: Callable[[Connection], Backend]
     session: Callable[[Connection, SessionSettings], Session]
     rehearsal: Callable[[Target], bool] = lambda target: False
+    #: the declared fields of an assistant this kind has no place for (default: none)
+    refuse: Callable[[Assistant], list[Refusal]] = lambda assistant: []
 
 
 def names() -> list[str]:
@@ -100,6 +126,25 @@ def get(name: str) -> TargetKind:
         hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(names())})"
         raise UsageError(f"unknown target kind {name!r}{hint}")
     return importlib.import_module(KINDS[name]).KIND
+
+
+def ruled() -> list[str]:
+    """The kinds that may refuse assistant fields: those in :data:`RULES`, and registered ones."""
+    return [*RULES, *(name for name in _registered if name not in RULES)]
+
+
+def refusals(name: str, assistant: Assistant) -> list[Refusal]:
+    """The fields of ``assistant`` that kind ``name`` has no place for, with the reasons.
+
+    Built-in kinds are asked through :data:`RULES`, so no kind module (nor the SDK) is loaded;
+    a registered kind through its :attr:`TargetKind.refuse`.
+    """
+    if name in _registered:
+        return list(_registered[name].refuse(assistant))
+    if name not in RULES:
+        return []
+    module, _, function = RULES[name].partition(":")
+    return list(getattr(importlib.import_module(module), function)(assistant))
 
 
 def register(kind: TargetKind) -> None:

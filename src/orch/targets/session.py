@@ -172,6 +172,12 @@ class Session:
     def cancel(self) -> None:
         """Stop the work in flight, if the API allows (best effort)."""
 
+    def close(self) -> None:
+        """The item is over: release what the session holds on the server; never raises.
+
+        By default there is nothing to release; agent sessions are deleted here.
+        """
+
     # -- shared mechanics ----------------------------------------------------------------------
 
     def nonce(self) -> str:
