@@ -1,6 +1,7 @@
 """Time to the first streamed text delta: through the engine's openai-chat model vs direct.
 
 Usage: python bench/first_token.py [--samples 20] [--first-token-ms 250] [--token-ms 14]
+       python bench/first_token.py --upstream-url http://127.0.0.1:8080/v1   (a real server)
 
 Starts the strict upstream double of the tests (tests/engine/upstream.py) on a loopback port,
 answering token by token: ``--first-token-ms`` before the first token (the prompt's
@@ -14,13 +15,16 @@ to the first non-empty text delta:
 - responses: ``responses.create(stream=True)`` on the same engine, until the first
   ``response.output_text.delta``.
 
-Prints the medians, p95s and the ratio to direct (the goal is at most 1.2).
+Prints the medians, p95s and the ratio to direct (the goal is at most 1.2). With
+``--upstream-url`` the same is measured against that server (llama.cpp, Ollama, vLLM on
+loopback) instead of the double.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -49,11 +53,12 @@ async def direct(client: AsyncOpenAI) -> float:
         stream=True,
         max_completion_tokens=20,
     )
-    async with stream:
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                first = time.perf_counter() - start
-                break
+    first = None
+    # read to the end, as the engine does: some servers (llama-cpp-python) answer the request
+    # after an abandoned stream with an empty one
+    async for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - start
     return first
 
 
@@ -89,7 +94,10 @@ async def through_responses(client: AsyncOpenAI) -> float:
 
 async def sample(measure, client: AsyncOpenAI, samples: int) -> list[float]:
     await measure(client)  # warm up connections and code paths
-    return [await measure(client) for _ in range(samples)]
+    times = [await measure(client) for _ in range(samples)]
+    if None in times:
+        raise SystemExit(f"{measure.__name__}: a stream brought no text")
+    return times
 
 
 def line(name: str, times: list[float], base: float | None) -> str:
@@ -116,20 +124,25 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--first-token-ms", type=float, default=250.0)
     parser.add_argument("--token-ms", type=float, default=14.0)
+    parser.add_argument("--upstream-url", help="a real Chat Completions server instead")
     args = parser.parse_args()
     double = StrictUpstream(
         token_delay=args.token_ms / 1000, first_token_delay=args.first_token_ms / 1000
     )
-    print(
-        f"upstream: first token after {args.first_token_ms:g} ms, then one every "
-        f"{args.token_ms:g} ms; {args.samples} samples each"
-    )
-    with (
-        serving(double) as url,
-        tempfile.TemporaryDirectory() as tmp,
-        start_engine(Path(tmp) / "bench.db", model="openai-chat", upstream_base_url=url) as eng,
-    ):
-        asyncio.run(bench(args.samples, url, eng.base_url))
+    with contextlib.ExitStack() as stack:
+        if args.upstream_url:
+            url = args.upstream_url
+            print(f"upstream: {url}; {args.samples} samples each")
+        else:
+            url = stack.enter_context(serving(double))
+            print(
+                f"upstream: the double, first token after {args.first_token_ms:g} ms, then "
+                f"one every {args.token_ms:g} ms; {args.samples} samples each"
+            )
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        db = Path(tmp) / "bench.db"
+        engine = stack.enter_context(start_engine(db, model="openai-chat", upstream_base_url=url))
+        asyncio.run(bench(args.samples, url, engine.base_url))
     if double.rejected:
         raise SystemExit(f"the upstream rejected {len(double.rejected)} request(s)")
 

@@ -35,6 +35,8 @@ def strict(double: StrictUpstream):
     seen = len(double.rejected)
     yield
     double.token_delay, double.first_token_delay, double.unsupported = 0.0, 0.0, frozenset()
+    double.honours = frozenset({"max_completion_tokens", "max_tokens"})
+    double.refuses_max_tokens = False
     assert double.rejected[seen:] == []
 
 
@@ -180,10 +182,52 @@ def test_max_completion_tokens_cuts_the_reply(double: StrictUpstream, chat_clien
     )
     assert run.status == "incomplete"
     assert run.incomplete_details.reason == "max_completion_tokens"
-    assert double.requests[-1]["max_completion_tokens"] == 7
+    sent = double.requests[-1]
+    assert sent["max_completion_tokens"] == sent["max_tokens"] == 7
     reply = reply_of(chat_client, thread.id)
     assert reply.status == "incomplete" and reply.incomplete_details.reason == "max_tokens"
     assert len(tokens_of(reply.content[0].text.value)) == 7
+
+
+@pytest.mark.parametrize("honours", [{"max_tokens"}, {"max_completion_tokens"}, set()])
+def test_the_limit_holds_whichever_name_the_server_takes(
+    double: StrictUpstream, chat_client: OpenAI, honours: set[str]
+):
+    double.honours = frozenset(honours)
+    double.token_delay = 0.005  # slow enough for the cut-off to close the stream early
+    asst = chat_client.beta.assistants.create(model="llama3")
+    thread = chat_client.beta.threads.create(messages=[{"role": "user", "content": "an essay"}])
+    run = chat_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=asst.id, max_completion_tokens=5, poll_interval_ms=20
+    )
+    assert run.status == "incomplete"
+    text = reply_of(chat_client, thread.id).content[0].text.value
+    # a server that obeys neither is cut off at twice the limit (deltas are about tokens)
+    assert len(tokens_of(text)) == (5 if honours else 10)
+    if not honours:
+        exchange = double.exchanges[-1]
+        deadline = time.monotonic() + 3
+        while not exchange.aborted and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert exchange.aborted
+
+
+def test_a_server_refusing_max_tokens_gets_max_completion_tokens(
+    double: StrictUpstream, tmp_path: Path
+):
+    double.refuses_max_tokens = True
+    with start_engine(tmp_path / "e.db", model="openai-chat", upstream_base_url=double.url) as e:
+        client = OpenAI(base_url=e.base_url, api_key="x", max_retries=0)
+        asst = client.beta.assistants.create(model="o4")
+        before = len(double.exchanges)
+        for _ in range(2):
+            thread = client.beta.threads.create(messages=[{"role": "user", "content": "essay"}])
+            run = client.beta.threads.runs.create_and_poll(
+                thread_id=thread.id, assistant_id=asst.id, max_completion_tokens=4
+            )
+            assert run.status == "incomplete"
+    sent = [(x.status, "max_tokens" in x.body) for x in double.exchanges[before:]]
+    assert sent == [(400, True), (200, False), (200, False)]  # asked once, remembered
 
 
 def test_text_streams_token_by_token(double: StrictUpstream, chat_client: OpenAI):
@@ -212,6 +256,7 @@ def test_cancel_closes_the_upstream_request(double: StrictUpstream, chat_client:
         for event in stream:
             if event.event == "thread.message.delta":
                 run_id = stream.current_run.id
+                first = event.data.delta.content[0].text.value
                 break
     exchange = double.exchanges[-1]
     chat_client.beta.threads.runs.cancel(thread_id=thread.id, run_id=run_id)
@@ -221,6 +266,9 @@ def test_cancel_closes_the_upstream_request(double: StrictUpstream, chat_client:
     assert exchange.aborted and exchange.tokens < 100
     run = chat_client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run_id)
     assert run.status == "cancelled"
+    kept = reply_of(chat_client, thread.id)  # what the client saw stays in the message
+    assert kept.status == "incomplete" and kept.incomplete_details.reason == "run_cancelled"
+    assert kept.content[0].text.value.startswith(first)
 
 
 def test_expiry_closes_the_upstream_request(double: StrictUpstream, tmp_path: Path):

@@ -90,6 +90,10 @@ class StrictUpstream:
         self.token_delay = token_delay
         self.first_token_delay = first_token_delay
         self.unsupported = unsupported  # response_format types it answers with a 500
+        # The token limits it obeys (llama-cpp-python: only max_tokens), and whether it
+        # refuses max_tokens (OpenAI's reasoning models).
+        self.honours = frozenset({"max_completion_tokens", "max_tokens"})
+        self.refuses_max_tokens = False
         self.exchanges: list[Exchange] = []
         self.rejected: list[tuple[Any, str]] = []
         self.embedded: list[list[str]] = []
@@ -122,6 +126,14 @@ class StrictUpstream:
             return _error(400, message, getattr(exc, "param", None))
         exchange = Exchange(body)
         self.exchanges.append(exchange)
+        if self.refuses_max_tokens and "max_tokens" in body:
+            exchange.status = 400
+            return _error(
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "max_tokens",
+            )
         fmt = (body.get("response_format") or {}).get("type")
         reply = answer(body, self._flaky)
         if fmt in self.unsupported:
@@ -139,7 +151,8 @@ class StrictUpstream:
 
     def _limited(self, body: dict[str, Any], reply: Reply) -> tuple[list[str], list, str]:
         """The reply's text tokens and tool calls within the token limit, and finish_reason."""
-        limit = body.get("max_completion_tokens") or body.get("max_tokens") or math.inf
+        limits = [body[k] for k in self.honours if body.get(k)]
+        limit = min(limits, default=math.inf)
         tokens = tokens_of(reply.text)
         if reply.tool_calls:
             pieces = [(name, re.findall(r".{1,8}", args, re.S)) for name, args in reply.tool_calls]
@@ -275,7 +288,9 @@ class StrictUpstream:
 @contextmanager
 def serving(upstream: StrictUpstream) -> Iterator[str]:
     """Run the double on a free loopback port; yields its base URL (``.../v1``)."""
-    sock = socket.socket()
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it each token waits for the client's delayed ACK (40 ms), as no real server does.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(upstream.app(), log_config=None, log_level="warning")
     server = uvicorn.Server(config)

@@ -89,9 +89,7 @@ class HostedTools:
         self.by_type: dict[str, str] = {}
         if "file_search" in kinds and FILE_SEARCH not in taken:
             self.by_type["file_search"] = FILE_SEARCH
-        # getattr: contexts built without a sandbox lack these fields
-        self.run_code = getattr(ctx, "run_code", None)
-        if "code_interpreter" in kinds and PYTHON not in taken and self.run_code is not None:
+        if "code_interpreter" in kinds and PYTHON not in taken and ctx.run_code is not None:
             self.by_type["code_interpreter"] = PYTHON
         self.limit, self.ranking = search_settings(ctx.run.get("tools", []))
         self.searches: list[SearchCall] = []
@@ -102,8 +100,7 @@ class HostedTools:
         if FILE_SEARCH in self.by_type.values():
             out.append(FILE_SEARCH_TOOL)
         if PYTHON in self.by_type.values():
-            where = getattr(self.ctx, "code_dir", None)
-            out.append(python_tool(where, getattr(self.ctx, "code_files", None) or []))
+            out.append(python_tool(self.ctx.code_dir, self.ctx.code_files))
         return out
 
     def handles(self, name: str) -> bool:
@@ -132,9 +129,9 @@ class HostedTools:
 
     async def _python(self, call: UpstreamCall) -> str:
         code = _argument(call.arguments, "code")
-        if code is None or self.run_code is None:
+        if code is None or self.ctx.run_code is None:
             return 'Error: give the code to run as {"code": "..."}.'
-        ran = CodeCall.ran(code, await self.run_code(code))
+        ran = CodeCall.ran(code, await self.ctx.run_code(code))
         await self.ctx.emit_call(ran)
         logs = ran.logs or ""
         if len(logs) > LOG_CHARS:

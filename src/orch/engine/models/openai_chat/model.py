@@ -102,7 +102,7 @@ class OpenAIChatModel:
         for round_no in range(MAX_HOSTED_ROUNDS + 1):
             request = {**base, "messages": chat + rounds}
             if ctx.max_output_tokens:
-                request["max_completion_tokens"] = max(1, ctx.max_output_tokens - used[1])
+                self.upstream.limit(request, max(1, ctx.max_output_tokens - used[1]))
             if round_no == MAX_HOSTED_ROUNDS and "tools" in request:
                 request["tool_choice"] = "none"
             done = await self.upstream.complete(request, ctx.emit_text)

@@ -113,7 +113,7 @@ def _tool_choice(choice: Any, hosted: dict[str, str]) -> Any:
 
 
 def settings(ctx: TurnContext, tools: list[dict[str, Any]], hosted: dict[str, str]) -> dict:
-    """The request's parameters besides ``messages`` and streaming.
+    """The request's parameters besides ``messages``, streaming and the token limit.
 
     ``tools`` are the chat tools offered (functions, then hosted tools as functions);
     ``hosted`` maps a hosted tool type to its function name, for a ``tool_choice`` naming it.
@@ -126,8 +126,6 @@ def settings(ctx: TurnContext, tools: list[dict[str, Any]], hosted: dict[str, st
     seed = _seed(ctx)
     if seed is not None:
         out["seed"] = seed
-    if ctx.max_output_tokens:
-        out["max_completion_tokens"] = ctx.max_output_tokens
     choice = _tool_choice(run.get("tool_choice"), hosted)
     if tools and choice != "none":
         out["tools"] = tools

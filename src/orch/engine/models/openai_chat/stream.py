@@ -5,6 +5,11 @@ arrives and gathering tool calls from their deltas. The HTTP response is closed 
 call ends: when the turn's task is cancelled (a cancelled run, an expired one, a shutdown)
 the connection goes, and a server that watches it (llama.cpp, vLLM) stops generating.
 
+The reply's token limit goes as ``max_completion_tokens`` and as ``max_tokens`` too, the only
+name llama-cpp-python and older servers know (they ignore the other); a server that refuses
+``max_tokens`` (OpenAI's reasoning models) gets the request again without it, and never again
+after. A server that honours neither is cut off at twice the limit in deltas.
+
 Errors fail fast. A 4xx is the request's fault: the turn fails with the upstream's message,
 code ``invalid_prompt`` (a client does not retry that). A 429 is ``rate_limit_exceeded``. A
 5xx or a lost connection is tried once more; the same 5xx message twice is deterministic
@@ -64,6 +69,23 @@ class Upstream:
     def __init__(self, client: openai.AsyncOpenAI, base_url: str):
         self.client = client
         self.base_url = base_url
+        self.max_tokens_ok = True  # until the server says otherwise
+
+    def limit(self, request: dict[str, Any], tokens: int) -> None:
+        """Set the request's output token limit, under the names this server takes."""
+        request["max_completion_tokens"] = tokens
+        if self.max_tokens_ok:
+            request["max_tokens"] = tokens
+
+    def _refuses_max_tokens(self, request: dict[str, Any], exc: openai.APIStatusError) -> bool:
+        """Whether a 400 is about ``max_tokens`` (then it is dropped from ``request``)."""
+        if exc.status_code != 400 or "max_tokens" not in request:
+            return False
+        if "'max_tokens'" not in _message(exc) and '"max_tokens"' not in _message(exc):
+            return False
+        self.max_tokens_ok = False
+        del request["max_tokens"]
+        return True
 
     async def complete(
         self, request: dict[str, Any], on_text: Callable[[str], Awaitable[None]]
@@ -72,7 +94,12 @@ class Upstream:
         previous: str | None = None
         for attempt in (1, 2):
             try:
-                return await self._stream(request, on_text)
+                try:
+                    return await self._stream(request, on_text)
+                except openai.BadRequestError as exc:
+                    if not self._refuses_max_tokens(request, exc):
+                        raise
+                    return await self._stream(request, on_text)
             except openai.RateLimitError as exc:
                 raise ModelError(
                     f"upstream rate limit: {_message(exc)}", "rate_limit_exceeded"
@@ -105,6 +132,9 @@ class Upstream:
         out = Completion()
         text: list[str] = []
         calls: dict[int, UpstreamCall] = {}
+        # deltas are about tokens; twice the limit in deltas means the limit was ignored
+        cutoff = 2 * request.get("max_completion_tokens", 0) or None
+        deltas = 0
         # ``async with`` closes the response on every exit, cancellation included.
         async with stream:
             try:
@@ -120,6 +150,10 @@ class Upstream:
                             _gather(calls, tc)
                         if choice.finish_reason:
                             out.finish_reason = choice.finish_reason
+                        deltas += bool(delta.content or delta.tool_calls)
+                    if cutoff and deltas >= cutoff and out.finish_reason is None:
+                        out.finish_reason = "length"
+                        break  # leaving ``async with`` closes the request
             except openai.APIError as exc:  # the SDK wraps the HTTP library's read errors
                 # mid-stream: text may have gone to the client already, so no retry
                 raise ModelError(f"upstream stream broke ({self.base_url}): {exc}") from exc
