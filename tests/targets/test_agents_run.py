@@ -9,7 +9,10 @@ doubled a turn.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,10 @@ from openai import OpenAI
 
 from orch.cli import main
 from orch.engine.server import EngineHandle, start_engine
+from orch.project.model import Assistant
+from orch.targets.agents.session import AgentSession
+from orch.targets.client import sdk_client
+from orch.targets.session import SessionSettings, ThreadLedger, Turn
 
 from ..run.chaos import ChaosProxy
 
@@ -211,3 +218,48 @@ def test_steps_an_agent_has_no_place_for_are_refused(make_project, engine):
     assert code == 2
     [error] = {r["error"]["message"] for r in records(Path.cwd())}
     assert error == "a step on an agents target has no max_tokens: turns have no cap"
+
+
+class LeftBehind(ThreadLedger):
+    """The ledger of a killed process: it had noted ``session_id`` for the item."""
+
+    def __init__(self, session_id: str):
+        self.session_id = session_id
+
+    def adopted(self) -> str | None:
+        return self.session_id
+
+
+def test_a_resumed_item_adopts_its_session_and_turns(engine, sdk, tmp_path):
+    """The killed process had created the session (its first step's turn done): the resumed
+    item takes that turn as its first step's and asks only for the second."""
+    agent = sdk.beta.agents.create(model="gpt-5", name="echoer", metadata={"orch_name": "e"})
+    left = sdk.beta.agents.sessions.create(
+        environment={"type": "none"}, agent_id=agent.id, input="first question"
+    )
+    deadline = time.monotonic() + 10
+    while sdk.beta.agents.sessions.retrieve(left.id).status != "idle":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with ThreadPoolExecutor(2) as pool, sdk_client(base_url=engine.base_url, api_key="x") as c:
+        settings = SessionSettings(
+            stream=True,
+            deadline=time.monotonic() + 30,
+            handler_pool=pool,
+            files_dir=tmp_path,
+            root=tmp_path,
+            stop=threading.Event(),
+            ledger=LeftBehind(left.id),
+        )
+        conv = AgentSession(c, settings, keep=True)
+        echoer = Assistant(name="echoer", model="gpt-5", source="assistants/echoer.yml")
+        outputs = [
+            conv.step(Turn(echoer, agent.id, [{"type": "text", "text": text}], [])).output
+            for text in ("first question", "second question")
+        ]
+    assert outputs == ["echo: first question", "echo: second question"]
+    assert conv.thread_id == left.id
+    assert [s.id for s in sdk.beta.agents.sessions.list(limit=10).data] == [left.id]
+    statuses, users = transcript(sdk, left.id)
+    assert statuses == ["completed", "completed"]
+    assert users == ["first question", "second question"]
