@@ -95,7 +95,7 @@ def test_thread_becomes_chat_messages(double: StrictUpstream, chat_client: OpenA
     assert (run.usage.prompt_tokens, run.usage.completion_tokens) == exchange.usage
     reply = reply_of(chat_client, thread.id)
     assert reply.content[0].text.value == "echo: hello"
-    assert reply.metadata == {"orch_model": "openai-chat"}
+    assert reply.metadata == {}
     sent = exchange.body
     assert sent["model"] == "llama3" and sent["temperature"] == 0.3
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}

@@ -279,7 +279,7 @@ class StepWriter:
             assistant_id=run["assistant_id"],
             run_id=run["id"],
             attachments=[{"file_id": f, "tools": tools} for f in outputs.values()],
-            metadata={"orch_model": self.model_name},
+            metadata={},  # the client's to set: OpenAI returns {} (the run names the model)
             done=False,
         )
         step = self.open_step(

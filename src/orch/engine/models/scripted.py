@@ -1,8 +1,7 @@
 """The ``scripted`` model: deterministic rules from a YAML script (schemas/script.schema.json).
 
 The first rule whose ``when`` matches the last user message answers; ``default`` answers
-otherwise. It is a rehearsal model, not an AI: the built-in replies start with ``[scripted]``
-and every assistant message it writes carries ``metadata.orch_model = "scripted"``.
+otherwise. It is a rehearsal model, not an AI: the built-in replies start with ``[scripted]``.
 """
 
 from __future__ import annotations
