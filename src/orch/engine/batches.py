@@ -136,26 +136,7 @@ class Batches:
         ``output_expires_after`` (seconds) makes the output and error files expire that long
         after they are made (their ``expires_at``).
         """
-        if endpoint not in KNOWN_ENDPOINTS:
-            raise invalid_choice(endpoint, KNOWN_ENDPOINTS, "endpoint")
-        if endpoint not in ENDPOINTS:
-            raise bad_request(
-                f"The engine executes batches for {', '.join(ENDPOINTS)} only, not {endpoint}.",
-                "endpoint",
-                "unsupported_value",
-            )
-        if completion_window != "24h":
-            raise invalid_choice(completion_window, ("24h",), "completion_window")
-        file = self.store.get("file", input_file_id)
-        if file is None:
-            raise ApiError(404, f"No such File object: {input_file_id}", param="input_file_id")
-        if file["purpose"] != "batch":
-            raise bad_request(
-                f"File {input_file_id} has purpose '{file['purpose']}'; a batch's input file "
-                "must be uploaded with purpose 'batch'.",
-                "input_file_id",
-                "invalid_value",
-            )
+        self._check(input_file_id, endpoint, completion_window)
         now = int(time.time())
         batch = {
             "id": new_id("batch"),
@@ -185,6 +166,29 @@ class Batches:
         self.store.insert("batch", batch)
         self._start(batch)
         return batch
+
+    def _check(self, input_file_id: str, endpoint: str, completion_window: str) -> None:
+        """400/404 for a batch the engine cannot run: endpoint, window, input file."""
+        if endpoint not in KNOWN_ENDPOINTS:
+            raise invalid_choice(endpoint, KNOWN_ENDPOINTS, "endpoint")
+        if endpoint not in ENDPOINTS:
+            raise bad_request(
+                f"The engine executes batches for {', '.join(ENDPOINTS)} only, not {endpoint}.",
+                "endpoint",
+                "unsupported_value",
+            )
+        if completion_window != "24h":
+            raise invalid_choice(completion_window, ("24h",), "completion_window")
+        file = self.store.get("file", input_file_id)
+        if file is None:
+            raise ApiError(404, f"No such File object: {input_file_id}", param="input_file_id")
+        if file["purpose"] != "batch":
+            raise bad_request(
+                f"File {input_file_id} has purpose '{file['purpose']}'; a batch's input file "
+                "must be uploaded with purpose 'batch'.",
+                "input_file_id",
+                "invalid_value",
+            )
 
     def get(self, batch_id: str) -> dict[str, Any] | None:
         """The stored batch, or None."""
