@@ -36,7 +36,7 @@ def strict(double: StrictUpstream):
     yield
     double.token_delay, double.first_token_delay, double.unsupported = 0.0, 0.0, frozenset()
     double.honours = frozenset({"max_completion_tokens", "max_tokens"})
-    double.refuses_max_tokens = False
+    double.refuses_max_tokens = double.llama_cpp_python_chunks = False
     assert double.rejected[seen:] == []
 
 
@@ -127,7 +127,11 @@ def test_function_tools_round_trip(double: StrictUpstream, chat_client: OpenAI):
     )
 
 
-def test_function_calls_over_many_rounds(double: StrictUpstream, chat_client: OpenAI):
+@pytest.mark.parametrize("llama_cpp_python", [False, True])
+def test_function_calls_over_many_rounds(
+    double: StrictUpstream, chat_client: OpenAI, llama_cpp_python: bool
+):
+    double.llama_cpp_python_chunks = llama_cpp_python  # names repeated in every delta
     thread, run = run_once(chat_client, "chain 4 please", tools=[STEP, WEATHER])
     for n in range(1, 5):
         assert run.status == "requires_action", run.last_error
@@ -171,6 +175,17 @@ def test_run_settings_go_upstream(double: StrictUpstream, chat_client: OpenAI):
     assert sent["parallel_tool_calls"] is False
     assert sent["response_format"] == {"type": "json_object"}
     assert (sent["temperature"], sent["top_p"], sent["seed"]) == (0.1, 0.5, 42)
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+    run = chat_client.beta.threads.runs.submit_tool_outputs_and_poll(
+        thread_id=thread.id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "{}"}],
+        poll_interval_ms=20,
+    )
+    # the forced call is made once; then the model chooses (here: Oslo, one call at a time)
+    assert double.requests[-1]["tool_choice"] == "auto"
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+    assert json.loads(call.function.arguments) == {"city": "Oslo"}
     chat_client.beta.threads.runs.cancel(thread_id=thread.id, run_id=run.id)
 
 

@@ -94,6 +94,9 @@ class StrictUpstream:
         # refuses max_tokens (OpenAI's reasoning models).
         self.honours = frozenset({"max_completion_tokens", "max_tokens"})
         self.refuses_max_tokens = False
+        # llama-cpp-python's tool-call chunks: id, type and name again in every delta, and
+        # the legacy function_call beside tool_calls
+        self.llama_cpp_python_chunks = False
         self.exchanges: list[Exchange] = []
         self.rejected: list[tuple[Any, str]] = []
         self.embedded: list[list[str]] = []
@@ -155,7 +158,7 @@ class StrictUpstream:
         limit = min(limits, default=math.inf)
         tokens = tokens_of(reply.text)
         if reply.tool_calls:
-            pieces = [(name, re.findall(r".{1,8}", args, re.S)) for name, args in reply.tool_calls]
+            pieces = [(name, re.findall(r".{1,4}", args, re.S)) for name, args in reply.tool_calls]
             cost = sum(len(p) for _, p in pieces)
             if cost > limit:
                 return [], [(n, p[: int(limit)]) for n, p in pieces[:1]], "length"
@@ -185,6 +188,15 @@ class StrictUpstream:
         for i, (name, pieces) in enumerate(calls):
             call_id = f"call_up_{next(self._ids)}"
             head = {"index": i, "id": call_id, "type": "function"}
+            if self.llama_cpp_python_chunks:
+                deltas.extend(
+                    {
+                        "function_call": {"name": name, "arguments": p},
+                        "tool_calls": [{**head, "function": {"name": name, "arguments": p}}],
+                    }
+                    for p in pieces
+                )
+                continue
             deltas.append({"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
             deltas.extend(
                 {"tool_calls": [{"index": i, "function": {"arguments": p}}]} for p in pieces

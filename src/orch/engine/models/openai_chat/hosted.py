@@ -65,12 +65,12 @@ def python_tool(code_dir: str | None, files: list[str]) -> dict[str, Any]:
     }
 
 
-def _argument(arguments: str, key: str) -> str | None:
-    """``arguments[key]`` when they are a JSON object; the raw text when they are not JSON."""
+def _argument(arguments: str, key: str, raw: bool = False) -> str | None:
+    """``arguments[key]`` when they are a JSON object; with ``raw``, text that is not JSON."""
     try:
         parsed = json.loads(arguments or "{}")
     except ValueError:
-        return arguments.strip() or None
+        return (arguments.strip() or None) if raw else None
     if isinstance(parsed, dict):
         value = parsed.get(key)
         if isinstance(value, list):  # "queries": [...] and the like
@@ -114,7 +114,7 @@ class HostedTools:
         return await self._python(call)
 
     async def _search(self, call: UpstreamCall) -> str:
-        query = _argument(call.arguments, "query") or self.ctx.user_text
+        query = _argument(call.arguments, "query", raw=True) or self.ctx.user_text
         hits = await self.ctx.search(query, self.limit, self.ranking)
         n = len(self.searches)
         search = SearchCall(query, hits, self.ranking.recorded())
@@ -130,7 +130,8 @@ class HostedTools:
     async def _python(self, call: UpstreamCall) -> str:
         code = _argument(call.arguments, "code")
         if code is None or self.ctx.run_code is None:
-            return 'Error: give the code to run as {"code": "..."}.'
+            # broken JSON is not run as code: it would only ever be a syntax error
+            return 'Error: the arguments must be a JSON object: {"code": "<python code>"}.'
         ran = CodeCall.ran(code, await self.ctx.run_code(code))
         await self.ctx.emit_call(ran)
         logs = ran.logs or ""

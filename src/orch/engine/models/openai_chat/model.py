@@ -105,6 +105,12 @@ class OpenAIChatModel:
                 self.upstream.limit(request, max(1, ctx.max_output_tokens - used[1]))
             if round_no == MAX_HOSTED_ROUNDS and "tools" in request:
                 request["tool_choice"] = "none"
+            elif (round_no or ctx.tool_outputs) and request.get("tool_choice") not in (
+                None,
+                "none",
+            ):
+                # a forced tool is called once: with its result the model may answer
+                request["tool_choice"] = "auto"
             done = await self.upstream.complete(request, ctx.emit_text)
             for i, n in enumerate(_usage(request, done)):
                 used[i] += n

@@ -163,15 +163,17 @@ class Upstream:
 
 
 def _gather(calls: dict[int, UpstreamCall], delta: Any) -> None:
-    """Add one tool-call delta to the call it continues (by index)."""
+    """Add one tool-call delta to the call it continues (by index).
+
+    The id and name come whole in a call's first delta; llama-cpp-python repeats them in every
+    delta, so later ones are not appended (only the arguments are streamed in pieces).
+    """
     call = calls.get(delta.index)
     if call is None:
         call = calls[delta.index] = UpstreamCall(delta.id or f"call_{delta.index}", "")
-    elif delta.id and not call.id:
-        call.id = delta.id
     fn = delta.function
     if fn is not None:
-        if fn.name:
-            call.name += fn.name
+        if fn.name and not call.name:
+            call.name = fn.name
         if fn.arguments:
             call.arguments += fn.arguments
