@@ -185,12 +185,14 @@ class Isolation:
                 args += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
-        made: set[str] = set()
+        # /tmp first: a runtime that lives under /tmp (a checkout there, its venv) is bound
+        # on top of the fresh tmpfs instead of being hidden by it
+        args += ["--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp"]
+        made: set[str] = {"/tmp"}
         for path in (*_SYSTEM_ETC, *_runtime_dirs()):
             if os.path.exists(path):
                 args += [*_dirs_leading_to(path, made), "--ro-bind", path, path]
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp"]
         for source, target in (
             (workspace.data, MOUNT_DATA),
             (workspace.home, MOUNT_HOME),
