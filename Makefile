@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/first_token.py
+	$(BIN)/python bench/upload_memory.py
 
 # Opt-in, not part of `make test`: orch's pipelines through the engine in front of a real model
 # (SmolLM2-135M-Instruct on llama-cpp-python's server, loopback only). The model server lives in
