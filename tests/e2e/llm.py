@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import re
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from tests.e2e.project import JSON_VARIANT, make_project
 from tests.e2e.wiretap import Wiretap
 
 ROOT = Path(__file__).resolve().parents[2]
+_EXCEPTION = re.compile(r"^[A-Za-z_.]*(Error|Exception): .+")
 PIPELINES = ["quickstart", "weather", JSON_VARIANT, "sales-chart"]
 
 
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwork directory: {workdir}" + ("" if keep else " (removed)"))
     if not keep:
         shutil.rmtree(workdir, ignore_errors=True)
+    if problems and (workdir / "llama-server.log").is_file():
+        for line in server_errors(workdir / "llama-server.log"):
+            print(f"model server log: {line}")
     if problems:
         print(f"\nE2E-LLM: BROKE — {len(problems)} infrastructure problem(s):")
         for problem in problems:
@@ -80,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("\nE2E-LLM: every pipeline ran to completion (assertion failures are the model's)")
     return 0
+
+
+def server_errors(log: Path) -> list[str]:
+    """The distinct exception lines in the model server's log (why it answered badly)."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    found = [m.group(0) for line in lines if (m := _EXCEPTION.match(line.strip(" |")))]
+    return list(dict.fromkeys(found))[:3]
 
 
 def run_all(args: argparse.Namespace, workdir: Path, tap: Wiretap) -> list[str]:
