@@ -169,7 +169,7 @@ class GroupCommit:
             return
         if self._wal_fd is None:
             self._wal_fd = os.open(self._wal, os.O_RDONLY)
-            _fsync_dir(self._wal.parent)
+            fsync_path(self._wal.parent)
         os.fsync(self._wal_fd)
 
     def _reached(self, target: int) -> None:
@@ -212,7 +212,8 @@ class GroupCommit:
             self._wal_fd = None
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Sync the file or directory at ``path`` to disk; raises ``OSError`` as ``os.fsync`` does."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

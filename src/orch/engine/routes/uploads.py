@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from orch.engine.commits import fsync_path
 from orch.engine.errors import ApiError, bad_request
 from orch.engine.routes.bodies import DRAIN_LIMIT
 from orch.engine.store import Store
@@ -203,7 +203,7 @@ async def read_upload(request: Request, store: Store, file_limit: int | None = N
         if sink.parts == 0:
             raise bad_request("The multipart form has no parts.")
         for file in upload.files.values():
-            await asyncio.to_thread(_fsync, file.path)
+            await asyncio.to_thread(fsync_path, file.path)
     except BaseException as exc:
         sink.close()
         upload.discard()
@@ -231,11 +231,3 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
             seen += len(chunk)
             if seen > DRAIN_LIMIT:
                 return
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
