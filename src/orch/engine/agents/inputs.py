@@ -9,6 +9,7 @@ approvals, so an approval answer never has a request to answer).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from orch.engine import params as p
@@ -34,17 +35,28 @@ def _empty(param: str) -> Exception:
     )
 
 
-def read_parts(value: Any, param: str) -> list[dict[str, Any]]:
-    """Input content parts (``input_text``, ``input_image``), as the session stores them."""
+def _objects(value: Any, param: str, expected: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each object of the non-empty array ``value``, with its param path (``param[i]``).
+
+    Raises the 400 for a ``value`` that is not an array (``expected`` names what it should be),
+    an empty one, or an item that is not an object; an item is checked only when reached, so
+    the caller's errors for earlier items come first.
+    """
     if not isinstance(value, list):
-        raise invalid_type(param, "an array")
+        raise invalid_type(param, expected)
     if not value:
         raise _empty(param)
-    parts = []
-    for i, part in enumerate(value):
+    for i, item in enumerate(value):
         where = f"{param}[{i}]"
-        if not isinstance(part, dict):
+        if not isinstance(item, dict):
             raise invalid_type(where)
+        yield where, item
+
+
+def read_parts(value: Any, param: str) -> list[dict[str, Any]]:
+    """Input content parts (``input_text``, ``input_image``), as the session stores them."""
+    parts = []
+    for where, part in _objects(value, param, "an array"):
         kind = p.field(part, "type", str, required=True, param=where + ".type")
         if kind == "input_text":
             p.check_keys(part, frozenset({"type", "text"}), where)
@@ -65,15 +77,8 @@ def read_messages(value: Any, param: str) -> list[list[dict[str, Any]]]:
         if not value:
             raise bad_request(f"Invalid '{param}': the input must not be empty.", param)
         return [[{"type": "input_text", "text": value}]]
-    if not isinstance(value, list):
-        raise invalid_type(param, "a string or an array")
-    if not value:
-        raise _empty(param)
     messages = []
-    for i, message in enumerate(value):
-        where = f"{param}[{i}]"
-        if not isinstance(message, dict):
-            raise invalid_type(where)
+    for where, message in _objects(value, param, "a string or an array"):
         p.check_keys(message, frozenset({"content", "role", "type"}), where)
         p.field(message, "role", str, required=True, choices=("user",), param=where + ".role")
         p.field(message, "type", str, choices=("message",), param=where + ".type")
