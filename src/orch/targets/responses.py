@@ -357,13 +357,7 @@ class ResponsesSession(Session):
                 )
         if texts:
             outcome.output = "\n\n".join(t for t in [outcome.output, *texts] if t)
-        if response.usage:
-            usage = response.usage
-            outcome.add_usage(
-                prompt_tokens=usage.input_tokens,
-                completion_tokens=usage.output_tokens,
-                total_tokens=usage.total_tokens,
-            )
+        outcome.add_response_usage(response.usage)
 
     def _output_text(self, part: Any, outcome: StepOutcome) -> str:
         for note in part.annotations or []:

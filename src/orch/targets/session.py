@@ -72,6 +72,19 @@ class StepOutcome:
         for key, value in tokens.items():
             self.usage[key] = self.usage.get(key, 0) + (value or 0)
 
+    def add_response_usage(self, usage: Any) -> None:
+        """Add a Responses-style ``usage`` as prompt, completion and total tokens.
+
+        ``usage`` has ``input_tokens``, ``output_tokens`` and ``total_tokens``; a falsy one
+        (None: the server sent no usage) adds nothing.
+        """
+        if usage:
+            self.add_usage(
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
+            )
+
 
 @dataclass
 class Turn:

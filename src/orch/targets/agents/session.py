@@ -96,13 +96,7 @@ class AgentSession(Session):
         outcome.run_id, outcome.status = turn_id, current.status
         # a turn the stopped process cancelled answered nothing: the step needs a new one
         outcome.interrupted = adopted and current.status == "cancelled"
-        if current.usage:
-            usage = current.usage
-            outcome.add_usage(
-                prompt_tokens=usage.input_tokens,
-                completion_tokens=usage.output_tokens,
-                total_tokens=usage.total_tokens,
-            )
+        outcome.add_response_usage(current.usage)
         if current.error:
             outcome.last_error = {"code": current.error.code, "message": current.error.message}
         return outcome
