@@ -73,19 +73,13 @@ class Assistants:
 
     def list_assistants(self) -> list[RemoteAssistant]:
         """Every assistant; a 404 means the server has no Assistants API: say what to use."""
-        try:
-            found = pages(
-                "list assistants",
-                lambda after: self.beta.assistants.list(
-                    limit=PAGE, order="asc", **after_cursor(after)
-                ),
-            )
-        except NotFoundError as exc:
-            raise NotFoundError(
-                f"{self.label} answered 404 for /assistants: it does not serve the Assistants "
-                "API (OpenAI closed it on 2026-08-26). Use a target of kind: responses for "
-                "OpenAI, or an Assistants-v2 server such as `orch serve`."
-            ) from exc
+        found = pages(
+            "list assistants",
+            lambda after: self.beta.assistants.list(limit=PAGE, order="asc", **after_cursor(after)),
+            missing=f"{self.label} answered 404 for /assistants: it does not serve the Assistants "
+            "API (OpenAI closed it on 2026-08-26). Use a target of kind: responses for "
+            "OpenAI, or an Assistants-v2 server such as `orch serve`.",
+        )
         return [remote_assistant(a) for a in found]
 
     def create_assistant(self, spec: dict[str, Any]) -> RemoteAssistant:

@@ -21,12 +21,21 @@ from orch.targets.base import META_PROJECT, RemoteFile, RemoteVectorStore
 PAGE = 100
 
 
-def pages(what: str, fetch: Callable[[str | None], Any]) -> list[Any]:
-    """Every item of a cursor-paginated list; ``fetch(after)`` returns one page."""
+def pages(what: str, fetch: Callable[[str | None], Any], missing: str | None = None) -> list[Any]:
+    """Every item of a cursor-paginated list; ``fetch(after)`` returns one page.
+
+    With ``missing``, a 404 (the server has no such list) is raised again as a
+    :class:`NotFoundError` with that message instead of the server's.
+    """
     items: list[Any] = []
     after = None
     while True:
-        page = retry.call(what, lambda after=after: fetch(after))
+        try:
+            page = retry.call(what, lambda after=after: fetch(after))
+        except NotFoundError as exc:
+            if missing is None:
+                raise
+            raise NotFoundError(missing) from exc
         items.extend(page.data)
         if not page.has_more or not page.data:
             return items

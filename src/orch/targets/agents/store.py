@@ -15,7 +15,6 @@ from typing import Any
 
 import openai
 
-from orch.errors import NotFoundError
 from orch.targets import retry
 from orch.targets.agents.wire import agent_params, comparable, remote_agent
 from orch.targets.base import (
@@ -38,17 +37,13 @@ class Agents:
 
     def list_assistants(self) -> list[RemoteAssistant]:
         """Every saved agent; a 404 means the server has no Agents API: say so."""
-        try:
-            found = pages(
-                "list agents",
-                lambda after: self.agents.list(limit=PAGE, order="asc", **after_cursor(after)),
-            )
-        except NotFoundError as exc:
-            raise NotFoundError(
-                f"{self.label} answered 404 for /agents: it does not serve the Agents API "
-                "(OpenAI's saved agents, beta). Use a target of kind: responses or "
-                "assistants for it."
-            ) from exc
+        found = pages(
+            "list agents",
+            lambda after: self.agents.list(limit=PAGE, order="asc", **after_cursor(after)),
+            missing=f"{self.label} answered 404 for /agents: it does not serve the Agents API "
+            "(OpenAI's saved agents, beta). Use a target of kind: responses or "
+            "assistants for it.",
+        )
         return [remote_agent(a) for a in found]
 
     def create_assistant(self, spec: dict[str, Any]) -> RemoteAssistant:
