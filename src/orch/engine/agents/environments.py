@@ -5,9 +5,11 @@
 container is a session of the code sandbox (:class:`orch.engine.sandbox.Sandbox`, keyed by the
 environment's id): the model gets the code interpreter, and what it runs is written as
 ``command_execution`` items. The sandbox has no network and installs nothing, so network
-access, packages, setup commands, plugins, skills, files, desktops and saved environments or
+access, packages, setup commands, plugins, skills, desktops and saved environments or
 templates are refused with a 400 that says so; ``self_hosted`` needs an executor that
-connects to OpenAI, which the engine is not.
+connects to OpenAI, which the engine is not. Its ``files`` are taken: read, checked and
+stored by :mod:`orch.engine.agents.files`, which the route calls once the rest of the request
+is valid.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _HOSTED_KEYS = frozenset(
     }
 )
 #: Hosted settings the sandbox cannot honour when they are given non-empty.
-_NOT_PROVIDED = ("capability_directories", "env", "files", "plugins", "setup_commands", "skills")
+_NOT_PROVIDED = ("capability_directories", "env", "plugins", "setup_commands", "skills")
 
 
 def read_environment(body: dict[str, Any], has_sandbox: bool) -> dict[str, Any]:
@@ -82,6 +84,8 @@ def _hosted(value: dict[str, Any]) -> dict[str, Any]:
                 f"The orch engine's sandbox does not provide environment.{key}; leave it empty.",
                 f"environment.{key}",
             )
+    if value.get("files") is not None and not isinstance(value["files"], list):
+        raise invalid_type("environment.files", "an array")
     _check_network(value.get("network"))
     _check_packages(value.get("packages"))
     desktop = value.get("desktop")

@@ -20,6 +20,7 @@ from typing import Any
 
 from orch.engine.agents.environments import sandbox_key
 from orch.engine.agents.events import SessionEvents
+from orch.engine.agents.files import input_files
 from orch.engine.agents.objects import (
     AGENT,
     ITEM,
@@ -247,7 +248,7 @@ class SessionTurnExecutor(TurnExecutor):
         key = sandbox_key(session["environment"])
         if key is not None:
             # The environment is a sandbox session: its variables and files last as it does.
-            await self._offer_code(ctx, key, [])
+            await self._offer_code(ctx, key, input_files(self.store, session["environment"]))
             turn["_cwd"] = ctx.code_dir
             self._time_code(ctx, turn)
         return ctx

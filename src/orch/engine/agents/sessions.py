@@ -20,6 +20,7 @@ from typing import Any
 from orch.engine.agents.environments import sandbox_key
 from orch.engine.agents.events import SessionEvents
 from orch.engine.agents.executor import SessionTurnExecutor
+from orch.engine.agents.files import discard_files
 from orch.engine.agents.objects import ITEM, KEY, SESSION, TURN, now
 from orch.engine.errors import ApiError, bad_request
 from orch.engine.models.base import Model
@@ -95,6 +96,8 @@ class AgentSessions:
         for kind in (TURN, ITEM, KEY):
             self.store.delete_children(kind, session_id)
         self.store.delete(session_id)
+        if session["environment"]["type"] == "openai_hosted":
+            discard_files(self.store, session["environment"])
         key = sandbox_key(session["environment"])
         if key is not None and self.sandbox is not None:
             self.sandbox.discard(key)

@@ -10,6 +10,7 @@ first gets the session's current state, then whatever happens while it listens.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any
 
@@ -29,6 +30,7 @@ from orch.engine.agents.config import (
 )
 from orch.engine.agents.environments import read_environment, state
 from orch.engine.agents.events import frame, session_frame
+from orch.engine.agents.files import read_files
 from orch.engine.agents.inputs import read_events, read_messages
 from orch.engine.agents.objects import AGENT, ITEM, SESSION, TURN, new_session
 from orch.engine.core import Engine
@@ -36,6 +38,7 @@ from orch.engine.errors import ApiError, bad_request, not_found
 from orch.engine.routes.bodies import read_json
 from orch.engine.routes.common import Endpoint, engine_of, json_response, object_response, routes
 from orch.engine.routes.resources import deleter, finder, page_response, retriever
+from orch.engine.sandbox import Sandbox
 from orch.engine.sse import relay
 from orch.engine.store import public
 
@@ -171,13 +174,31 @@ def build_session(engine: Engine, body: dict[str, Any]) -> tuple[dict[str, Any],
             "input",
             "missing_required_parameter",
         )
-    return new_session(agent, environment, _options(body)), messages
+    options = _options(body)
+    if environment["type"] == "openai_hosted":  # last: a refused request stores no file
+        read_files(environment, body["environment"].get("files"), engine.store, engine.sandbox)
+    return new_session(agent, environment, options), messages
+
+
+def _has_files(body: Any) -> bool:
+    environment = body.get("environment") if isinstance(body, dict) else None
+    return isinstance(environment, dict) and bool(environment.get("files"))
+
+
+def _probe(sandbox: Sandbox) -> None:
+    """Find the sandbox's isolation (a 500 that says why when a forced one does not work)."""
+    try:
+        sandbox.isolation  # noqa: B018
+    except RuntimeError as exc:
+        raise ApiError(500, f"The code sandbox is unavailable: {exc}", type="server_error") from exc
 
 
 async def create_session(request: Request) -> Response:
     """POST /v1/agents/sessions (``stream: true``: events until the session settles)."""
     engine = engine_of(request)
     body = await read_json(request)
+    if engine.sandbox is not None and _has_files(body):  # their paths need the isolation,
+        await asyncio.to_thread(_probe, engine.sandbox)  # probed once: off the event loop
     session, messages = build_session(engine, body)
     agents = engine.agents
     agents.open(session)
