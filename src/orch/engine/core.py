@@ -19,6 +19,7 @@ from orch.engine.responding import ResponseExecutor
 from orch.engine.runs import RunExecutor
 from orch.engine.sandbox import Sandbox
 from orch.engine.store import Store
+from orch.engine.turns import TurnServices
 from orch.engine.vectors import VectorStores
 
 
@@ -103,14 +104,12 @@ class Engine:
         self.containers = Containers(self.store, self.sandbox)
         self.conversations = Conversations(self.store)
         self.messages = Messages(self.store, self.vectors)
-        code = {"sandbox": self.sandbox, "code_timeout": config.code_timeout}
-        self.runs = RunExecutor(
-            self.store, self.model, self.vectors, self.files, config.run_expiry_seconds, **code
+        services = TurnServices(
+            self.store, self.model, self.vectors, self.sandbox, config.code_timeout
         )
-        self.responses = ResponseExecutor(
-            self.store, self.model, self.vectors, self.containers, self.conversations, **code
-        )
-        self.agents = AgentSessions(self.store, self.model, self.vectors, **code)
+        self.runs = RunExecutor(services, self.files, config.run_expiry_seconds)
+        self.responses = ResponseExecutor(services, self.containers, self.conversations)
+        self.agents = AgentSessions(services)
 
     def start(self) -> None:
         """Pick up runs and responses a previous process left behind (call on the event loop)."""

@@ -22,12 +22,9 @@ from orch.engine.containers import Containers
 from orch.engine.conversations import Conversations
 from orch.engine.errors import bad_request
 from orch.engine.items import file_texts, turn_inputs
-from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext
+from orch.engine.models.base import CodeCall, SearchCall, Turn, TurnContext
 from orch.engine.outputs import MessageDraft, OutputWriter
-from orch.engine.sandbox import Sandbox
-from orch.engine.store import Store
-from orch.engine.turns import Draft, TurnExecutor
-from orch.engine.vectors import VectorStores
+from orch.engine.turns import Draft, TurnExecutor, TurnServices
 
 TERMINAL = frozenset({"completed", "incomplete", "failed", "cancelled"})
 # ResponseError.code is a closed set; anything else is reported as a server error.
@@ -100,19 +97,12 @@ class ResponseExecutor(TurnExecutor):
     unfinished = ("queued", "in_progress")
 
     def __init__(
-        self,
-        store: Store,
-        model: Model,
-        vectors: VectorStores,
-        containers: Containers,
-        conversations: Conversations,
-        sandbox: Sandbox | None = None,
-        code_timeout: float = 60.0,
+        self, services: TurnServices, containers: Containers, conversations: Conversations
     ):
-        super().__init__(store, model, vectors, sandbox, code_timeout)
+        super().__init__(services)
         self.containers = containers
         self.conversations = conversations
-        self.output = OutputWriter(store, containers, self.channels)
+        self.output = OutputWriter(self.store, containers, self.channels)
 
     # -- lookup --------------------------------------------------------------------------------
     def get(self, response_id: str) -> dict[str, Any] | None:

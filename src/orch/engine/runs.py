@@ -17,12 +17,11 @@ from typing import Any
 
 from orch.engine.errors import bad_request
 from orch.engine.files import Files
-from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext, message_text
-from orch.engine.sandbox import InputFile, Sandbox
+from orch.engine.models.base import CodeCall, SearchCall, Turn, TurnContext, message_text
+from orch.engine.sandbox import InputFile
 from orch.engine.steps import Reply, StepWriter
-from orch.engine.store import Store, new_object, public
-from orch.engine.turns import Draft, TurnExecutor
-from orch.engine.vectors import VectorStores
+from orch.engine.store import new_object, public
+from orch.engine.turns import Draft, TurnExecutor, TurnServices
 
 TERMINAL = frozenset({"cancelled", "failed", "completed", "incomplete", "expired"})
 _STREAM_END = TERMINAL | {"requires_action"}
@@ -69,21 +68,12 @@ class RunExecutor(TurnExecutor):
     crash_message = "The engine failed while processing the run: {}"
     unfinished = ("queued", "in_progress", "cancelling", "requires_action")
 
-    def __init__(
-        self,
-        store: Store,
-        model: Model,
-        vectors: VectorStores,
-        files: Files,
-        expiry_seconds: float,
-        sandbox: Sandbox | None = None,
-        code_timeout: float = 60.0,
-    ):
-        super().__init__(store, model, vectors, sandbox, code_timeout)
+    def __init__(self, services: TurnServices, files: Files, expiry_seconds: float):
+        super().__init__(services)
         self.expiry_seconds = expiry_seconds
         self.active: dict[str, str] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.steps = StepWriter(store, files, self.channels, model.name)
+        self.steps = StepWriter(self.store, files, self.channels, self.model.name)
         self._emit = self.steps.emit
 
     # -- lookup --------------------------------------------------------------------------------

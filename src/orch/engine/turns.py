@@ -60,6 +60,21 @@ class Draft:
         return "".join(self.text)
 
 
+@dataclass(frozen=True)
+class TurnServices:
+    """What every turn executor works with, built once by the engine and shared.
+
+    The store, the model, the vector stores, and the code interpreter's sandbox (None: no code
+    runs) with each code call's timeout in seconds.
+    """
+
+    store: Store
+    model: Model
+    vectors: VectorStores
+    sandbox: Sandbox | None = None
+    code_timeout: float = 60.0
+
+
 class TurnExecutor(ABC):
     """Executes model turns for one kind of object (a run, a response), one task each.
 
@@ -75,19 +90,12 @@ class TurnExecutor(ABC):
     #: Statuses :meth:`recover` hands to :meth:`_resume` after a restart.
     unfinished: ClassVar[tuple[str, ...]]
 
-    def __init__(
-        self,
-        store: Store,
-        model: Model,
-        vectors: VectorStores,
-        sandbox: Sandbox | None = None,
-        code_timeout: float = 60.0,
-    ):
-        self.store = store
-        self.model = model
-        self.vectors = vectors
-        self.sandbox = sandbox
-        self.code_timeout = code_timeout
+    def __init__(self, services: TurnServices):
+        self.store = services.store
+        self.model = services.model
+        self.vectors = services.vectors
+        self.sandbox = services.sandbox
+        self.code_timeout = services.code_timeout
         self.live: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.channels = Channels()

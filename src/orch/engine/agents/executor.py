@@ -39,11 +39,9 @@ from orch.engine.agents.objects import (
     user_message,
 )
 from orch.engine.items import turn_inputs
-from orch.engine.models.base import CodeCall, Model, SearchCall, Turn, TurnContext
-from orch.engine.sandbox import CodeResult, Sandbox
-from orch.engine.store import Store
-from orch.engine.turns import Draft, TurnExecutor
-from orch.engine.vectors import VectorStores
+from orch.engine.models.base import CodeCall, SearchCall, Turn, TurnContext
+from orch.engine.sandbox import CodeResult
+from orch.engine.turns import Draft, TurnExecutor, TurnServices
 
 #: ``SessionTurnError.code`` values a model's error code maps to; others are server errors.
 _ERROR_CODES = {
@@ -96,16 +94,8 @@ class SessionTurnExecutor(TurnExecutor):
     crash_message = "The engine failed while taking the turn: {}"
     unfinished = ("queued", "in_progress", "waiting")
 
-    def __init__(
-        self,
-        store: Store,
-        model: Model,
-        vectors: VectorStores,
-        events: SessionEvents,
-        sandbox: Sandbox | None = None,
-        code_timeout: float = 60.0,
-    ):
-        super().__init__(store, model, vectors, sandbox, code_timeout)
+    def __init__(self, services: TurnServices, events: SessionEvents):
+        super().__init__(services)
         self.events = events
 
     # -- lookup --------------------------------------------------------------------------------

@@ -23,10 +23,8 @@ from orch.engine.agents.executor import SessionTurnExecutor
 from orch.engine.agents.files import discard_files
 from orch.engine.agents.objects import ITEM, KEY, SESSION, TURN, now
 from orch.engine.errors import ApiError, bad_request
-from orch.engine.models.base import Model
-from orch.engine.sandbox import Sandbox
-from orch.engine.store import Store, child_key
-from orch.engine.vectors import VectorStores
+from orch.engine.store import child_key
+from orch.engine.turns import TurnServices
 
 
 def digest(body: Any) -> str:
@@ -48,18 +46,11 @@ def unknown_call(result: dict[str, Any]) -> ApiError:
 class AgentSessions:
     """Creates sessions, applies the events clients send, deletes sessions."""
 
-    def __init__(
-        self,
-        store: Store,
-        model: Model,
-        vectors: VectorStores,
-        sandbox: Sandbox | None = None,
-        code_timeout: float = 60.0,
-    ):
-        self.store = store
-        self.sandbox = sandbox
+    def __init__(self, services: TurnServices):
+        self.store = services.store
+        self.sandbox = services.sandbox
         self.events = SessionEvents()
-        self.turns = SessionTurnExecutor(store, model, vectors, self.events, sandbox, code_timeout)
+        self.turns = SessionTurnExecutor(services, self.events)
 
     # -- sessions ------------------------------------------------------------------------------
     def get(self, session_id: str) -> dict[str, Any] | None:
