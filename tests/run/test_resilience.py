@@ -127,7 +127,15 @@ def _spawn(root: Path, url: str) -> subprocess.Popen:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A shell that starts a job in the background (CI runners may) leaves SIGINT ignored,
+        # and Python keeps an ignored SIGINT ignored: give the child the default, as a
+        # terminal would, so the Ctrl-C case really interrupts it.
+        preexec_fn=_sigint_default,
     )
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_lines(root: Path, proc: subprocess.Popen, at_least: int) -> str:
