@@ -37,6 +37,7 @@ def strict(double: StrictUpstream):
     double.token_delay, double.first_token_delay, double.unsupported = 0.0, 0.0, frozenset()
     double.honours = frozenset({"max_completion_tokens", "max_tokens"})
     double.refuses_max_tokens = double.llama_cpp_python_chunks = False
+    double.empty_streams_with_tools = False
     assert double.rejected[seen:] == []
 
 
@@ -151,6 +152,37 @@ def test_function_calls_over_many_rounds(
     assert answered == made and len(set(made)) == 4
     text = reply_of(chat_client, thread.id).content[0].text.value
     assert text == "tools said: done 1, done 2, done 3, done 4"
+
+
+def test_a_server_that_cannot_stream_tool_calls_is_asked_unstreamed(
+    double: StrictUpstream, tmp_path: Path
+):
+    # llama-cpp-python answers stream + tools with an empty 200: seen with SmolLM2 in e2e-llm
+    double.empty_streams_with_tools = True
+    with start_engine(
+        tmp_path / "e.db",
+        model="openai-chat",
+        upstream_base_url=double.url,
+        upstream_api_key_env="ORCH_TEST_NO_KEY",
+        poll_after_ms=20,
+    ) as engine:
+        client = OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
+        seen = len(double.requests)
+        thread, run = run_once(client, "chain 2 please", tools=[STEP, WEATHER])
+        for n in (1, 2):
+            assert run.status == "requires_action", run.last_error
+            [call] = run.required_action.submit_tool_outputs.tool_calls
+            assert json.loads(call.function.arguments) == {"n": n}
+            run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+                thread_id=thread.id,
+                run_id=run.id,
+                tool_outputs=[{"tool_call_id": call.id, "output": f"done {n}"}],
+                poll_interval_ms=20,
+            )
+        assert run.status == "completed", run.last_error
+        assert reply_of(client, thread.id).content[0].text.value == "tools said: done 1, done 2"
+    streamed = [bool(body.get("stream")) for body in double.requests[seen:]]
+    assert streamed == [True, False, False, False]  # asked whole from the empty stream on
 
 
 def test_run_settings_go_upstream(double: StrictUpstream, chat_client: OpenAI):

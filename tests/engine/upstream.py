@@ -97,6 +97,8 @@ class StrictUpstream:
         # llama-cpp-python's tool-call chunks: id, type and name again in every delta, and
         # the legacy function_call beside tool_calls
         self.llama_cpp_python_chunks = False
+        # llama-cpp-python again: a streamed request with tools gets a 200 with an empty stream
+        self.empty_streams_with_tools = False
         self.exchanges: list[Exchange] = []
         self.rejected: list[tuple[Any, str]] = []
         self.embedded: list[list[str]] = []
@@ -144,6 +146,8 @@ class StrictUpstream:
         if reply.status != 200:
             exchange.status = reply.status
             return _error(reply.status, reply.error)
+        if body.get("stream") and body.get("tools") and self.empty_streams_with_tools:
+            return StreamingResponse(_done_only(), media_type="text/event-stream")
         if body.get("stream"):
             return StreamingResponse(self._stream(exchange, reply), media_type="text/event-stream")
         return JSONResponse(self._whole(exchange, reply))
@@ -319,3 +323,8 @@ def serving(upstream: StrictUpstream) -> Iterator[str]:
         server.should_exit = True
         thread.join(5)
         sock.close()
+
+
+async def _done_only():
+    """An SSE body with no chunk at all: what llama-cpp-python streams for tools + auto."""
+    yield b"data: [DONE]\n\n"

@@ -70,6 +70,7 @@ class Upstream:
         self.client = client
         self.base_url = base_url
         self.max_tokens_ok = True  # until the server says otherwise
+        self.streams_tools = True  # until a streamed request with tools comes back empty
 
     def limit(self, request: dict[str, Any], tokens: int) -> None:
         """Set the request's output token limit, under the names this server takes."""
@@ -126,6 +127,41 @@ class Upstream:
     async def _stream(
         self, request: dict[str, Any], on_text: Callable[[str], Awaitable[None]]
     ) -> Completion:
+        if request.get("tools") and not self.streams_tools:
+            return await self._whole(request, on_text)
+        out = await self._streamed(request, on_text)
+        if out is None:
+            # llama-cpp-python answers a streamed request offering tools with an empty 200
+            # ("automatic streaming tool choice is not supported"): ask for the whole answer,
+            # and do so from now on for requests with tools
+            self.streams_tools = False
+            return await self._whole(request, on_text)
+        return out
+
+    async def _whole(
+        self, request: dict[str, Any], on_text: Callable[[str], Awaitable[None]]
+    ) -> Completion:
+        """One completion asked for whole; its text goes to ``on_text`` in one piece."""
+        response = await self.client.chat.completions.create(**request)
+        out = Completion()
+        if response.usage is not None:
+            out.usage = (response.usage.prompt_tokens, response.usage.completion_tokens)
+        for choice in response.choices[:1]:
+            out.text = choice.message.content or ""
+            out.finish_reason = choice.finish_reason
+            out.calls = [
+                UpstreamCall(c.id, c.function.name, c.function.arguments or "")
+                for c in choice.message.tool_calls or []
+                if c.type == "function"
+            ]
+        if out.text:
+            await on_text(out.text)
+        return out
+
+    async def _streamed(
+        self, request: dict[str, Any], on_text: Callable[[str], Awaitable[None]]
+    ) -> Completion | None:
+        """A streamed completion; None when a request with tools got an empty stream."""
         stream = await self.client.chat.completions.create(
             **request, stream=True, stream_options={"include_usage": True}
         )
@@ -134,11 +170,12 @@ class Upstream:
         calls: dict[int, UpstreamCall] = {}
         # deltas are about tokens; twice the limit in deltas means the limit was ignored
         cutoff = 2 * request.get("max_completion_tokens", 0) or None
-        deltas = 0
+        deltas = chunks = 0
         # ``async with`` closes the response on every exit, cancellation included.
         async with stream:
             try:
                 async for chunk in stream:
+                    chunks += 1
                     if chunk.usage is not None:
                         out.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     for choice in chunk.choices[:1]:
@@ -157,6 +194,8 @@ class Upstream:
             except openai.APIError as exc:  # the SDK wraps the HTTP library's read errors
                 # mid-stream: text may have gone to the client already, so no retry
                 raise ModelError(f"upstream stream broke ({self.base_url}): {exc}") from exc
+        if not chunks and request.get("tools"):
+            return None
         out.text = "".join(text)
         out.calls = [calls[i] for i in sorted(calls)]
         return out
