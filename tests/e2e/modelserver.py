@@ -78,6 +78,8 @@ class ModelServer:
         command = [
             str(self.python), "-m", "llama_cpp.server", "--model", str(self.gguf),
             "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
+            # Half SmolLM2's 8k: tool rounds that loop then end in a quick 400 (context length)
+            # instead of minutes of prompt evaluation on 2 cores; quickstart needs far less.
             "--n_ctx", str(self.n_ctx), "--chat_format", self.chat_format,
             # By default a new request cuts the stream in progress short (a bare [DONE]);
             # pipelines run items concurrently, so requests must queue instead.

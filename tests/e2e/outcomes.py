@@ -47,7 +47,8 @@ class Outcome:
         problems = []
         if self.exit_code is None:
             problems.append(f"timed out after {self.duration_s:.0f}s")
-        elif self.exit_code not in (0, 1):
+        elif self.exit_code not in (0, 1) and not any(i.get("error") for i in self.items):
+            # errored items explain an exit 2 themselves (below); anything else, stderr does
             problems.append(f"orch run exited {self.exit_code}: {_tail(self.stderr)}")
         if self.summary and self.summary["status"] != "completed":
             problems.append(f"run status {self.summary['status']}")
@@ -55,9 +56,9 @@ class Outcome:
             if item.get("error"):
                 problems.append(f"item {item['key']} error: {item['error'].get('message')}")
                 break
-        # A broken answer counts too, whoever broke it: the pipeline did not get to exercise
-        # what it is here for, and a run that completed over it swallowed the failure.
-        bad = [x for x in self.exchanges if x.problems()]
+        # A broken answer counts too, whoever broke it, unless the engine asked again and got
+        # an answer: otherwise a run that completed over it swallowed the failure.
+        bad = [x for x in self.exchanges if x.problems() and not self.recovered(x)]
         if bad:
             problems.append(
                 f"{len(bad)} bad upstream exchange(s); first: {bad[0].problems()[0]}"
@@ -65,6 +66,19 @@ class Outcome:
             )
         problems += _unanswered_calls(self.items)
         return problems
+
+    def recovered(self, broken: Exchange) -> bool:
+        """Whether a 200 whose body broke was followed by a sound answer to the same messages."""
+        if broken.status != 200 or broken.request_problems or not isinstance(broken.request, dict):
+            return False
+        messages = broken.request.get("messages")
+        return any(
+            x.started > broken.started
+            and isinstance(x.request, dict)
+            and x.request.get("messages") == messages
+            and not x.problems()
+            for x in self.exchanges
+        )
 
 
 def run_pipeline(orch: Path, project: Path, name: str, timeout: float) -> Outcome:
@@ -155,6 +169,13 @@ def report_lines(outcome: Outcome) -> list[str]:
         lines.append(f"    first failure: {failure}")
     lines += [f"    infrastructure: {p}" for p in problems]
     notes = sorted({note for x in ups for note in x.notes})
+    notes += sorted(
+        {
+            f"recovered: {x.problems()[0]} (the engine asked again)"
+            for x in ups
+            if outcome.recovered(x)
+        }
+    )
     lines += [f"    note: {n}" for n in notes[:2]]
     return lines
 
