@@ -333,7 +333,8 @@ def import_remote(
     with connect(project, target) as conn:
         backend = conn.backend()
         state = backend.fetch_state(project.name)
-        declared = {name for name, _ in project.assistants}
+        # a variant's derived assistant is declared by its pipeline, not to be imported
+        declared = {name for name, _ in [*project.assistants, *project.variant_assistants()]}
         imported = import_assistants(
             backend, state, project.name, project.root, out, declared, names or None, force
         )

@@ -90,6 +90,14 @@ def run_options(func: F) -> F:
     "auto/N takes i from JOB_COMPLETION_INDEX. Join the shards with `orch merge`.",
 )
 @click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this variant of the pipeline's variants: (repeatable; default: all). "
+    "Each item runs once per variant; reports show them side by side.",
+)
+@click.option(
     "--max-cost",
     type=click.FloatRange(min=0, min_open=True),
     metavar="USD",
@@ -112,6 +120,7 @@ def run(
     resume,
     batch,
     shard,
+    variants,
     max_cost,
     max_tokens_total,
     concurrency,
@@ -137,6 +146,7 @@ def run(
       orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
       orch run --resume 20261121-220512-3fa2c1
       orch run pedro-batch --shard 2/4            then: orch merge RUN_ID1 RUN_ID2 …
+      orch run summarize --variant mini --variant large
     """
 
     if pipeline is None and not resume:
@@ -156,6 +166,7 @@ def run(
         switch_target=switch_target,
         batch=batch,
         shard=parse_shard(shard, resume),
+        variants=tuple(variants),
         max_cost=max_cost,
         max_tokens_total=max_tokens_total,
     )

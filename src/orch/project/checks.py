@@ -42,6 +42,8 @@ class Loader(Protocol):
     root: Path  #: the project root, which config paths are relative to
     problems: list[Problem]  #: where every problem found is appended
     declared_assistants: set[str]  #: names of every assistant file that parsed, valid or not
+    #: assistants derived by pipelines' variants so far: name → (fingerprint, pipeline file)
+    derived_assistants: dict[str, tuple[str, str]]
     config_broken: bool  #: orch.yml has problems, so its vars and grader are unknown
     import_handlers: bool  #: import handler modules (False: only check where they are)
 

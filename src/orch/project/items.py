@@ -74,9 +74,24 @@ def read_lines(root: Path, rel: str) -> Iterator[str]:
                 raise ConfigError(f"{rel}:{number}: not UTF-8") from None
 
 
-def item_key(index: int, repeat: int, repeats: int) -> str:
-    """The resume key of item run ``index`` (its position): ``"3"``, or ``"3.r1"`` with repeat."""
-    return f"{index}.r{repeat}" if repeats > 1 else str(index)
+#: between an item run's key and its variant's name: ``"3@fast"``, ``"3.r1@fast"``
+VARIANT_MARK = "@"
+
+
+def item_key(index: int, repeat: int, repeats: int, variant: str | None = None) -> str:
+    """The resume key of item run ``index`` (its position): ``"3"``, or ``"3.r1"`` with repeat.
+
+    A pipeline's variant adds its name (``"3@fast"``): every unit of work a resume, a retry or
+    a merge tells apart has its own key; without variants keys are what they always were.
+    """
+    key = f"{index}.r{repeat}" if repeats > 1 else str(index)
+    return f"{key}{VARIANT_MARK}{variant}" if variant else key
+
+
+def key_variant(key: str) -> str | None:
+    """The variant an item run's key names (None: the pipeline has no variants)."""
+    _, mark, variant = key.partition(VARIANT_MARK)
+    return variant if mark else None
 
 
 def item_fields(source: ItemSource, root: Path) -> frozenset[str] | None:

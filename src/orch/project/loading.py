@@ -165,6 +165,9 @@ class _ProjectLoader:
         # Names of every assistant file that parsed, valid or not: a pipeline naming a broken
         # assistant is not also told the assistant is unknown.
         self.declared_assistants: set[str] = set()
+        # Assistants pipelines' variants derive: name → (fingerprint, pipeline file), so two
+        # pipelines cannot derive one name two ways.
+        self.derived_assistants: dict[str, tuple[str, str]] = {}
         # orch.yml exists but has problems: its vars and grader are unknown, so checks that need
         # them are skipped rather than reported as more (wrong) problems.
         self.config_broken = False
@@ -206,7 +209,8 @@ class _ProjectLoader:
         target = self.environ.get("ORCH_TARGET") or settings.get("target") or "embedded"
         if config_doc:
             self._check_config(config_doc, dict(targets), target, assistants)
-        self._check_refusals(dict(targets), target, assistants)
+        derived = {n: a for p in pipelines.values() for n, a in p.derived}
+        self._check_refusals(dict(targets), target, {**assistants, **derived})
         return Project(
             root=self.root,
             name=settings.get("project") or _default_project_name(self.root),

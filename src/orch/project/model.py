@@ -223,6 +223,21 @@ class ReportOutput:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One of a pipeline's ``variants:``: every item runs once per variant.
+
+    ``assistant`` is what the pipeline's steps talk to in this variant (steps that name their
+    own ``assistant:`` keep it): the declared one when the variant only switches assistants,
+    else the assistant derived from it with the overrides (:mod:`orch.project.variants`).
+    """
+
+    name: str
+    assistant: str
+    #: the overrides as declared (``assistant`` included), for reports and the fingerprint
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """A declared pipeline: items × steps against an assistant, with expectations and reports."""
 
@@ -243,16 +258,28 @@ class Pipeline:
     #: budget caps (USD from ``prices:``; tokens): no new item starts once they are reached
     max_cost: float | None = None
     max_tokens_total: int | None = None
+    #: A/B variants: every item runs once per variant (empty: once, as declared)
+    variants: tuple[Variant, ...] = ()
+    #: the assistants the variants derive (name → assistant), synced like declared ones
+    derived: tuple[tuple[str, Assistant], ...] = field(default=(), compare=False)
 
     def fingerprint(self) -> str:
         """sha256 of the pipeline's canonical JSON; recorded with each run.
 
         The budget caps are left out: they change what a run may spend, not what its items
-        are, so raising one in the YAML still lets ``--resume`` continue a capped run.
+        are, so raising one in the YAML still lets ``--resume`` continue a capped run. So are
+        absent variants (a pipeline without them keeps the hash it always had) and the derived
+        assistants (their fingerprints are in the run's ``pipeline_hash``).
         """
         data = {"v": SCHEMA_VERSION, **asdict(self), "source": None}
-        del data["max_cost"], data["max_tokens_total"]
+        del data["max_cost"], data["max_tokens_total"], data["derived"]
+        if not self.variants:
+            del data["variants"]
         return sha256_text(canonical_json(data))
+
+    def variant(self, name: str) -> Variant | None:
+        """The variant called ``name``, if declared."""
+        return next((v for v in self.variants if v.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -296,8 +323,20 @@ class Project:
     config_file: Path | None = None
 
     def assistant(self, name: str) -> Assistant | None:
-        """The assistant called ``name``, if declared."""
-        return dict(self.assistants).get(name)
+        """The assistant called ``name``, if declared or derived by a pipeline's variant."""
+        return dict(self.assistants).get(name) or dict(self.variant_assistants()).get(name)
+
+    def variant_assistants(self) -> list[tuple[str, Assistant]]:
+        """(name, assistant) of every assistant the pipelines' variants derive, by name.
+
+        Sync keeps them like declared ones (one remote assistant each); the loader refuses two
+        pipelines deriving one name differently.
+        """
+        found: dict[str, Assistant] = {}
+        for _, pipeline in self.pipelines:
+            for name, assistant in pipeline.derived:
+                found.setdefault(name, assistant)
+        return sorted(found.items())
 
     def pipeline(self, name: str) -> Pipeline | None:
         """The pipeline called ``name``, if declared."""

@@ -33,6 +33,7 @@ from orch.project.model import (
     parse_duration,
 )
 from orch.project.references import Scope
+from orch.project.variants import check_variants
 
 #: Assertion kinds whose value is not a template (``json_schema`` is data, ``python`` a handler).
 _NOT_TEMPLATED = ("json_schema", "python")
@@ -49,11 +50,19 @@ class PipelineChecker(Checker):
     item_scope: tuple[frozenset[str] | None, str] = (None, "")
     step_ids: list[str]
     var_names: frozenset[str] | None = None
+    #: who a step without its own ``assistant:`` talks to: the pipeline's, and its variants'
+    default_owners: frozenset[str] = frozenset()
 
     def pipeline(self, assistants: dict[str, Assistant], settings: dict) -> Pipeline | None:
         """The :class:`Pipeline` this document declares, or None after problems."""
         data = self.doc.data
         self.known_assistant(("assistant",), data["assistant"], assistants)
+        variants, derived = check_variants(
+            self, data.get("variants") or [], data["assistant"], assistants, settings
+        )
+        self.default_owners = frozenset(
+            {data["assistant"], *(dict(v.overrides).get("assistant") for v in variants)} - {None}
+        )
         items = self.items(data.get("items"))
         self.step_ids = [s.get("id") or f"step{i + 1}" for i, s in enumerate(data["steps"])]
         if not self.loader.config_broken:
@@ -69,7 +78,7 @@ class PipelineChecker(Checker):
                 )
             ids[step.id] = i
             steps.append(step)
-        owners = {s.get("assistant") or data["assistant"] for s in data["steps"]}
+        owners = {o for s in data["steps"] for o in self.owners(s)}
         default_expect = self.assertions(
             ("default_expect",), data.get("default_expect") or [], assistants, settings, 1, owners
         )
@@ -95,7 +104,13 @@ class PipelineChecker(Checker):
             report=tuple(reports),
             max_cost=data.get("max_cost"),
             max_tokens_total=data.get("max_tokens_total"),
+            variants=variants,
+            derived=derived,
         )
+
+    def owners(self, spec: dict) -> set[str]:
+        """The assistants whose replies a step's assertions judge (one per variant's)."""
+        return {spec["assistant"]} if spec.get("assistant") else set(self.default_owners)
 
     def scope(self, done: int) -> Scope:
         """What a template sees once the first ``done`` steps have run."""
@@ -159,7 +174,7 @@ class PipelineChecker(Checker):
         attachments = []
         for j, att in enumerate(spec.get("attachments") or []):
             attachments.append(self.attachment((*path, "attachments", j), att, before))
-        owner = {spec.get("assistant") or self.doc.data["assistant"]}
+        owner = self.owners(spec)
         expect = self.assertions(
             (*path, "expect"), spec.get("expect") or [], assistants, settings, index + 1, owner
         )

@@ -27,7 +27,7 @@ from orch import templating
 from orch.project.model import Pipeline
 
 #: What orch puts in a step's template context (see orch.run.execution), by top-level name.
-ORCH_FIELDS = ("index", "repeat", "key", "run_id")
+ORCH_FIELDS = ("index", "repeat", "key", "run_id", "variant")
 STEP_FIELDS = ("output", "text", "tool_calls", "files")
 CONTEXT = ("item", "orch", "vars", "steps", "repeat", "run")
 RUN_FIELDS = ("id",)

@@ -187,9 +187,10 @@ def _find_gaps(project: Project, parts: list[Part], chosen: dict, merge: Merge) 
         if limit is not None and index >= limit:
             break
         for rep in range(pipeline.repeat):
-            key = item_key(index, rep, pipeline.repeat)
-            if key not in chosen:
-                merge.gaps.append(key)
+            for variant in meta.get("variants") or (None,):  # the variants the parts ran
+                key = item_key(index, rep, pipeline.repeat, variant)
+                if key not in chosen:
+                    merge.gaps.append(key)
 
 
 def _meta(merge: Merge, parts: list[Part], status: str) -> dict[str, Any]:

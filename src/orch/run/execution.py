@@ -7,7 +7,8 @@ None, leaving the item for ``--resume``.
 The item is the user's data, untouched: templates see it as ``item`` (a CSV column named
 ``index`` stays the user's). What orch knows about the item run is in its own namespace,
 ``orch`` (``orch.index``: the item's position, 0-based; ``orch.repeat``; ``orch.key``;
-``orch.run_id``), and result records keep orch's position in their top-level ``index``.
+``orch.run_id``; ``orch.variant``, None without variants), and result records keep orch's
+position in their top-level ``index``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from orch.errors import BackendError, OrchError
 from orch.evals.assertions import judge
 from orch.evals.replies import MISSING, parse_json
 from orch.project.documents import relative_to
+from orch.project.items import key_variant
 from orch.project.model import Pipeline, Project
 from orch.results.history import SCHEMA_VERSION
 from orch.run.journal import RunJournal
@@ -89,7 +91,14 @@ class ItemRunner:
         timeout = self.ctx.pipeline.timeout
         files = self.ctx.run_dir / "files" / key.replace("/", "_")
         conv = self.session(self.ctx.stream, t0 + timeout, files, key)
-        own = {"index": index, "repeat": rep, "key": key, "run_id": self.ctx.run_id}
+        variant = key_variant(key)
+        own = {
+            "index": index,
+            "repeat": rep,
+            "key": key,
+            "run_id": self.ctx.run_id,
+            "variant": variant,
+        }
         records: list[dict] = []
         try:
             status, error = self._steps(conv, item, own, t0, records)
@@ -116,6 +125,8 @@ class ItemRunner:
             "key": key,
             "index": index,
             "repeat": rep,
+            # without variants, records keep the shape they always had
+            **({"variant": variant} if variant is not None else {}),
             "item": item,
             "status": status,
             "thread_id": conv.thread_id,
@@ -153,7 +164,7 @@ class ItemRunner:
             "run": {"id": ctx.run_id},
         }
         prompt = render(step.prompt, context)
-        name = step.assistant or ctx.pipeline.assistant
+        name = step.assistant or _variant_assistant(ctx.pipeline, own.get("variant"))
         turn = self._turn(name, prompt, step, context)
         t0 = time.monotonic()
         outcome = conv.step(turn)
@@ -251,6 +262,12 @@ class ItemRunner:
                 f"{': ' + message if message else ''}"
             )
         return outcome.output
+
+
+def _variant_assistant(pipeline: Pipeline, variant: str | None) -> str:
+    """Who a step without its own ``assistant:`` talks to in ``variant`` (None: no variants)."""
+    chosen = pipeline.variant(variant) if variant is not None else None
+    return chosen.assistant if chosen else pipeline.assistant
 
 
 def _render_optional(text: str | None, context: dict[str, Any]) -> str | None:

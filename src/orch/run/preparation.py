@@ -22,8 +22,8 @@ class Prepared:
 
 
 def needed_assistants(project: Project, pipeline: Pipeline) -> list[str]:
-    """Names of the assistants a pipeline talks to: its own, its steps', its graders'."""
-    names = {pipeline.assistant}
+    """Names of the assistants a pipeline talks to: its own, its variants', steps', graders'."""
+    names = {pipeline.assistant, *(v.assistant for v in pipeline.variants)}
     for step in pipeline.steps:
         if step.assistant:
             names.add(step.assistant)

@@ -33,6 +33,7 @@ from orch.errors import UsageError
 from orch.project.items import item_key, iter_items
 from orch.project.model import Pipeline, Project
 from orch.results.history import SCHEMA_VERSION, History
+from orch.project.variants import choose_variants
 from orch.run.batching import execute_batched, is_batch_run
 from orch.run.budget import STOP_REASON, Budget
 from orch.run.execution import ItemRunner, RunContext
@@ -69,6 +70,8 @@ class RunOptions:
     max_cost: float | None = None
     max_tokens_total: int | None = None
 
+    #: run only these of the pipeline's variants (``--variant``; empty: all of them)
+    variants: tuple[str, ...] = ()
 
 class PipelineRunner:
     """Runs one pipeline; create it, then call :meth:`run`."""
@@ -91,6 +94,8 @@ class PipelineRunner:
         self.vars = {**dict(project.vars), **dict(pipeline.vars), **options.vars}
         self.needed = needed_assistants(project, pipeline)
         self.target = options.target  # a resumed run's own target unless switched
+        #: the variants each item runs once for (a resume takes the run's own)
+        self.variants = choose_variants(pipeline, options.variants)
         #: the targets a resumed run ran on so far (``target_history`` in run.json)
         self.target_history: list[dict[str, Any]] = []
         #: why the run stopped early (``cost cap``), None when it ran out of items or was killed
@@ -193,6 +198,9 @@ class PipelineRunner:
         retry_failed = self.options.retry_failed
         skip = {k for k, s in statuses.items() if not (retry_failed and s in ("failed", "error"))}
         return record.run_id, record.started_at, skip
+        if self.options.variants:
+            raise UsageError("--variant: a resumed run keeps the variants it started with")
+        self.variants = tuple(record.meta.get("variants") or self.variants)
 
     def _pin_target(self, run_id: str, meta: dict[str, Any], done: int) -> None:
         """Continue on the run's own target; another one only with ``switch_target``."""
@@ -253,6 +261,7 @@ class PipelineRunner:
             "status": "running",
             "orch_version": __version__,
             "generated_at": now(),
+            **({"variants": list(self.variants)} if self.variants else {}),
         }
 
     def _finish(self, meta: dict, status: str, duration: float, run_dir) -> RunSummary:
@@ -300,7 +309,10 @@ class PipelineRunner:
         return self.options.concurrency or self.pipeline.concurrency
 
     def _work(self, skip: set[str]) -> Iterator[tuple[str, dict, int, int]]:
-        """(key, item, orch's index of the item, repeat) of every item run still to do."""
+        """(key, item, orch's index of the item, repeat) of every item run still to do.
+
+        With variants, one per variant (the key names it: :func:`orch.project.items.item_key`).
+        """
         limit, shard = self.options.items_limit, self.options.shard
         repeats = self.pipeline.repeat
         for index, item in enumerate(iter_items(self.pipeline.items, self.project.root)):
@@ -309,9 +321,10 @@ class PipelineRunner:
             if shard is not None and not shard.holds(item_key(index, 0, 1)):
                 continue
             for rep in range(repeats):
-                key = item_key(index, rep, repeats)
-                if key not in skip:
-                    yield key, item, index, rep
+                for variant in self.variants or (None,):  # every variant of an item together
+                    key = item_key(index, rep, repeats, variant)
+                    if key not in skip:
+                        yield key, item, index, rep
 
     def _execute(self, items: ItemRunner, skip: set[str]) -> str:
         """Run the items, at most ``concurrency`` submitted at once; returns the run status."""

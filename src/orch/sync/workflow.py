@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 def plan_project(project: Project, conn: Connection, prune: bool = False) -> Plan:
     """What syncing every declared assistant of ``project`` to the target would change.
 
-    Assistants are planned as the target runs them (its ``models:`` map applied).
+    Assistants are planned as the target runs them (its ``models:`` map applied); the ones
+    pipelines' variants derive are planned like declared ones (:mod:`orch.project.variants`).
     """
     backend = conn.backend()
-    desired = [conn.assistant(a) for _, a in project.assistants]
+    declared = [*project.assistants, *project.variant_assistants()]
+    desired = [conn.assistant(a) for _, a in declared]
     state = backend.fetch_state(project.name, need_files=any(a.files for a in desired) or prune)
     return plan(
         project.name,
