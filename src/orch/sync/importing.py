@@ -44,6 +44,11 @@ _Dumper.add_representer(_Include, lambda d, v: d.represent_scalar("!file", v.pat
 _Dumper.add_representer(str, _str)
 
 
+def dump_yaml(data: Any) -> str:
+    """``data`` as the YAML orch writes for people: block style, literal blocks, keys in order."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
 def slug(name: str | None, fallback: str) -> str:
     """A file-name stem (1-64 of letters, digits, '-', '_', '.') from a display name."""
     text = re.sub(r"[^A-Za-z0-9_.-]+", "-", (name or "").strip()).strip("-._").lower()
@@ -134,11 +139,7 @@ def import_assistants(
         for note in notes:
             header += f"# NOTE: {note}\n"
         out.mkdir(parents=True, exist_ok=True)
-        target.write_text(
-            header
-            + yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100),
-            encoding="utf-8",
-        )
+        target.write_text(header + dump_yaml(data), encoding="utf-8")
         results.append(Imported(name, target, remote.id, notes))
     return results
 
