@@ -19,8 +19,10 @@ from orch.project.model import Pipeline
 
 
 def variants_context(items: list[dict], declared: Pipeline | None, meta: dict) -> dict[str, Any]:
-    """The report context's ``variants``: ``names``, ``table`` (one row per variant, in order)
-    and ``by_item`` (one row per item and repeat, with each variant's outcome).
+    """The report context's ``variants``: ``names``, ``table`` and ``by_item``.
+
+    ``table`` has one row per variant (in order), ``by_item`` one per item and repeat with
+    each variant's outcome.
 
     ``items`` are the context's items (with ``variant``, ``score``, ``cost``); ``meta`` is the
     run's record, whose ``variants`` says which ran (``--variant`` may have chosen some).
@@ -48,8 +50,10 @@ def variant_names(records: Iterable[Mapping[str, Any]], meta: Mapping[str, Any])
 
 
 def variant_table(records: Iterable[Mapping[str, Any]], names: list[str]) -> list[dict[str, Any]]:
-    """One row per variant in ``names``: runs, passed/failed/errors, pass rate, mean score,
-    tokens, cost (None unless every run of it is priced), mean and median latency.
+    """One row per variant in ``names``: its runs' outcomes, score, tokens, cost, latency.
+
+    Runs, passed/failed/errors, pass rate, mean score, tokens, cost (None unless every run of
+    the variant is priced), mean and median latency.
 
     ``records`` are item records (raw from results.jsonl, or the report context's items); an
     item's score is the mean of its steps' scores, its latency its ``duration_s``.
