@@ -150,7 +150,7 @@ class AssistantsSession(Session):
                 message["attachments"] = turn.attachments
         adopted = self._adopt()
         run = self._drive(adopted or self._start(turn, message), turn, outcome)
-        outcome.run_id, outcome.status = run.id, run.status
+        outcome.run_id, outcome.status = run.id, outcome.status or run.status
         # a run the stopped process cancelled answered nothing: the step needs a new one
         outcome.interrupted = adopted is not None and run.status in ("cancelled", "expired")
         if run.usage:
@@ -159,7 +159,7 @@ class AssistantsSession(Session):
                 completion_tokens=run.usage.completion_tokens,
                 total_tokens=run.usage.total_tokens,
             )
-        if run.last_error:
+        if run.last_error and outcome.last_error is None:
             outcome.last_error = {"code": run.last_error.code, "message": run.last_error.message}
         return outcome
 
@@ -276,6 +276,7 @@ class AssistantsSession(Session):
     def _drive(self, source, turn: Turn, outcome: StepOutcome):
         """Follow a run to a terminal status, answering requires_action; returns the Run."""
         answered: dict[str, str] = {}  # tool call id → output, so a lost submit is not re-run
+        rounds = 0
         while True:
             if isinstance(source, StreamReader):
                 run = self._consume(source)
@@ -286,6 +287,11 @@ class AssistantsSession(Session):
                 run = self._poll()  # polling, or the stream ended early
             if run.status != "requires_action":
                 return run
+            if rounds == self.settings.max_tool_rounds:
+                self.cancel()  # the run would wait for outputs until it expires
+                outcome.stop_tool_loop(rounds)
+                return run
+            rounds += 1
             source = self._answer(run, turn, outcome, answered)
 
     def _consume(self, stream: StreamReader):

@@ -134,7 +134,7 @@ class ResponsesSession(Session):
         outcome = StepOutcome()
         inputs: list[Any] = [self._user_message(turn)] if first else []
         response = None
-        for _round in range(32):  # bound on function-call round trips
+        for rounds in range(self.settings.max_tool_rounds + 1):
             response = self.create_response(turn, inputs)
             self.run_id = response.id
             self._collect(response, outcome)
@@ -144,6 +144,9 @@ class ResponsesSession(Session):
                 if o.type == "function_call"
             ]
             if response.status != "completed" or not calls:
+                break
+            if rounds == self.settings.max_tool_rounds:
+                outcome.stop_tool_loop(rounds)
                 break
             outputs = call_handlers(
                 calls,
@@ -156,8 +159,10 @@ class ResponsesSession(Session):
                 {"type": "function_call_output", "call_id": call_id, "output": out}
                 for call_id, out in outputs
             ]
-        outcome.run_id, outcome.status = response.id, response.status
-        if response.error:
+        outcome.run_id, outcome.status = response.id, outcome.status or response.status
+        if outcome.last_error is not None:
+            pass  # orch ended the step (function-call rounds): that is what it reports
+        elif response.error:
             outcome.last_error = {"code": response.error.code, "message": response.error.message}
         elif response.status == "incomplete" and response.incomplete_details:
             outcome.last_error = {

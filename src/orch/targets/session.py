@@ -31,6 +31,9 @@ from orch.project.model import Assistant
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 #: error codes of a failed run that a new attempt may fix
 RETRYABLE_RUN_ERRORS = frozenset({"server_error", "rate_limit_exceeded"})
+#: Function-call rounds one step may take before orch stops it: a model that calls again
+#: after every result (small local models do) ends the step at once, not at its timeout.
+MAX_TOOL_ROUNDS = 20
 
 
 class ItemTimeout(Exception):
@@ -66,6 +69,15 @@ class StepOutcome:
         """Whether the run failed in a way a new attempt may fix."""
         code = (self.last_error or {}).get("code")
         return self.status == "failed" and code in RETRYABLE_RUN_ERRORS
+
+    def stop_tool_loop(self, rounds: int) -> None:
+        """Mark the step ended by orch after ``rounds`` function-call rounds with no answer."""
+        self.status = "incomplete"
+        self.last_error = {
+            "code": "max_tool_rounds",
+            "message": f"the model asked for function calls {rounds} rounds in a row without "
+            "answering; orch stopped the step",
+        }
 
     def add_usage(self, **tokens: int | None) -> None:
         """Add token counts (``prompt_tokens=…``) to what the step has used so far."""
@@ -129,6 +141,7 @@ class SessionSettings:
     stop: threading.Event
     retries: int = 2
     attempts: int = 4
+    max_tool_rounds: int = MAX_TOOL_ROUNDS
     #: names what the session creates on the server for this run (conversations, stores)
     label: str = "orch"
     #: per assistant name: the vector stores / files its hosted tools use (local assistants)

@@ -93,11 +93,11 @@ class AgentSession(Session):
             turn_id, reader = self._send(turn, index)
         self.next_turn, self.run_id = index + 1, turn_id
         current = self._follow(reader, turn_id, turn, outcome)
-        outcome.run_id, outcome.status = turn_id, current.status
+        outcome.run_id, outcome.status = turn_id, outcome.status or current.status
         # a turn the stopped process cancelled answered nothing: the step needs a new one
         outcome.interrupted = adopted and current.status == "cancelled"
         outcome.add_response_usage(current.usage)
-        if current.error:
+        if current.error and outcome.last_error is None:
             outcome.last_error = {"code": current.error.code, "message": current.error.message}
         return outcome
 
@@ -282,6 +282,7 @@ class AgentSession(Session):
 
     def _follow(self, reader: StreamReader | None, turn_id: str, turn: Turn, outcome):
         """Follow the turn to its end, answering its function calls; returns the Turn."""
+        rounds = 0
         try:
             while True:
                 if reader is not None:
@@ -289,8 +290,12 @@ class AgentSession(Session):
                 current = self._poll(turn_id)
                 if current.status in ENDED:
                     return current
+                if current.status == WAITING and rounds == self.settings.max_tool_rounds:
+                    self.cancel()  # the turn would wait for results until it expires
+                    outcome.stop_tool_loop(rounds)
+                    return current
                 if current.status == WAITING:
-                    self._answer(turn_id, turn, outcome)
+                    rounds += self._answer(turn_id, turn, outcome)
         finally:
             if reader is not None:
                 reader.close()
@@ -332,8 +337,11 @@ class AgentSession(Session):
             self.pause(delay)
             delay = min(delay * 2, 1.0)
 
-    def _answer(self, turn_id: str, turn: Turn, outcome: StepOutcome) -> None:
-        """Answer the turn's pending function calls (each handler runs once per call)."""
+    def _answer(self, turn_id: str, turn: Turn, outcome: StepOutcome) -> bool:
+        """Answer the turn's pending function calls (each handler runs once per call).
+
+        False when the turn waits but lists no calls yet (nothing was sent).
+        """
         session = retry.call("retrieve session", lambda: self.sessions.retrieve(self.thread_id))
         actions = [a for a in session.required_actions if getattr(a, "turn_id", None) == turn_id]
         calls = [a for a in actions if a.type == "function_call"]
@@ -344,7 +352,7 @@ class AgentSession(Session):
             )
         if not calls:
             self.pause(0.05)  # waiting, but its actions are not listed yet
-            return
+            return False
         self._call(calls, turn, outcome)
         events = [_result_event(turn_id, c.call_id, *self.answered[c.call_id]) for c in calls]
         ids = ",".join(c.call_id for c in calls)
@@ -357,6 +365,7 @@ class AgentSession(Session):
             attempts=self.settings.attempts,
             sleep=self.pause,
         )
+        return True
 
     def _call(self, calls: list[Any], turn: Turn, outcome: StepOutcome) -> None:
         """Run the handlers of the calls not answered yet; remember (output, error) per call."""
