@@ -25,6 +25,7 @@ COMMANDS = [
     "show",
     "sync",
     "validate",
+    "view",
 ]
 
 
@@ -65,7 +66,7 @@ def test_shared_options_are_declared_alike():
         for command in ("sync", "prune", "import", "run", "retry"):
             other = option(command, name)
             assert (other.opts, other.help, other.envvar) == (first.opts, first.help, first.envvar)
-    for command in ("history", "show", "report", "compare"):
+    for command in ("history", "show", "report", "compare", "view"):
         assert option(command, "project_dir").help == option("plan", "project_dir").help
 
 

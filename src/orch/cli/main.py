@@ -20,6 +20,7 @@ from orch.cli.project import import_, plan, prune, sync, validate
 from orch.cli.results import compare, history, report, show
 from orch.cli.run import retry, run
 from orch.cli.serve import serve
+from orch.cli.view import view
 
 
 @click.group(
@@ -54,6 +55,7 @@ def main(project_dir: Path | None) -> None:
       orch plan / orch sync       reconcile the assistants with the target
       orch run pipelines/x.yml    run a pipeline, evaluate it, write its reports
       orch history / orch show    past runs; orch report / orch compare re-render and diff them
+      orch view                   browse past runs in a local web page (read-only)
       orch serve                  run the embedded Assistants-v2-compatible engine
 
     With no target configured, sync and run start the embedded engine in-process
@@ -75,7 +77,7 @@ def register(group: click.Group, *commands: click.Command) -> None:
 
 register(main, init, validate, plan, sync, prune, import_)
 register(main, run, retry, merge)
-register(main, history, show, report, compare)
+register(main, history, show, report, compare, view)
 register(main, serve)
 
 
