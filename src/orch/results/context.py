@@ -14,6 +14,7 @@ from typing import Any
 from orch.project.documents import relative_to
 from orch.project.model import Pipeline, Project
 from orch.results.history import History, RunRecord
+from orch.results.variants import variants_context
 
 REHEARSAL_NOTE = "Replies from the scripted model are rehearsal text, not an AI's."
 BATCH_NOTE = (
@@ -68,6 +69,7 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
         "failures": [i for i in items if i["status"] != "passed"],
         "passed_items": [i for i in items if i["status"] == "passed"],
         "repeats": _repeats(items),
+        "variants": variants_context(items, declared, meta),
         "assertions": _assertions(items),
         "usage": _usage(items, prices),
     }
@@ -259,6 +261,7 @@ def _item(rec: dict, run_dir: Path, model_of, prices) -> dict[str, Any]:
         "key": rec["key"],
         "index": rec.get("index", 0),
         "repeat": rec.get("repeat", 0),
+        "variant": rec.get("variant"),
         "label": _label(raw_item, rec.get("index", rec["key"])),
         "input": raw_item,
         "status": rec["status"],
@@ -395,17 +398,18 @@ def _step_stats(step_ids: list[str], items: list[dict], declared: Pipeline | Non
 
 def _repeats(items: list[dict]) -> list[dict[str, Any]]:
     """Per-item statistics over ``repeat`` runs (empty when nothing repeats)."""
-    groups: dict[int, list[dict]] = {}
-    for item in items:
-        groups.setdefault(item["index"], []).append(item)
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for item in items:  # each variant's repeats apart
+        groups.setdefault((item["index"], item.get("variant") or ""), []).append(item)
     if all(len(g) == 1 for g in groups.values()):
         return []
     out = []
-    for index, group in sorted(groups.items()):
+    for (index, variant), group in sorted(groups.items()):
         passed = sum(1 for i in group if i["status"] == "passed")
         out.append(
             {
                 "index": index,
+                "variant": variant or None,
                 "label": group[0]["label"],
                 "runs": len(group),
                 "passed": passed,

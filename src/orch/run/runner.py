@@ -32,8 +32,8 @@ from orch import __version__
 from orch.errors import UsageError
 from orch.project.items import item_key, iter_items
 from orch.project.model import Pipeline, Project
-from orch.results.history import SCHEMA_VERSION, History
 from orch.project.variants import choose_variants
+from orch.results.history import SCHEMA_VERSION, History
 from orch.run.batching import execute_batched, is_batch_run
 from orch.run.budget import STOP_REASON, Budget
 from orch.run.execution import ItemRunner, RunContext
@@ -69,9 +69,9 @@ class RunOptions:
     #: caps overriding the pipeline's ``max_cost`` / ``max_tokens_total``
     max_cost: float | None = None
     max_tokens_total: int | None = None
-
     #: run only these of the pipeline's variants (``--variant``; empty: all of them)
     variants: tuple[str, ...] = ()
+
 
 class PipelineRunner:
     """Runs one pipeline; create it, then call :meth:`run`."""
@@ -192,15 +192,15 @@ class PipelineRunner:
         self.vars = record.meta.get("vars", self.vars)
         self.options.items_limit = record.meta.get("items_limit")
         self.options.shard = Shard.from_json(record.meta.get("shard"))
+        if self.options.variants:
+            raise UsageError("--variant: a resumed run keeps the variants it started with")
+        self.variants = tuple(record.meta.get("variants") or self.variants)
         self.history.recover_items(record.run_id)  # killed between results.jsonl and the db
         statuses = self.history.item_status(record.run_id)
         self._pin_target(record.run_id, record.meta, len(statuses))
         retry_failed = self.options.retry_failed
         skip = {k for k, s in statuses.items() if not (retry_failed and s in ("failed", "error"))}
         return record.run_id, record.started_at, skip
-        if self.options.variants:
-            raise UsageError("--variant: a resumed run keeps the variants it started with")
-        self.variants = tuple(record.meta.get("variants") or self.variants)
 
     def _pin_target(self, run_id: str, meta: dict[str, Any], done: int) -> None:
         """Continue on the run's own target; another one only with ``switch_target``."""

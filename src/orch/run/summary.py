@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orch.errors import ExitCode
+from orch.results.variants import run_variant_lines
 from orch.run.progress import item_label
 
 FAILURES_SHOWN = 5  # failed or errored items the terminal summary names
@@ -105,6 +106,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"  items     {c['total']:>6}   passed {c['passed']}  failed {c['failed']}  "
         f"errors {c['errors']}",
         f"  pass rate {summary.pass_rate:>6.1%}   required {summary.required_pass_rate:.0%}",
+        *run_variant_lines(summary.run_dir),  # each variant's pass rate, side by side
         f"  tokens    {u.get('total_tokens', 0):>6}   prompt {u.get('prompt_tokens', 0)}  "
         f"completion {u.get('completion_tokens', 0)}",
         f"  time      {summary.duration_s:>6.1f}s",
