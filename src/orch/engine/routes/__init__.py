@@ -13,6 +13,7 @@ def all_routes() -> list[Route]:
         batches,
         containers,
         conversations,
+        embeddings,
         files,
         messages,
         responses,
@@ -33,4 +34,5 @@ def all_routes() -> list[Route]:
         *containers.ROUTES,
         *agents.ROUTES,
         *batches.ROUTES,
+        *embeddings.ROUTES,
     ]

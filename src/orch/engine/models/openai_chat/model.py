@@ -66,16 +66,24 @@ class OpenAIChatModel:
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
         """Embeddings of ``texts`` from the embeddings upstream (``/v1/embeddings``)."""
+        params = {"model": self.embeddings_model, "input": texts, "encoding_format": "float"}
+        return (await self.embeddings(params))[0]
+
+    async def embeddings(self, params: dict[str, Any]) -> tuple[list[list[float]], int, str]:
+        """``/v1/embeddings`` answered by the upstream: (vectors, prompt tokens, model).
+
+        ModelError when the upstream fails; the route turns it into the client's error.
+        """
         try:
-            res = await self.embeddings_client.embeddings.create(
-                model=self.embeddings_model, input=texts, encoding_format="float"
-            )
+            res = await self.embeddings_client.embeddings.create(**params)
         except openai.APIStatusError as exc:
             code = "invalid_prompt" if exc.status_code < 500 else "server_error"
             raise ModelError(f"embeddings upstream error {exc.status_code}: {exc}", code) from exc
         except openai.APIConnectionError as exc:
             raise ModelError(f"embeddings upstream unreachable: {exc}") from exc
-        return [d.embedding for d in sorted(res.data, key=lambda d: d.index)]
+        vectors = [d.embedding for d in sorted(res.data, key=lambda d: d.index)]
+        used = res.usage.prompt_tokens if res.usage else 0
+        return vectors, used, res.model
 
     async def respond(self, ctx: TurnContext) -> Turn:
         """Stream upstream rounds: hosted tool calls run here, then a reply or function calls.
