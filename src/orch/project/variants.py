@@ -58,6 +58,7 @@ def check_variants(
                 ("variants", i, "name"),
                 f"variant {name!r} is already declared by variants[{seen[name]}]",
             )
+            continue
         seen[name] = i
         base_name = spec.get("assistant") or pipeline_assistant
         if "assistant" in spec:
