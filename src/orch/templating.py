@@ -25,7 +25,16 @@ BUILTIN_REPORTS = Path(__file__).parent / "results" / "templates"
 #: The filters orch adds for report templates, implemented by :mod:`orch.results.reports`.
 #: Jinja refuses an unknown filter when it compiles a template, so checking a report template
 #: needs their names, though not their code.
-REPORT_FILTERS = ("duration", "usd", "percent", "md", "to_json", "xml_text", "data_uri")
+REPORT_FILTERS = (
+    "duration",
+    "timestamp",
+    "usd",
+    "percent",
+    "md",
+    "to_json",
+    "xml_text",
+    "data_uri",
+)
 
 
 def environment(**overrides: Any) -> jinja2.Environment:

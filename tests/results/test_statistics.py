@@ -152,3 +152,15 @@ def test_report_statistics_of_repeated_items():
     assert rate["text"] == "55.6% (95% CI 27–81%)"
     single = report_statistics([{"index": 0, "repeat": 0, "status": "passed"}])
     assert single["repeat"] == 1 and single["pass_at_k"] is None
+
+
+def test_each_variant_of_an_item_is_an_item_of_its_own():
+    items = [
+        {"index": 0, "repeat": r, "variant": v, "status": "passed" if v == "a" or r else "failed"}
+        for v in ("a", "b")
+        for r in range(2)
+    ]
+    stats = report_statistics(items)
+    # variant a: 2/2 (pass@2 = pass^2 = 1); variant b: 1/2 (pass@2 = 1, pass^2 = 0)
+    assert stats["k_items"] == 2
+    assert (stats["pass_at_k"], stats["pass_hat_k"]) == (1.0, 0.5)

@@ -93,7 +93,30 @@ def report(project_dir, run_id, template, output) -> int:
     return report_task(project_dir, run_id, template, output, click.echo)
 
 
-@click.command()
+FAIL_ON_REGRESSION = ("any", "significant")
+
+
+class CompareCommand(click.Command):
+    """``orch compare``, whose ``--fail-on-regression`` may stand alone anywhere (``any``).
+
+    Click would take the word after a bare ``--fail-on-regression`` as its value (a run id
+    before it, ``orch compare --fail-on-regression A B``, would be refused), so the bare flag is
+    written ``--fail-on-regression=any`` before parsing, unless a value follows it.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse ``args`` with each bare ``--fail-on-regression`` given its value."""
+        out: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--fail-on-regression" and (
+                i + 1 == len(args) or args[i + 1] not in FAIL_ON_REGRESSION
+            ):
+                arg = "--fail-on-regression=any"
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+@click.command(cls=CompareCommand)
 @project_dir_option
 @click.argument("run_a")
 @click.argument("run_b")
@@ -113,8 +136,10 @@ def report(project_dir, run_id, template, output) -> int:
 )
 @click.option(
     "--fail-on-regression",
-    is_flag=True,
-    help="Exit 1 when a case that passed in RUN_A fails or errors in RUN_B.",
+    type=click.Choice(FAIL_ON_REGRESSION),
+    help="Exit 1 on a regression. `any` (the bare flag): a case that passed in RUN_A fails or "
+    "errors in RUN_B. `significant`: RUN_B's pass rate is lower and the test over items says "
+    "chance does not explain the drop (p < 0.05).",
 )
 def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression) -> int:
     """Show what changed between two runs: pass→fail, fail→pass, score deltas.
@@ -122,11 +147,17 @@ def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regres
     Cases (item × step) are matched by item key and step id; RUN_A is the baseline, RUN_B the
     new run. Both may be unique prefixes. Reads the history only.
 
+    Each pass rate comes with its 95 % confidence interval (Wilson), and the change in pass
+    rate is tested over items: McNemar's exact test when both runs hold the same items (each
+    item is its own control), else a two-proportion z-test. "significant" means p < 0.05: on a
+    handful of items even a large drop may be chance.
+
     \b
     Examples:
       orch compare 20261120-0900 20261121-2205
       orch compare 20261120-0900 20261121-2205 --markdown -o out/compare.md
       orch compare 20261120-0900 20261121-2205 --fail-on-regression    a CI gate
+      orch compare BASE NEW --fail-on-regression=significant    gate on real drops only
     """
     from orch.results.compare import compare_task
 

@@ -3,6 +3,11 @@
 Cases are matched by item key and step id. A case that passed in A and failed or errored in B is
 a *regression*; the reverse a *fix*; same status with a different score a *score change*. The
 Markdown form is meant for a pull-request comment.
+
+Each run's pass rate comes with its 95 % Wilson interval, and the change in pass rate with a
+significance test over items (:func:`orch.results.statistics.regression_test`: McNemar's exact
+test when both runs hold the same items, else a two-proportion z-test), so a CI gate can fail
+only on a drop that chance does not explain (``--fail-on-regression=significant``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from orch.project.loading import load_project
 from orch.results.context import build_context, load_run
 from orch.results.files import cannot_write, write_atomic
 from orch.results.markdown import escape
+from orch.results.statistics import Significance, format_interval, regression_test
 
 _SCORE_EPSILON = 0.005
 
@@ -65,6 +71,7 @@ class Comparison:
     b: dict[str, Any]
     changes: list[CaseChange] = field(default_factory=list)
     unchanged: int = 0
+    significance: Significance | None = None  # of the change in pass rate, over items
 
     def of(self, kind: str) -> list[CaseChange]:
         """The changes of one kind."""
@@ -76,6 +83,7 @@ class Comparison:
             "a": self.a,
             "b": self.b,
             "unchanged": self.unchanged,
+            "significance": self.significance.to_json() if self.significance else None,
             "changes": [{**c.__dict__, "kind": c.kind, "delta": c.delta} for c in self.changes],
         }
 
@@ -103,11 +111,20 @@ def _summary(context: dict) -> dict[str, Any]:
         "outcome": run["outcome"],
         "counts": run["counts"],
         "pass_rate": run["pass_rate"],
+        "pass_rate_ci95": [
+            context["statistics"]["pass_rate"]["low"],
+            context["statistics"]["pass_rate"]["high"],
+        ],
         "scripted": run["scripted"],
         "total_tokens": usage["total_tokens"],
         "cost": usage["cost"],
         "started_at": run["started_at"],
     }
+
+
+def _outcomes(context: dict) -> dict[str, bool]:
+    """Whether each item run (by key) passed: what the pass rate and its test count."""
+    return {item["key"]: item["status"] == "passed" for item in context["items"]}
 
 
 def _key_order(key: tuple[str, str]) -> tuple:
@@ -125,6 +142,7 @@ def compare(context_a: dict, context_b: dict) -> Comparison:
     """Compare two report contexts (see :func:`orch.results.context.build_context`)."""
     cases_a, cases_b = _cases(context_a), _cases(context_b)
     result = Comparison(_summary(context_a), _summary(context_b))
+    result.significance = regression_test(*(_outcomes(c) for c in (context_a, context_b)))
     for key in sorted(set(cases_a) | set(cases_b), key=_key_order):
         a, b = cases_a.get(key), cases_b.get(key)
         change = CaseChange(
@@ -172,6 +190,9 @@ def _summary_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, 
             f"{(b['pass_rate'] - a['pass_rate']) * 100:+.1f} pts",
         )
     ]
+    rows.append(
+        ("95% CI", format_interval(*a["pass_rate_ci95"]), format_interval(*b["pass_rate_ci95"]), "")
+    )
     counts = [
         (name, a["counts"][name], b["counts"][name]) for name in ("passed", "failed", "errors")
     ]
@@ -197,7 +218,9 @@ def render_text(result: Comparison) -> list[str]:
     if a["scripted"] or b["scripted"]:
         lines.append("note: scripted-model runs: replies are rehearsal text, not an AI's")
     for name, before, after, delta in _summary_rows(a, b):
-        lines.append(f"  {name:<10} {before:>7} → {after:>7}  ({delta})")
+        lines.append(f"  {name:<10} {before:>7} → {after:>7}" + (f"  ({delta})" if delta else ""))
+    if result.significance is not None:
+        lines.append(f"  pass-rate change: {result.significance.describe()}")
     if not result.changes:
         lines.append(f"No changes ({result.unchanged} cases identical).")
         return lines
@@ -233,6 +256,9 @@ def render_markdown(result: Comparison) -> str:
             f"| est. cost | ${a['cost']:.4f} | ${b['cost']:.4f} | {b['cost'] - a['cost']:+.4f} |"
         )
     out.append("")
+    if result.significance is not None:
+        sig = result.significance
+        out += [f"Pass-rate change: **{sig.verdict}** ({sig.detail()})", ""]
     if not result.changes:
         out.append(f"No changes: all {result.unchanged} cases have the same outcome and score.")
         return "\n".join(out) + "\n"
@@ -261,10 +287,15 @@ def compare_task(
     markdown: bool,
     as_json: bool,
     output: Path | None,
-    fail_on_regression: bool,
+    fail_on_regression: str | None,
     echo,
 ) -> int:
-    """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked."""
+    """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked.
+
+    ``fail_on_regression``: None never fails; ``any`` fails when any case regressed (passed in A,
+    failed or errored in B); ``significant`` only when B's pass rate is lower than A's and the
+    test over items finds the drop significant (p < 0.05).
+    """
     project = load_project(path, import_handlers=False)  # read-only: no project code runs
     contexts = [build_context(project, load_run(project.root, r)) for r in (run_a, run_b)]
     result = compare(*contexts)
@@ -282,6 +313,9 @@ def compare_task(
         echo(f"wrote {output}")
     else:
         echo(text.rstrip("\n"))
-    if fail_on_regression and result.of("regression"):
+    if fail_on_regression == "any" and result.of("regression"):
+        return ExitCode.FAILED
+    sig = result.significance
+    if fail_on_regression == "significant" and sig is not None and sig.significant_drop:
         return ExitCode.FAILED
     return ExitCode.OK

@@ -14,6 +14,7 @@ from typing import Any
 from orch.project.documents import relative_to
 from orch.project.model import Pipeline, Project
 from orch.results.history import History, RunRecord
+from orch.results.statistics import pass_at_k, pass_hat_k, repeat_count, report_statistics
 from orch.results.variants import variants_context
 
 REHEARSAL_NOTE = "Replies from the scripted model are rehearsal text, not an AI's."
@@ -70,6 +71,7 @@ def build_context(project: Project, data: RunData) -> dict[str, Any]:
         "passed_items": [i for i in items if i["status"] == "passed"],
         "repeats": _repeats(items),
         "variants": variants_context(items, declared, meta),
+        "statistics": report_statistics(items),
         "assertions": _assertions(items),
         "usage": _usage(items, prices),
     }
@@ -397,13 +399,13 @@ def _step_stats(step_ids: list[str], items: list[dict], declared: Pipeline | Non
 
 
 def _repeats(items: list[dict]) -> list[dict[str, Any]]:
-    """Per-item statistics over ``repeat`` runs (empty when nothing repeats)."""
+    """Per-item statistics over ``repeat`` runs, pass@k and pass^k too (empty without repeats)."""
     groups: dict[tuple[int, str], list[dict]] = {}
     for item in items:  # each variant's repeats apart
         groups.setdefault((item["index"], item.get("variant") or ""), []).append(item)
     if all(len(g) == 1 for g in groups.values()):
         return []
-    out = []
+    out, k = [], repeat_count(items)
     for (index, variant), group in sorted(groups.items()):
         passed = sum(1 for i in group if i["status"] == "passed")
         out.append(
@@ -417,6 +419,8 @@ def _repeats(items: list[dict]) -> list[dict[str, Any]]:
                 "errors": sum(1 for i in group if i["status"] == "error"),
                 "pass_rate": passed / len(group),
                 "mean_score": round(sum(i["score"] for i in group) / len(group), 4),
+                "pass_at_k": pass_at_k(len(group), passed, k),
+                "pass_hat_k": pass_hat_k(len(group), passed, k),
             }
         )
     return out

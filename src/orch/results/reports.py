@@ -15,6 +15,7 @@ never finds a truncated report.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import mimetypes
 import re
@@ -63,14 +64,38 @@ class ReportWriteError(ReportError):
 
 
 def _duration(seconds: Any) -> str:
+    """``0.25`` → ``250 ms``, ``2.4 s``, ``1 min 12 s``, ``2 h 05 min``; ``-`` when unknown."""
     if seconds is None:
         return "-"
     seconds = float(seconds)
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
+    if seconds < 60:
         return f"{seconds:.1f} s"
-    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def _timestamp(value: Any) -> str:
+    """An ISO 8601 time (or epoch seconds) as ``2026-11-29 15:20 UTC``; ``-`` when unknown.
+
+    A time without a zone is taken as UTC (orch records UTC); text that is not a time is shown
+    as it is.
+    """
+    if value is None or value == "":
+        return "-"
+    try:
+        if isinstance(value, int | float):
+            moment = dt.datetime.fromtimestamp(value, dt.UTC)
+        else:
+            moment = dt.datetime.fromisoformat(str(value))
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _usd(value: Any) -> str:
@@ -141,6 +166,7 @@ def environment(
     )
     filters = {
         "duration": _duration,
+        "timestamp": _timestamp,
         "usd": _usd,
         "percent": _percent,
         "md": markdown.escape,

@@ -257,11 +257,16 @@ def repeat_count(items: Iterable[Mapping[str, Any]]) -> int:
 
 
 def tries_by_item(items: Iterable[Mapping[str, Any]]) -> dict[Any, tuple[int, int]]:
-    """Each item's (tries, passed), items told apart by ``index`` (their repeats share it)."""
+    """Each item's (tries, passed), keyed by ``(variant, index)``.
+
+    An item's repeats share its ``index``; each variant of it (``variant``, absent without
+    variants) counts as an item of its own.
+    """
     tries: dict[Any, tuple[int, int]] = {}
     for item in items:
-        n, c = tries.get(item.get("index", 0), (0, 0))
-        tries[item.get("index", 0)] = (n + 1, c + (item.get("status") == "passed"))
+        key = (item.get("variant") or "", item.get("index", 0))
+        n, c = tries.get(key, (0, 0))
+        tries[key] = (n + 1, c + (item.get("status") == "passed"))
     return tries
 
 

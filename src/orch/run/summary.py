@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from orch.errors import ExitCode
+from orch.results.statistics import (
+    format_interval,
+    repeat_count,
+    repeat_statistics,
+    tries_by_item,
+    wilson_interval,
+)
 from orch.results.variants import run_variant_lines
 from orch.run.progress import item_label
 
@@ -96,25 +103,32 @@ def percent(rate: float) -> str:
 def summary_lines(summary: RunSummary) -> list[str]:
     """The final summary for humans: outcome, counts, the first failures, what to do next.
 
-    What the summary object does not hold is read back from the run's folder: run.json says
-    whether the model was scripted (the run was a rehearsal), results.jsonl which items failed.
+    What the summary object does not hold is read back from the run's folder: run.json names
+    the target and says whether the model was scripted (the run was a rehearsal), results.jsonl
+    which items failed.
     """
     c, u = summary.counts, summary.usage
+    meta = _run_meta(summary.run_dir)
     lines = [
         "",
         f"Run {summary.run_id} — pipeline {summary.pipeline}: {summary.outcome}",
         f"  items     {c['total']:>6}   passed {c['passed']}  failed {c['failed']}  "
         f"errors {c['errors']}",
-        f"  pass rate {summary.pass_rate:>6.1%}   required {summary.required_pass_rate:.0%}",
+        f"  pass rate {summary.pass_rate:>6.1%} (95% CI "
+        f"{format_interval(*wilson_interval(c['passed'], c['total']))})   "
+        f"required {summary.required_pass_rate:.0%}",
+        *repeat_lines(summary.run_dir / "results.jsonl"),
         *run_variant_lines(summary.run_dir),  # each variant's pass rate, side by side
         f"  tokens    {u.get('total_tokens', 0):>6}   prompt {u.get('prompt_tokens', 0)}  "
         f"completion {u.get('completion_tokens', 0)}",
         f"  time      {summary.duration_s:>6.1f}s",
         f"  results   {summary.run_dir / 'results.jsonl'}",
     ]
+    if isinstance(meta.get("target"), str):
+        lines.insert(2, f"  target    {meta['target']}")
     for report in summary.reports:
         lines.append(f"  report    {report}")
-    if _scripted(summary.run_dir):
+    if meta.get("scripted"):
         lines.append("  model     scripted: a REHEARSAL (rule-based replies, not an AI's)")
     lines += failure_lines(summary)
     if summary.message:
@@ -126,6 +140,25 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.status != "interrupted":
         lines.append(f"Next: `orch show {summary.run_id}` for every item's prompts and replies.")
     return lines
+
+
+def repeat_lines(path: Path) -> list[str]:
+    """With ``repeat: k`` (k > 1), pass@k and pass^k over the items; else nothing.
+
+    Read from results.jsonl (each item run's last record): pass@k is the chance that any of k
+    tries passes, pass^k that all do (:mod:`orch.results.statistics`), averaged over items.
+    """
+    records = list(_last_records(path).values())
+    k = repeat_count(records)
+    if k < 2:
+        return []
+    stats = repeat_statistics(tries_by_item(records), k)
+    if stats.pass_at_k is None or stats.pass_hat_k is None:
+        return []
+    return [
+        f"  pass@{k:<4} {stats.pass_at_k:>6.1%}   pass^{k} {stats.pass_hat_k:.1%}   "
+        f"(any / all of {k} tries, mean over {stats.items} items)"
+    ]
 
 
 def failure_lines(summary: RunSummary) -> list[str]:
@@ -232,12 +265,13 @@ def _cut(text: Any) -> str:
     return flat if len(flat) <= REASON_WIDTH else flat[: REASON_WIDTH - 1] + "…"
 
 
-def _scripted(run_dir: Path) -> bool:
-    """Whether run.json says the run's model was scripted (False when it cannot be read)."""
+def _run_meta(run_dir: Path) -> dict[str, Any]:
+    """The run's run.json ({} when it cannot be read: the summary never fails a finished run)."""
     try:
-        return bool(json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("scripted"))
-    except (OSError, ValueError, AttributeError):
-        return False
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def dumps(data: Any) -> str:
