@@ -1,8 +1,10 @@
 """Commands that run pipelines: run, retry.
 
 Both build :class:`orch.run.runner.RunOptions` and hand them to :func:`run_pipeline`, which
-runs, renders the pipeline's declared reports and prints the summary. The runner (and with it
-the SDK) is imported only when a run starts.
+runs, renders the pipeline's declared reports and prints the summary. ``orch run A B …`` runs
+several pipelines one after the other on one connection (:func:`run_several`), and
+``--dry-run`` only renders what a run would send (:func:`preview_pipelines`). The runner (and
+with it the SDK) is imported only when a run starts.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from orch.cli.exits import INTERRUPTED, output_closed
 from orch.cli.options import json_option, project_and_target_options
+from orch.cli.runs import (
+    execute,
+    exit_code,
+    preview_pipelines,
+    report,
+    report_closed,
+    run_several,
+)
 from orch.errors import UsageError
 
 if TYPE_CHECKING:
@@ -63,7 +72,7 @@ def run_options(func: F) -> F:
 
 @click.command()
 @project_and_target_options
-@click.argument("pipeline", required=False)
+@click.argument("pipelines", nargs=-1, metavar="[PIPELINE]...")
 @click.option(
     "--var",
     "vars_",
@@ -110,11 +119,20 @@ def run_options(func: F) -> F:
     metavar="N",
     help="Like --max-cost, in tokens (prompt + completion); overrides max_tokens_total.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Call no model: print every prompt, instruction and attachment (path, size) the run "
+    "would send, item by item (--items-limit, --shard, --variant and repeat select them as in "
+    "a run); an earlier step's reply shows as <output of step ID>. Syncs, uploads and records "
+    "nothing; a template or attachment a run would fail on exits 2 with file:line. --json: "
+    "one JSON document.",
+)
 @run_options
 def run(
     project_dir,
     target,
-    pipeline,
+    pipelines,
     vars_,
     items_limit,
     resume,
@@ -123,6 +141,7 @@ def run(
     variants,
     max_cost,
     max_tokens_total,
+    dry_run,
     concurrency,
     poll,
     no_sync,
@@ -130,31 +149,28 @@ def run(
     quiet,
     as_json,
 ) -> int:
-    """Run a pipeline: every item × steps, each item on its own thread.
+    """Run pipelines: every item × steps, each item on its own thread.
 
-    PIPELINE is a pipeline name or file (pipelines/x.yml). The assistants it needs are synced
-    first (--no-sync makes that a check). Runs stream over SSE; function calls are answered by
-    the handlers declared in the assistants' YAML; code-interpreter files are downloaded. Every
-    finished item is saved to .orch/runs/<run_id>/results.jsonl and the history before it is
-    reported, so an interrupted run resumes with --resume RUN_ID.
+    PIPELINE is a pipeline name or file (pipelines/x.yml); several run one after the other,
+    each its own run, once all are checked and the assistants they need synced (--no-sync makes
+    that a check). Runs stream over SSE; function calls are answered by the handlers declared in
+    the assistants' YAML; code-interpreter files are downloaded. Every finished item is saved to
+    .orch/runs/<run_id>/results.jsonl and the history before it is reported, so an interrupted
+    run resumes with --resume RUN_ID.
 
-    Exit codes: 0 all passed, 1 assertions failed (below pass_rate), 2 errors.
+    Exit codes: 0 passed, 1 assertions failed (below pass_rate), 2 errors; several: the worst.
 
     \b
     Examples:
       orch run pipelines/quickstart.yml
+      orch run quickstart weather                 two runs, one exit code
+      orch run quickstart --dry-run --items-limit 2
       orch run pedro-batch --items-limit 5 --concurrency 8 --var model_hint=short
       orch run --resume 20261121-220512-3fa2c1
       orch run pedro-batch --shard 2/4            then: orch merge RUN_ID1 RUN_ID2 …
       orch run summarize --variant mini --variant large
     """
-
-    if pipeline is None and not resume:
-        raise click.UsageError("name a pipeline (or --resume RUN_ID)")
-    if pipeline is not None and resume:
-        raise click.UsageError("--resume RUN_ID continues that run's own pipeline: drop PIPELINE")
-    if switch_target and not resume:
-        raise click.UsageError("--switch-target applies to --resume RUN_ID")
+    check_arguments(pipelines, resume, switch_target, dry_run, max_cost, max_tokens_total, variants)
     settings = run_settings(
         target,
         concurrency,
@@ -170,7 +186,56 @@ def run(
         max_cost=max_cost,
         max_tokens_total=max_tokens_total,
     )
-    return run_pipeline(project_dir, pipeline, settings, quiet, as_json)
+    if dry_run or len(pipelines) > 1:
+        return run_or_preview(project_dir, list(pipelines), settings, dry_run, quiet, as_json)
+    return run_pipeline(project_dir, next(iter(pipelines), None), settings, quiet, as_json)
+
+
+def run_or_preview(
+    path: Path | None,
+    specs: list[str],
+    settings: RunOptions,
+    dry_run: bool,
+    quiet: bool,
+    as_json: bool,
+) -> int:
+    """Several pipelines' runs, or (``dry_run``) the preview of one or more; its exit code."""
+    settings.quiet = quiet
+    project, pipelines = resolve_pipelines(path, specs, settings.vars)
+    act = preview_pipelines if dry_run else run_several
+    return act(project, pipelines, settings, quiet, as_json)
+
+
+def check_arguments(
+    pipelines: tuple[str, ...],
+    resume: str | None,
+    switch_target: bool,
+    dry_run: bool,
+    max_cost: float | None,
+    max_tokens_total: int | None,
+    variants: tuple[str, ...],
+) -> None:
+    """Refuse (click.UsageError, exit 2) flag combinations that cannot mean anything."""
+    if not pipelines and not resume:
+        raise click.UsageError("name a pipeline (or --resume RUN_ID)")
+    if pipelines and resume:
+        raise click.UsageError("--resume RUN_ID continues that run's own pipeline: drop PIPELINE")
+    if switch_target and not resume:
+        raise click.UsageError("--switch-target applies to --resume RUN_ID")
+    if dry_run and resume:
+        raise click.UsageError("--dry-run shows a new run's prompts: drop --resume")
+    twice = sorted({p for p in pipelines if pipelines.count(p) > 1})
+    if twice:
+        raise click.UsageError(f"pipeline {twice[0]!r} is named twice")
+    if variants and len(pipelines) > 1:
+        raise click.UsageError("--variant names one pipeline's variants: run it on its own")
+    capped = max_cost is not None or max_tokens_total is not None
+    if capped and len(pipelines) > 1 and not dry_run:
+        raise click.UsageError(
+            "--max-cost / --max-tokens-total cap one run, and several pipelines are several "
+            "runs: set max_cost / max_tokens_total in each pipeline's YAML, or run them one "
+            "at a time"
+        )
 
 
 @click.command()
@@ -249,8 +314,8 @@ def parse_vars(pairs: list[str]) -> dict:
     return out
 
 
-def check_vars(given: dict, project: Project, pipeline: Pipeline) -> None:
-    """Refuse a --var the pipeline does not use (declared in vars:, or named as vars.NAME).
+def check_vars(given: dict, project: Project, *pipelines: Pipeline) -> None:
+    """Refuse a --var no pipeline uses (declared in its vars:, or named as vars.NAME).
 
     Such a var would change nothing, so it is most likely a typo; raises UsageError.
     """
@@ -258,14 +323,36 @@ def check_vars(given: dict, project: Project, pipeline: Pipeline) -> None:
 
     from orch.project.references import pipeline_vars
 
-    used = pipeline_vars(pipeline, [*dict(project.vars), *dict(pipeline.vars)])
+    used: set[str] = set()
+    for pipeline in pipelines:
+        used |= pipeline_vars(pipeline, [*dict(project.vars), *dict(pipeline.vars)])
+    names = ", ".join(repr(p.name) for p in pipelines)
+    who = f"pipeline {names} uses" if len(pipelines) == 1 else f"pipelines {names} use"
     for name in sorted(set(given) - used):
         close = difflib.get_close_matches(name, sorted(used), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(
-            f"--var {name}: pipeline {pipeline.name!r} uses no var {name!r} "
-            f"({hint}its vars: {', '.join(sorted(used)) or 'none'})"
+            f"--var {name}: {who} no var {name!r} "
+            f"({hint}{'its' if len(pipelines) == 1 else 'their'} vars: "
+            f"{', '.join(sorted(used)) or 'none'})"
         )
+
+
+def resolve_pipelines(
+    path: Path | None, specs: list[str], given_vars: dict
+) -> tuple[Project, list[Pipeline]]:
+    """The project and every pipeline named, all found and checked before any runs.
+
+    The project is loaded (and with it every pipeline validated) once; an unknown name or a
+    --var no pipeline uses is a UsageError, so a bad last pipeline stops the command before
+    the first has spent anything.
+    """
+    from orch.project.loading import load_project
+
+    project = load_project(path)
+    pipelines = [find_pipeline(project, spec) for spec in specs]
+    check_vars(given_vars, project, *pipelines)
+    return project, pipelines
 
 
 def run_pipeline(
@@ -282,11 +369,7 @@ def run_pipeline(
     resumable.
     """
     from orch.project.loading import load_project
-    from orch.results.history import History, strip_userinfo
-    from orch.results.reports import render_declared
-    from orch.run import progress
-    from orch.run.runner import PipelineRunner
-    from orch.run.summary import dumps, summary_lines
+    from orch.results.history import History
 
     project = load_project(path)
     settings.quiet = quiet
@@ -297,21 +380,8 @@ def run_pipeline(
         pipeline_spec = record.pipeline
     pipeline = find_pipeline(project, pipeline_spec)
     check_vars(settings.vars, project, pipeline)
-    silent = quiet or as_json
-    reporter = progress.choose(silent)
-    say = (lambda _line: None) if silent else (lambda line: click.echo(strip_userinfo(line)))
-    summary = PipelineRunner(project, pipeline, settings, reporter, echo=say).run()
-    if getattr(reporter, "closed", False):  # the progress's reader went away: the run stopped
-        return output_closed(
-            f"error: output closed (broken pipe); run {summary.run_id} is interrupted: "
-            f"finish it with `orch run --resume {summary.run_id}`"
-        )
-    if summary.status != "interrupted":
-        summary.reports = render_declared(project, pipeline, summary.run_id)
-    if as_json:
-        click.echo(dumps(summary.to_json()))
-    elif not quiet:
-        for line in summary_lines(summary):
-            click.echo(line)
-    killed = summary.status == "interrupted" and not summary.stop_reason  # a cap exits 2
-    return INTERRUPTED if killed else summary.exit_code
+    summary, closed = execute(project, pipeline, settings, quiet or as_json)
+    if closed:  # the progress's reader went away: the run stopped
+        return report_closed(summary)
+    report(summary, quiet, as_json)
+    return exit_code(summary)

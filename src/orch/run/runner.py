@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,13 +102,18 @@ class PipelineRunner:
         #: why the run stopped early (``cost cap``), None when it ran out of items or was killed
         self.stop_reason: str | None = None
 
-    def run(self) -> RunSummary:
-        """Execute (or resume) the pipeline; returns the summary (never raises on item errors)."""
+    def run(self, conn: Connection | None = None) -> RunSummary:
+        """Execute (or resume) the pipeline; returns the summary (never raises on item errors).
+
+        ``conn``: a connection already open on the run's target (``orch run A B`` shares one
+        among its runs; its opener closes it). Without it the run opens its target itself.
+        """
         run_id, started_at, skip = self._resume_point()
         self.run_id = run_id
         run_dir = self.history.run_dir(run_id)
         t0 = time.monotonic()
-        with connect(self.project, self.target, quiet=self.options.quiet) as conn:
+        opened = connect(self.project, self.target, self.options.quiet) if conn is None else None
+        with opened or nullcontext(conn) as conn:
             self.budget = self._budget(conn, bool(skip))
             prepared = prepare(self.project, conn, self.needed, self.options.sync, self.echo)
             meta = self._meta(conn, prepared.ids, started_at, len(skip))

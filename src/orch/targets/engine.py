@@ -2,7 +2,8 @@
 
 It speaks the Assistants v2 wire, so backend and sessions are those of kind ``assistants``;
 only opening differs: the engine starts on an ephemeral loopback port with its state under
-``.orch/`` (or the target's ``db``), and says so on stderr.
+``.orch/`` (or the target's ``db``), and says so on stderr. Runs and reports name it by what
+answers (:func:`engine_label`), not by that port, which means nothing once the command ends.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from orch.project.documents import display_path
 from orch.project.loading import load_script
@@ -48,11 +50,25 @@ def open_engine(
             )
         client = sdk_client(base_url=handle.base_url, api_key=LOCAL_API_KEY, timeout=timeout)
         try:
-            yield Opened(client, f"the embedded engine ({handle.base_url})", handle)
+            yield Opened(client, engine_label(target), handle)
         finally:
             client.close()  # idle keep-alive connections would hold up the engine's stop
     finally:
         handle.stop()
+
+
+def engine_label(target: Target) -> str:
+    """How runs, summaries and reports name an embedded engine: by what answers, not its port.
+
+    ``engine (embedded, scripted model)``, or with ``model: openai-chat``
+    ``engine (embedded, openai-chat → HOST[:PORT])`` naming the upstream without any userinfo
+    (a key in the URL is never recorded).
+    """
+    model = target.option("model", "scripted")
+    if model == "scripted":
+        return "engine (embedded, scripted model)"
+    host = urlsplit(target.base_url or "").netloc.rpartition("@")[2]
+    return f"engine (embedded, {model} → {host or 'no upstream'})"
 
 
 def is_rehearsal(target: Target) -> bool:
