@@ -13,6 +13,10 @@ import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from orch.cli import main
+
 SCRIPT = """
 rules:
   - when: {assistant: helper--sharp, contains: ping}
@@ -210,3 +214,52 @@ def test_without_variants_keys_and_records_are_unchanged(project, invoke):
     assert records[0]["steps"][0]["prompt"] == "ping None"
     assert "variants" not in _run_json(root, run_id)
     assert "  variants" not in result.output
+
+
+def test_on_a_responses_target_the_overrides_go_with_each_request(make_project, tmp_path):
+    """The Responses kind keeps no assistants: each request carries the variant's settings."""
+    from openai import OpenAI
+
+    from orch.engine.server import start_engine
+
+    with start_engine(tmp_path / "engine.db") as engine:
+        root = make_project(
+            {
+                "orch.yml": f"""
+                    project: resp
+                    target: local
+                    targets:
+                      local: {{kind: responses, base_url: "{engine.base_url}",
+                               api_key_env: RESPONSES_TEST_KEY}}
+                """,
+                "assistants/helper.yml": "name: helper\nmodel: gpt-4o\ninstructions: You help.\n",
+                "pipelines/ab.yml": """
+                    name: ab
+                    assistant: helper
+                    variants:
+                      - {name: plain, temperature: 0.2}
+                      - {name: sharp, model: gpt-4o-mini, instructions: Be sharp., max_tokens: 64}
+                    steps: [{prompt: hi}]
+                """,
+            }
+        )
+        result = CliRunner().invoke(
+            main, ["run", "ab", "--json"], env={"RESPONSES_TEST_KEY": "unused"}
+        )
+        assert result.exit_code == 0, result.output
+        run_id = json.loads(result.stdout)["run_id"]
+        client = OpenAI(base_url=engine.base_url, api_key="unused", max_retries=0)
+        sent = {}
+        for record in _records(root, run_id):
+            response = client.responses.retrieve(record["steps"][0]["run_id"])
+            sent[record["variant"]] = (
+                response.model,
+                response.temperature,
+                response.instructions,
+                response.max_output_tokens,
+            )
+        client.close()
+    assert sent == {
+        "plain": ("gpt-4o", 0.2, "You help.", None),
+        "sharp": ("gpt-4o-mini", 1.0, "Be sharp.", 64),  # the default temperature
+    }
