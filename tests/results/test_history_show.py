@@ -40,7 +40,8 @@ def test_history_and_show_name_outcomes_labels_and_prompts(cli, tmp_path: Path):
     assert "TIME" in header
     assert newest.split()[2:4] == ["FAILED", "66.7%"]
     assert oldest.split()[2:4] == ["PASSED", "100.0%"]
-    assert newest.split()[7].endswith("s")  # the duration, e.g. 1.3s
+    assert newest.split()[4] == "21–94"  # the 95 % interval of 2 passed out of 3
+    assert newest.split()[8].endswith("s")  # the duration, e.g. 1.3s
     runs = json.loads(cli("history", "--json").output)
     assert [r["outcome"] for r in runs] == ["failed", "passed"]
     assert runs[0]["pass_rate"] == pytest.approx(2 / 3)

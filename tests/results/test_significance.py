@@ -99,3 +99,17 @@ def test_help_teaches_the_gate():
     out = invoke("compare", "--help").stdout
     assert "--fail-on-regression [any|significant]" in out
     assert "McNemar" in out and "p < 0.05" in out
+
+
+def test_history_shows_each_pass_rate_with_its_interval(gate):
+    listed = invoke("history", "--pipeline", "gate").stdout.splitlines()
+    assert listed[0].split()[4:8] == ["PASS", "%", "95%", "CI"]
+    rows = {line.split()[0]: line.split() for line in listed[1:]}
+    assert rows[gate["base"]][3:5] == ["100.0%", "76–100"]
+    assert rows[gate["eight"]][3:5] == ["33.3%", "14–61"]
+    data = json.loads(invoke("history", "--pipeline", "gate", "--json").stdout)
+    by_id = {r["run_id"]: r for r in data}
+    assert by_id[gate["one"]]["pass_rate_ci95"] == [
+        pytest.approx(0.6461, abs=1e-4),
+        pytest.approx(0.9851, abs=1e-4),
+    ]

@@ -170,6 +170,7 @@ def list_runs(path: Path | None, limit: int, pipeline: str | None, as_json: bool
     """Print the runs, newest first, as a table or JSON (with each run's outcome)."""
     from orch.project.loading import load_project
     from orch.results.history import History
+    from orch.results.statistics import format_interval, wilson_interval
     from orch.run.summary import dumps
 
     project = load_project(path, import_handlers=False)
@@ -177,20 +178,27 @@ def list_runs(path: Path | None, limit: int, pipeline: str | None, as_json: bool
     runs = history.runs(limit=limit, pipeline=pipeline)
     history.close()
     rows = [(r, outcome(r, required_rate(project, r))) for r in runs]
+    # the pass rate's 95 % interval (Wilson), from the counts the history holds
+    cis = [wilson_interval(min(r.passed, r.total), r.total) for r in runs]
     if as_json:
-        click.echo(dumps([{**r.to_json(), **o} for r, o in rows]))
+        rows_json = [
+            {**r.to_json(), **o, "pass_rate_ci95": list(ci)}
+            for (r, o), ci in zip(rows, cis, strict=True)
+        ]
+        click.echo(dumps(rows_json))
         return ExitCode.OK
     if not runs:
         click.echo("No runs yet: start one with `orch run pipelines/<name>.yml`.")
         return ExitCode.OK
     click.echo(
-        f"{'RUN ID':<24} {'PIPELINE':<18} {'OUTCOME':<11} {'PASS %':>6} {'ITEMS':>5} "
+        f"{'RUN ID':<24} {'PIPELINE':<18} {'OUTCOME':<11} {'PASS %':>6} {'95% CI':>7} {'ITEMS':>5} "
         f"{'FAIL':>5} {'ERR':>5} {'TIME':>7} {'TOKENS':>8}  STARTED"
     )
-    for r, o in rows:
+    for (r, o), ci in zip(rows, cis, strict=True):
         click.echo(
             f"{r.run_id:<24} {r.pipeline[:18]:<18} {o['outcome'].upper():<11} "
-            f"{o['pass_rate'] * 100:>5.1f}% {r.total:>5} {r.failed:>5} {r.errors:>5} "
+            f"{o['pass_rate'] * 100:>5.1f}% {format_interval(*ci, ''):>7} "
+            f"{r.total:>5} {r.failed:>5} {r.errors:>5} "
             f"{duration(r.meta.get('duration_s')):>7} {r.prompt_tokens + r.completion_tokens:>8}  "
             f"{r.started_at[:19].replace('T', ' ')}"
         )
