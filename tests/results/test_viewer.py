@@ -89,6 +89,9 @@ def test_runs_page_lists_every_run_with_a_chart_per_pipeline(client, recorded):
     assert float(points[0][1]) < float(points[1][1])  # oldest on the left
     assert re.search(r'<td class="failed">failed</td><td class="num">0\.0%</td>', page.text)
     assert '<form class="compare" method="get" action="/compare">' in page.text
+    # proposed: the latest run (xss) and the one before it (no earlier xss run: mixed)
+    selected = re.findall(r"<option selected>([^<]+)</option>", page.text)
+    assert selected == [recorded["mixed"], recorded["xss"]]
 
 
 def test_runs_page_of_one_pipeline(client, recorded):
@@ -97,6 +100,10 @@ def test_runs_page_of_one_pipeline(client, recorded):
     assert recorded["mood-pass"] in page.text and recorded["mood-fail"] in page.text
     assert recorded["mixed"] not in page.text
     assert '<a href="/?pipeline=mood" aria-current="page">mood</a>' in page.text
+    selected = re.findall(r"<option selected>([^<]+)</option>", page.text)
+    assert selected == [recorded["mood-pass"], recorded["mood-fail"]]
+    none = client.get("/", params={"pipeline": "<nope>"})
+    assert none.status_code == 200 and "No runs of &lt;nope&gt;." in none.text
 
 
 def test_run_page_is_the_html_report(client, recorded):
@@ -106,7 +113,7 @@ def test_run_page_is_the_html_report(client, recorded):
     assert_no_remote_loads(page)
     report = invoke("report", run_id, "-T", "builtin:html")
     assert report.exit_code == 0, report.stderr
-    shown = re.sub(r'\n<nav class="orch-view">.*?</nav>', "", page.text, count=1)
+    shown = re.sub(r'\n<nav class="orch-view"[^>]*>.*?</nav>', "", page.text, count=1)
     assert shown.rstrip("\n") == report.stdout.rstrip("\n")  # the same renderer, plus the nav
     assert f'<a href="/runs/{run_id}/variants">variants</a>' in page.text
     # the report's filter script runs: the policy allows it by hash, and nothing else
@@ -135,7 +142,8 @@ def test_compare_page_shows_what_changed(client, recorded):
     rows = re.findall(r'<tr class="(\w+)">', page.text)
     assert rows == ["regression", "regression"]
     assert "Changed cases: 2" in page.text
-    assert re.search(r"<th>pass rate</th><td>1</td><td>0</td>", page.text), page.text
+    assert "<th>pass rate</th><td>100.0%</td><td>0.0%</td>" in page.text
+    assert "<h2>significance</h2>" in page.text  # what compare adds is shown too
 
 
 def test_compare_needs_two_known_runs(client, recorded):
@@ -171,9 +179,10 @@ def test_variants_page_puts_variants_side_by_side(project, client, recorded):
     assert page.status_code == 200
     per_variant, side_by_side = page.text.split("<h2>Items side by side</h2>")
     assert re.findall(r"<tr><td>(terse|chatty)</td>", per_variant) == ["terse", "chatty"]
+    assert re.search(r"<td>terse</td>(<td>.*?</td>)*?<td>100.0%</td>", per_variant)
     assert "<thead><tr><th>item</th><th>terse</th><th>chatty</th></tr></thead>" in side_by_side
-    rows = re.findall(r"<tr><td>(\d\.\d) [^<]*</td>(.*?)</tr>", side_by_side)
-    assert [key for key, _ in rows] == ["0.0", "1.0"]  # one row per item, both variants in it
+    rows = re.findall(r"<tr><td>(item \d)</td>(.*?)</tr>", side_by_side)
+    assert [label for label, _ in rows] == ["item 0", "item 1"]  # a row per item, both variants
     for _, cells in rows:
         statuses = re.findall(r'<span class="(\w+)">', cells)
         assert statuses == ["passed", "failed"]

@@ -21,8 +21,9 @@ from orch.results.viewer.store import ReadOnlyHistory
 RUNS_SHOWN = 500  # the runs list and its charts cover this many of the latest runs
 
 # the chart's box, in SVG user units
-WIDTH, HEIGHT = 640, 170
+WIDTH, HEIGHT = 520, 170
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 10, 26
+INSET = 8  # the first and last points keep clear of the axis and the edge
 
 
 @dataclass
@@ -75,8 +76,21 @@ def runs_page(history: ReadOnlyHistory, project: Project, pipeline: str | None) 
             for name, group in sorted(by_pipeline.items())
         ],
         "limit": RUNS_SHOWN,
-        "all_ids": [r.id for r in rows] if pipeline is None else [],
+        "choices": [r.id for r in rows],
+        "pair": default_pair(rows),
     }
+
+
+def default_pair(rows: list[Row]) -> tuple[str, str] | None:
+    """The runs the compare form proposes: the latest, and the one before it of its pipeline.
+
+    ``rows`` are newest first; without an earlier run of the same pipeline, the one before.
+    """
+    if len(rows) < 2:
+        return None
+    latest = rows[0]
+    before = next((r for r in rows[1:] if r.pipeline == latest.pipeline), rows[1])
+    return before.id, latest.id
 
 
 def _moment(text: str) -> float | None:
@@ -92,7 +106,7 @@ def chart(rows: list[Row]) -> dict[str, Any]:
     Runs are placed by start time; when the times cannot be read, or are all the same, they
     are spread evenly. The dashed line is the pass rate the latest run had to reach.
     """
-    inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    inner_w, inner_h = WIDTH - LEFT - RIGHT - 2 * INSET, HEIGHT - TOP - BOTTOM
     moments = [_moment(r.started) for r in rows]
     known = [m for m in moments if m is not None]
     span = (max(known) - min(known)) if len(known) == len(rows) and known else 0.0
@@ -102,7 +116,7 @@ def chart(rows: list[Row]) -> dict[str, Any]:
             share = (moment - min(known)) / span
         else:
             share = index / (len(rows) - 1) if len(rows) > 1 else 0.5
-        x = LEFT + share * inner_w
+        x = LEFT + INSET + share * inner_w
         y = TOP + (1.0 - row.pass_rate) * inner_h
         points.append({"x": round(x, 1), "y": round(y, 1), "row": row})
     required = rows[-1].required if rows else 1.0
@@ -123,7 +137,7 @@ def chart(rows: list[Row]) -> dict[str, Any]:
         ),
         "points": points,
         "first": rows[0].started if rows else "",
-        "last": rows[-1].started if rows else "",
+        "last": rows[-1].started if len(rows) > 1 and rows[-1].started != rows[0].started else "",
     }
 
 
@@ -147,7 +161,8 @@ def variants_page(project: Project, data) -> dict[str, Any]:
         if name not in names:
             names.append(name)
         where = (item["index"], item["repeat"])
-        labels.setdefault(where, f"{item['index']}.{item['repeat']} {item['label']}")
+        repeat = f" · repeat {item['repeat']}" if item["repeat"] else ""
+        labels.setdefault(where, f"{item['label']}{repeat}")
         cells.setdefault(where, {})[name] = item
     return {
         "title": f"variants of run {context['run']['id']}",
