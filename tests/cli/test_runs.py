@@ -16,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from orch.cli import main
+from orch.project.model import EMBEDDED, Target
+from orch.targets.engine import engine_label
 
 SCRIPT = """
 rules:
@@ -229,3 +231,14 @@ def test_runs_name_the_embedded_engine_by_what_answers_not_its_port(project):
         text = (project / "out" / f"{record['run_id']}.{suffix}").read_text()
         assert label in text, suffix
         assert "127.0.0.1" not in text, suffix
+
+
+def test_an_engine_in_front_of_a_chat_server_is_named_by_that_server_without_its_key():
+    upstream = Target(
+        name="local",
+        kind="engine",
+        base_url="http://user:sk-SECRET@llm.example:8080/v1",
+        options=(("model", "openai-chat"),),
+    )
+    assert engine_label(upstream) == "engine (embedded, openai-chat → llm.example:8080)"
+    assert engine_label(EMBEDDED) == "engine (embedded, scripted model)"
