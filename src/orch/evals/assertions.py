@@ -30,6 +30,7 @@ import jsonschema
 
 from orch import templating
 from orch.errors import OrchError
+from orch.evals import graders
 from orch.evals.replies import MISSING, CheckError, jsonpath, parse_json
 from orch.project.handlers import resolve_handler
 from orch.project.model import Assertion, Step, parse_duration
@@ -120,6 +121,8 @@ def _label(assertion: Assertion, value: Any) -> str:
         return f"json_schema: {value.get('title') or 'inline schema'}"
     if assertion.kind == "json":
         return "json"
+    if assertion.kind == "grader" and isinstance(value, dict):
+        return f"grader: {value.get('name')} ({value.get('type')})"
     shown = value if isinstance(value, str) else json.dumps(value, default=str)
     if len(shown) > 60:
         shown = shown[:57] + "..."
@@ -140,7 +143,9 @@ def evaluate(
     """
     kind = assertion.kind
     try:
-        value = assertion.value if kind == "json_schema" else render_value(assertion.value, context)
+        # a grader renders its own templates, over ``sample`` too
+        raw = kind in ("json_schema", "grader")
+        value = assertion.value if raw else render_value(assertion.value, context)
     except jinja2.TemplateError as exc:
         where = f" (line {assertion.line})" if assertion.line else ""
         return Verdict(
@@ -423,6 +428,13 @@ def _llm_rubric(value, result, assertion, grader, root, context):
     return score_outcome(verdict, assertion.threshold if assertion.threshold is not None else 0.5)
 
 
+def _grader(value, result, assertion, grader, root, context):
+    # The run's grader object also asks grading models and embeds (graders.Services).
+    services = grader if hasattr(grader, "ask") and hasattr(grader, "embed") else None
+    outcome = graders.grade(value, result, context, services, root)
+    return outcome.passed, outcome.scaled, outcome.reason
+
+
 _CHECKS: dict[str, Callable[..., tuple[bool, float, str]]] = {
     "equals": _equals,
     "contains": _contains,
@@ -440,4 +452,5 @@ _CHECKS: dict[str, Callable[..., tuple[bool, float, str]]] = {
     "max_tokens": _max_tokens,
     "python": _python,
     "llm_rubric": _llm_rubric,
+    "grader": _grader,
 }

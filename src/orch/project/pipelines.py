@@ -14,11 +14,13 @@ import csv
 import difflib
 import glob
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
 from orch import templating
 from orch.errors import ConfigError
+from orch.evals.graders import SAMPLE_FIELDS, spec_problems, uses_model
 from orch.evals.replies import CheckError, jsonpath
 from orch.project.checks import Checker
 from orch.project.items import item_fields, read_lines
@@ -32,11 +34,12 @@ from orch.project.model import (
     Step,
     parse_duration,
 )
-from orch.project.references import Scope
+from orch.project.references import Scope, unknown_references
 from orch.project.variants import check_variants
 
 #: Assertion kinds whose value is not a template (``json_schema`` is data, ``python`` a handler).
-_NOT_TEMPLATED = ("json_schema", "python")
+#: ``grader`` renders its own templates, over the reply's ``sample`` too.
+_NOT_TEMPLATED = ("json_schema", "python", "grader")
 
 
 def builtin_reports() -> list[str]:
@@ -225,6 +228,8 @@ class PipelineChecker(Checker):
                 for where, text in _strings(spec[kind], here):
                     if "{{" in text or "{%" in text or "{#" in text:
                         self.template(where, text, scope=self.scope(done))
+            if kind == "grader" and isinstance(spec[kind], dict):
+                self.grader_templates(here, spec[kind], self.scope(done))
             self.reply_lookups(here, kind, spec[kind], owners, assistants)
             out.append(
                 Assertion(
@@ -253,6 +258,13 @@ class PipelineChecker(Checker):
             self.json_schema(here, value)
         elif kind == "python":
             self.handler(here, value)
+        elif kind == "grader" and isinstance(value, dict):
+            for where, message in spec_problems(value):
+                self.problem((*here, *where), message)
+            if uses_model(value) and not settings.get("grader") and not self.loader.config_broken:
+                self.problem(
+                    here, "a model grader asks orch.yml's grader assistant: set `grader:` there"
+                )
         elif kind == "llm_rubric":
             grader = value.get("grader") if isinstance(value, dict) else None
             if grader:  # an unknown default grader is reported once, in orch.yml
@@ -262,6 +274,23 @@ class PipelineChecker(Checker):
                     here, "llm_rubric needs a grader assistant: set `grader:` here or in orch.yml"
                 )
         return value
+
+    def grader_templates(self, here: tuple, value: dict, scope: Scope) -> None:
+        """A grader's templates: Jinja syntax, then the names they use (``sample`` included)."""
+        for where, text in _strings(value, here):
+            if where[-1] == "source" or not ("{{" in text or "{%" in text or "{#" in text):
+                continue
+            before = len(self.loader.problems)
+            self.template(where, text)
+            if len(self.loader.problems) > before:
+                continue  # a syntax error, reported
+            for message in unknown_references(text, scope, templating.STRICT):
+                if "'sample'" not in message:
+                    self.problem(where, f"template error: {message}")
+            for key in re.findall(r"\bsample\.(\w+)", text):
+                if key not in SAMPLE_FIELDS:
+                    known = ", ".join(SAMPLE_FIELDS)
+                    self.problem(where, f"template error: sample has no {key!r} (sample: {known})")
 
     def reply_lookups(self, here, kind, value, owners, assistants) -> None:
         """A JSONPath must parse; a ``tool_called`` function must be one the assistant has."""

@@ -30,6 +30,7 @@ from orch.project.documents import relative_to
 from orch.project.items import key_variant
 from orch.project.model import Pipeline, Project
 from orch.results.history import SCHEMA_VERSION
+from orch.run.grading import Grading
 from orch.run.journal import RunJournal
 from orch.run.summary import now
 from orch.run.uploads import Uploads
@@ -63,6 +64,8 @@ class ItemRunner:
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
+        #: what assertions ask: llm_rubric answers, grading models, embeddings
+        self.grading = Grading(self)
 
     def session(
         self, stream: bool, deadline: float, files_dir: Path, key: str | None = None
@@ -202,7 +205,7 @@ class ItemRunner:
             }
             record["passed"], record["score"], record["assertions"] = False, 0.0, []
             return record
-        record.update(judge(step, record, context, self.grade, ctx.project.root))
+        record.update(judge(step, record, context, self.grading, ctx.project.root))
         return record
 
     def _turn(self, name: str, prompt: str, step, context: dict[str, Any]) -> Turn:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from orch import sync
 from orch.errors import UsageError
+from orch.evals.graders import uses_model
 from orch.project.model import Pipeline, Project, canonical_json, sha256_text
 from orch.sync.workflow import additions_for
 from orch.targets.base import META_NAME
@@ -31,6 +32,8 @@ def needed_assistants(project: Project, pipeline: Pipeline) -> list[str]:
             if a.kind == "llm_rubric":
                 grader = a.value.get("grader") if isinstance(a.value, dict) else None
                 names.add(grader or project.grader)
+            elif a.kind == "grader" and uses_model(a.value):
+                names.add(project.grader)
     return sorted(n for n in names if n)
 
 

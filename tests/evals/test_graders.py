@@ -1,0 +1,347 @@
+"""OpenAI's grader objects as assertions: each type on known inputs, validation, and a real run.
+
+The end-to-end run goes through ``orch run`` on the embedded engine: the scripted model answers
+the bot and the grader assistant (score_model, label_model), the engine's ``/v1/embeddings``
+gives ``cosine`` its vectors, a python grader runs in a child interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orch.cli import main
+from orch.evals import graders, similarity
+from orch.evals.assertions import evaluate
+from orch.evals.replies import CheckError
+from orch.project.model import Assertion
+
+REPLY = {"output": "Paris is the capital of France.", "tool_calls": []}
+ITEM = {"item": {"city": "Paris", "answer": "The capital of France is Paris"}}
+
+
+def grade(spec: dict, result: dict = REPLY, context: dict = ITEM) -> graders.Outcome:
+    return graders.grade({"name": "g", **spec}, result, context, None)
+
+
+def check(op: str, reference: str, output: str = REPLY["output"]) -> bool:
+    spec = {"type": "string_check", "input": "{{ sample.output_text }}", "operation": op}
+    return grade({**spec, "reference": reference}, {"output": output}).passed
+
+
+def test_string_check_operations():
+    assert check("eq", "Paris is the capital of France.")
+    assert not check("eq", "paris is the capital of france.")
+    assert check("ne", "Lyon")
+    assert check("like", "{{ item.city }}")  # the item's field, OpenAI's {{ item.x }}
+    assert not check("like", "paris")
+    assert check("ilike", "PARIS")
+    outcome = grade({"type": "string_check", "input": "x", "reference": "y", "operation": "eq"})
+    assert (outcome.score, outcome.scaled) == (0.0, 0.0)
+    assert outcome.reason == "g: 'x' eq 'y' does not hold"
+
+
+def test_string_check_reads_the_reply_as_json():
+    spec = {
+        "type": "string_check",
+        "input": "{{ sample.output_json.city }}",
+        "reference": "Paris",
+        "operation": "eq",
+    }
+    assert grade(spec, {"output": '```json\n{"city": "Paris"}\n```'}).passed
+    # a reply that is not JSON fails (the model's fault), it is not a broken check
+    prose = grade(spec, {"output": "Paris"})
+    assert not prose.passed and "not JSON" in prose.reason
+
+
+@pytest.mark.parametrize("metric", sorted(similarity.METRICS))
+def test_text_similarity_scores_the_metric(metric):
+    spec = {
+        "type": "text_similarity",
+        "input": "{{ sample.output_text }}",
+        "reference": "{{ item.answer }}",
+        "evaluation_metric": metric,
+    }
+    expected = similarity.score(metric, REPLY["output"], ITEM["item"]["answer"])
+    low = grade({**spec, "pass_threshold": expected})
+    assert low.passed and low.score == pytest.approx(expected) and low.scaled == low.score
+    high = grade({**spec, "pass_threshold": expected + 0.01})
+    assert not high.passed and "below pass_threshold" in high.reason
+
+
+def test_text_similarity_cosine_needs_embeddings():
+    spec = {"type": "text_similarity", "input": "a", "reference": "b", "pass_threshold": 0.5}
+    with pytest.raises(CheckError, match="no embeddings"):
+        grade({**spec, "evaluation_metric": "cosine"})
+    assert graders.cosine([1.0, 0.0], [2.0, 0.0]) == 1.0
+    assert graders.cosine([1.0, 0.0], [0.0, 3.0]) == 0.0
+
+
+def test_python_grader_runs_grade_in_a_child_process(tmp_path):
+    source = textwrap.dedent(
+        """
+        import os
+        def grade(sample, item):
+            if os.getpid() == item["pid"] or os.getcwd() != item["cwd"]:
+                return -1.0
+            words = sample["output_text"].split()
+            return len([w for w in words if item["city"] in w]) / len(words)
+        """
+    )
+    item = {**ITEM["item"], "pid": os.getpid(), "cwd": str(tmp_path)}
+    outcome = graders.grade(
+        {"type": "python", "name": "p", "source": source, "pass_threshold": 0.15},
+        REPLY,
+        {"item": item},
+        None,
+        tmp_path,
+    )
+    assert outcome.passed and outcome.score == pytest.approx(1 / 6)
+
+
+def test_python_grader_failures_are_errors(monkeypatch):
+    def run(source: str) -> None:
+        grade({"type": "python", "source": textwrap.dedent(source)})
+
+    with pytest.raises(CheckError, match="ZeroDivisionError"):
+        run("def grade(sample, item):\n    return 1 / 0\n")
+    with pytest.raises(CheckError, match="not a number"):
+        run("def grade(sample, item):\n    return 'yes'\n")
+    monkeypatch.setattr(graders, "PYTHON_TIMEOUT", 0.5)
+    with pytest.raises(CheckError, match="timed out after 0.5s"):
+        run("import time\ndef grade(sample, item):\n    time.sleep(5)\n")
+
+
+def test_multi_combines_named_graders():
+    spec = {
+        "type": "multi",
+        "graders": {
+            "city": {
+                "type": "string_check",
+                "name": "city",
+                "input": "{{ sample.output_text }}",
+                "reference": "{{ item.city }}",
+                "operation": "like",
+            },
+            "sim": {
+                "type": "text_similarity",
+                "name": "sim",
+                "input": "{{ sample.output_text }}",
+                "reference": "{{ item.answer }}",
+                "evaluation_metric": "rouge_l",
+            },
+        },
+        "calculate_output": "0.5 * city + 0.5 * sim",
+    }
+    rouge = similarity.rouge_l(REPLY["output"], ITEM["item"]["answer"])
+    outcome = grade({**spec, "pass_threshold": 0.8})
+    assert outcome.passed and outcome.score == pytest.approx(0.5 + 0.5 * rouge)
+    strict = grade(spec)  # without pass_threshold only the top score passes
+    assert not strict.passed and "sim=0.6667" in strict.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("a + b * 2", 7.0),
+        ("(a + b) / 2", 2.0),
+        ("b ^ 2 - a", 8.0),
+        ("min(a, b) + max(a, 2) + abs(-a)", 4.0),
+        ("sqrt(b ** 2) + floor(1.5) + ceil(0.2) + round(exp(0)) + log(1)", 6.0),
+        ("-a + +b", 2.0),
+    ],
+)
+def test_formula_arithmetic(text, value):
+    assert graders.formula(text, {"a": 1.0, "b": 3.0}) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("__import__('os').system('true')", "may call only"),
+        ("a.real", "may use only"),
+        ("c + 1", "not one of the graders"),
+        ("'text'", "only numbers"),
+        ("a +", "not a formula"),
+        ("[a][0]", "may use only"),
+        ("max(a, key=b)", "may call only"),
+    ],
+)
+def test_formula_refuses_anything_else(text, words):
+    assert words in graders.check_formula(text, {"a", "b"})
+    with pytest.raises(CheckError, match=words):
+        graders.formula(text, {"a": 1.0, "b": 3.0})
+
+
+def test_formula_arithmetic_errors_are_check_errors():
+    with pytest.raises(CheckError, match="division by zero"):
+        graders.formula("a / (b - 3)", {"a": 1.0, "b": 3.0})
+
+
+def test_model_graders_need_the_runs_services():
+    spec = {"type": "score_model", "model": "m", "input": [{"role": "user", "content": "x"}]}
+    with pytest.raises(CheckError, match="no grading model"):
+        grade(spec)
+
+
+def test_evaluate_turns_a_grader_into_a_verdict():
+    value = {
+        "type": "string_check",
+        "name": "city",
+        "input": "{{ sample.output_text }}",
+        "reference": "Lyon",
+        "operation": "like",
+    }
+    verdict = evaluate(Assertion(kind="grader", value=value), REPLY, ITEM)
+    assert verdict.name == "grader: city (string_check)"
+    assert (verdict.passed, verdict.score, verdict.error) == (False, 0.0, False)
+    broken = {**value, "input": "{{ sample.nope }}"}
+    verdict = evaluate(Assertion(kind="grader", value=broken), REPLY, ITEM)
+    assert verdict.error and "template error" in verdict.reason
+
+
+# -- through the CLI -----------------------------------------------------------------------
+
+FILES = {
+    "orch.yml": """
+        project: graders-test
+        target: embedded
+        targets:
+          embedded: {kind: engine, model: scripted, script: script.yml}
+        grader: grader
+    """,
+    "assistants/bot.yml": "name: bot\nmodel: gpt-test\n",
+    "assistants/grader.yml": "name: grader\nmodel: gpt-grader\n",
+    "script.yml": """
+        rules:
+          - when: {assistant: grader, contains: "Rate the politeness of: Paris"}
+            reply: {result: 8, reason: "courteous"}
+          - when: {assistant: grader, contains: "Rate the politeness"}
+            reply: 'Verdict: {"result": 2, "reason": "curt"}'
+          - when: {assistant: grader, contains: "Classify the sentiment: Paris"}
+            reply: {result: positive}
+          - when: {assistant: grader, contains: "Classify the sentiment"}
+            reply: "negative"
+          - when: {contains: "capital please"}
+            reply: "Paris is the capital of France."
+          - when: {contains: "JSON please"}
+            reply: {city: Paris}
+        default: {reply: "Go away."}
+    """,
+    "pipelines/graded.yml": """
+        name: graded
+        assistant: bot
+        items:
+          - {q: "capital please", city: Paris, answer: "The capital of France is Paris"}
+          - {q: "be rude", city: Paris, answer: "The capital of France is Paris"}
+        steps:
+          - id: capital
+            prompt: "{{ item.q }}"
+            expect:
+              - grader: {type: string_check, name: city, operation: like,
+                         input: "{{ sample.output_text }}", reference: "{{ item.city }}"}
+              - grader: {type: text_similarity, name: fuzzy, evaluation_metric: fuzzy_match,
+                         input: "{{ sample.output_text }}", reference: "{{ item.answer }}",
+                         pass_threshold: 0.8}
+              - grader: {type: text_similarity, name: cosine, evaluation_metric: cosine,
+                         input: "{{ sample.output_text }}", reference: "{{ item.answer }}",
+                         pass_threshold: 0.9}
+              - grader:
+                  type: python
+                  name: mentions
+                  source: |
+                    def grade(sample, item):
+                        return float(item["city"] in sample["output_text"])
+              - grader:
+                  type: score_model
+                  name: politeness
+                  model: gpt-4o-2024-08-06
+                  range: [0, 10]
+                  pass_threshold: 7
+                  input:
+                    - {role: system, content: "You rate politeness from 0 to 10."}
+                    - {role: user, content: "Rate the politeness of: {{ sample.output_text }}"}
+              - grader:
+                  type: label_model
+                  name: sentiment
+                  model: gpt-4o-2024-08-06
+                  labels: [positive, neutral, negative]
+                  passing_labels: [positive, neutral]
+                  input:
+                    - role: user
+                      content:
+                        - type: input_text
+                          text: "Classify the sentiment: {{ sample.output_text }}"
+              - grader:
+                  type: multi
+                  name: combined
+                  graders:
+                    city: {type: string_check, name: city, operation: like,
+                           input: "{{ sample.output_text }}", reference: "{{ item.city }}"}
+                    overlap: {type: text_similarity, name: overlap, evaluation_metric: rouge_l,
+                              input: "{{ sample.output_text }}", reference: "{{ item.answer }}"}
+                  calculate_output: "0.5 * city + 0.5 * overlap"
+                  pass_threshold: 0.8
+          - id: json
+            prompt: "JSON please"
+            expect:
+              - grader: {type: string_check, name: city field, operation: eq,
+                         input: "{{ sample.output_json.city }}", reference: "{{ item.city }}"}
+    """,
+}
+
+
+def invoke(*args: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = CliRunner().invoke(main, list(args), catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("graders") / "project"
+    for rel, text in FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ORCH_TARGET", "ORCH_RAISE_ERRORS"):
+            mp.delenv(name, raising=False)
+        mp.chdir(root)
+        yield root
+
+
+def _records(root: Path, run_id: str) -> dict[str, dict]:
+    lines = (root / ".orch" / "runs" / run_id / "results.jsonl").read_text().splitlines()
+    return {r["item"]["q"]: r for r in map(json.loads, lines)}
+
+
+def test_graders_judge_a_real_run(project):
+    ran = invoke("run", "pipelines/graded.yml", "--json")
+    assert ran.exit_code == 1, ran.stderr  # the rude item fails
+    records = _records(project, json.loads(ran.stdout)["run_id"])
+    good, rude = records["capital please"], records["be rude"]
+    assert good["status"] == "passed", good
+    verdicts = {v["name"]: v for s in good["steps"] for v in s["assertions"]}
+    assert all(v["passed"] and not v["error"] for v in verdicts.values()), verdicts
+    assert verdicts["grader: politeness (score_model)"]["score"] == 0.8  # 8 on [0, 10]
+    assert verdicts["grader: fuzzy (text_similarity)"]["score"] == pytest.approx(0.95)
+    assert verdicts["grader: cosine (text_similarity)"]["score"] > 0.99  # same words, reordered
+    assert len(verdicts) == 8
+    assert rude["status"] == "failed"
+    failed = {v["name"]: v["reason"] for s in rude["steps"] for v in s["assertions"]}
+    assert failed["grader: politeness (score_model)"] == (
+        "politeness: score 2 below pass_threshold 7: curt"
+    )
+    assert failed["grader: sentiment (label_model)"] == "sentiment: label 'negative' is not passing"
+    assert failed["grader: mentions (python)"].startswith("mentions: score 0 below")
+    assert "city=0" in failed["grader: combined (multi)"]
+    assert failed["grader: city field (string_check)"] == ""  # sample.output_json.city
