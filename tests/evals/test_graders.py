@@ -345,3 +345,82 @@ def test_graders_judge_a_real_run(project):
     assert failed["grader: mentions (python)"].startswith("mentions: score 0 below")
     assert "city=0" in failed["grader: combined (multi)"]
     assert failed["grader: city field (string_check)"] == ""  # sample.output_json.city
+
+
+def _validate(root: Path, pipeline: str) -> list[str]:
+    text = textwrap.dedent(pipeline).lstrip("\n")
+    (root / "pipelines" / "bad.yml").write_text(text, encoding="utf-8")
+    ran = invoke("validate", "pipelines/bad.yml")
+    assert ran.exit_code == 2, ran.output
+    return [line for line in ran.stderr.splitlines() if line.startswith("pipelines/")]
+
+
+def test_validate_refuses_what_openai_would(project):
+    lines = _validate(
+        project,
+        """
+        name: bad
+        assistant: bot
+        steps:
+          - prompt: hi
+            expect:
+              - grader: {type: string_check, name: a, input: x, reference: y, operation: has}
+              - grader: {type: text_similarity, name: b, input: x, reference: y,
+                         evaluation_metric: bleu}
+              - grader: {type: text_similarity, name: c, input: x, reference: y,
+                         evaluation_metric: bleu, pass_threshold: 1, colour: red}
+              - grader: {type: score_model, name: d, model: m,
+                         input: [{role: boss, content: hi}]}
+              - grader: {type: multi, name: e, calculate_output: x, graders: {
+                         x: {type: string_check, name: x, input: a, reference: b,
+                             operation: eq, pass_threshold: 1}}}
+        """,
+    )
+    assert lines == [
+        'pipelines/bad.yml:6: steps[0].expect[0].grader.operation: "has" is not one of: '
+        '"eq", "ne", "like", "ilike"',
+        "pipelines/bad.yml:7: steps[0].expect[1].grader: missing required field 'pass_threshold'",
+        "pipelines/bad.yml:10: steps[0].expect[2].grader.colour: unknown field (allowed: "
+        "evaluation_metric, input, name, pass_threshold, reference, type)",
+        'pipelines/bad.yml:12: steps[0].expect[3].grader.input[0].role: "boss" is not one of: '
+        '"user", "assistant", "system", "developer"',
+        "pipelines/bad.yml:15: steps[0].expect[4].grader.graders.x.pass_threshold: unknown field "
+        "(allowed: input, name, operation, reference, type)",
+    ]
+
+
+def test_validate_checks_templates_labels_and_formulas(project):
+    lines = _validate(
+        project,
+        """
+        name: bad
+        assistant: bot
+        items: [{city: Paris}]
+        steps:
+          - prompt: hi
+            expect:
+              - grader: {type: string_check, name: a, operation: eq,
+                         input: "{{ sample.output_txt }}", reference: "{{ item.town }}"}
+              - grader: {type: label_model, name: b, model: m, labels: [good, bad],
+                         passing_labels: [fine], input: [{role: user, content: hi}]}
+              - grader: {type: multi, name: c, calculate_output: "x + y", graders: {
+                         x: {type: string_check, name: x, input: a, reference: b, operation: eq}}}
+              - grader: {type: score_model, name: d, model: m, range: [1, 0],
+                         input: [{role: user, content: "{{ steps.later.output }}"}]}
+          - {id: later, prompt: hi}
+        """,
+    )
+    assert lines == [
+        "pipelines/bad.yml:8: steps[0].expect[0].grader.input: template error: sample has no "
+        "'output_txt' (sample: output_text, output_json, output_tools)",
+        "pipelines/bad.yml:8: steps[0].expect[0].grader.reference: template error: item has no "
+        "field 'town' (the items have: city)",
+        "pipelines/bad.yml:10: steps[0].expect[1].grader.passing_labels: not among the labels: "
+        "fine",
+        "pipelines/bad.yml:11: steps[0].expect[2].grader.calculate_output: calculate_output names "
+        "'y', not one of the graders (x)",
+        "pipelines/bad.yml:13: steps[0].expect[3].grader.range: must be two numbers [low, high] "
+        "with low < high",
+        "pipelines/bad.yml:14: steps[0].expect[3].grader.input[0].content: template error: "
+        "steps.later has not run yet when this renders (steps run in order)",
+    ]
