@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import typing
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from orch.evals import graders, similarity
 from orch.evals.assertions import evaluate
 from orch.evals.replies import CheckError
 from orch.project.model import Assertion
+from orch.project.schemas import load_schema
 
 REPLY = {"output": "Paris is the capital of France.", "tool_calls": []}
 ITEM = {"item": {"city": "Paris", "answer": "The capital of France is Paris"}}
@@ -424,3 +426,67 @@ def test_validate_checks_templates_labels_and_formulas(project):
         "pipelines/bad.yml:14: steps[0].expect[3].grader.input[0].content: template error: "
         "steps.later has not run yet when this renders (steps run in order)",
     ]
+
+
+# -- the schema agrees with the SDK's types ------------------------------------------------
+
+
+def _sdk_fields(model) -> tuple[set[str], set[str]]:
+    fields = model.model_fields
+    return set(fields), {name for name, f in fields.items() if f.is_required()}
+
+
+def test_the_schema_accepts_exactly_the_sdks_grader_fields():
+    from openai.types import eval_create_params as evals
+    from openai.types.graders import (
+        label_model_grader,
+        multi_grader,
+        python_grader,
+        score_model_grader,
+        string_check_grader,
+        text_similarity_grader,
+    )
+
+    defs = load_schema("pipeline")["$defs"]
+    sdk = {
+        "string_check": string_check_grader.StringCheckGrader,
+        "text_similarity": text_similarity_grader.TextSimilarityGrader,
+        "python": python_grader.PythonGrader,
+        "score_model": score_model_grader.ScoreModelGrader,
+        "label_model": label_model_grader.LabelModelGrader,
+        "multi": multi_grader.MultiGrader,
+    }
+    # pass_threshold as OpenAI's evals take it (required on text_similarity; multi: orch's)
+    criteria = {
+        "text_similarity": evals.TestingCriterionTextSimilarity,
+        "python": evals.TestingCriterionPython,
+        "score_model": evals.TestingCriterionScoreModel,
+    }
+    for kind, model in sdk.items():
+        fields, required = _sdk_fields(model)
+        schema = defs[f"grader_{kind}"]
+        threshold = {"pass_threshold"} if kind in (*criteria, "multi") else set()
+        assert set(schema["properties"]) == fields | threshold, kind
+        needed = {"pass_threshold"} if kind == "text_similarity" else set()
+        assert set(schema["required"]) == required | needed, kind
+        assert schema["additionalProperties"] is False
+        if kind in criteria:
+            assert "pass_threshold" in criteria[kind].__annotations__
+        if kind != "multi":
+            inner = defs[f"sub_grader_{kind}"]
+            assert (set(inner["properties"]), set(inner["required"])) == (fields, required)
+    string_check = defs["grader_string_check"]["properties"]["operation"]["enum"]
+    assert set(string_check) == _literal_of(sdk["string_check"], "operation")
+    metrics = defs["grader_text_similarity"]["properties"]["evaluation_metric"]["enum"]
+    assert set(metrics) == _literal_of(sdk["text_similarity"], "evaluation_metric")
+    message = score_model_grader.Input
+    assert set(defs["grader_message"]["properties"]) == set(message.model_fields)
+    assert set(defs["grader_message"]["properties"]["role"]["enum"]) == _literal_of(message, "role")
+    sampling = defs["grader_score_model"]["properties"]["sampling_params"]["properties"]
+    assert set(sampling) == set(score_model_grader.SamplingParams.model_fields)
+    # OpenAI's multi grader names its graders (the SDK's type holds one): a formula needs names
+    assert defs["grader_multi"]["properties"]["graders"]["type"] == "object"
+
+
+def _literal_of(model, field: str) -> set[str]:
+    return set(typing.get_args(model.model_fields[field].annotation))
