@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,6 +166,35 @@ def test_ctrl_c_stops_the_viewer_cleanly(viewer):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "interrupted" not in err
+
+
+def test_open_starts_the_browser_on_the_printed_url(project, tmp_path):  # noqa: F811
+    """--open hands the URL to the browser Python finds ($BROWSER here: a script noting it)."""
+    seen = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {seen}\n')
+    browser.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orch", "view", "--port", "0", "--open"],
+        cwd=project,
+        env={**env, "BROWSER": str(browser)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,
+    )
+    try:
+        url = proc.stdout.readline().split()[2]
+        for _ in range(200):
+            if seen.exists() and seen.read_text().strip():
+                break
+            time.sleep(0.05)
+        assert seen.read_text().strip() == url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
 
 
 def test_a_port_in_use_is_one_line_and_exit_2(project):  # noqa: F811

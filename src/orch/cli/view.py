@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -24,7 +25,8 @@ from orch.errors import ExitCode
     "--open/--no-open",
     "open_browser",
     default=None,
-    help="Open the page in this machine's browser. Default: open when run in a terminal.",
+    help="Open the page in this machine's browser. Default: open when run in a terminal "
+    "on a desktop (macOS, Windows, or a DISPLAY/WAYLAND_DISPLAY).",
 )
 def view(project_dir, port, open_browser) -> int:
     """Browse past runs in a web browser: runs, pass rate over time, reports, comparisons.
@@ -55,6 +57,18 @@ def view(project_dir, port, open_browser) -> int:
 
     project = load_project(project_dir, import_handlers=False)  # read-only: no project code
     if open_browser is None:
-        open_browser = sys.stdout.isatty()
+        open_browser = on_a_desktop()
     serve(project, port, open_browser, lambda line: click.echo(line))
     return ExitCode.OK
+
+
+def on_a_desktop() -> bool:
+    """Whether a browser can be opened without getting in the way: a terminal on a desktop.
+
+    Not in CI or a pipe (no terminal), and not over SSH without a display, where Python's
+    webbrowser would start a text browser (lynx, w3m) in the terminal the viewer prints to.
+    """
+    if not sys.stdout.isatty():
+        return False
+    graphical = sys.platform in ("darwin", "win32")
+    return graphical or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

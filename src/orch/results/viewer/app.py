@@ -17,6 +17,7 @@ import base64
 import hashlib
 import re
 import socket
+import threading
 import webbrowser
 from pathlib import Path
 from typing import Any
@@ -190,8 +191,8 @@ def serve(project: Project, port: int, open_browser: bool, echo) -> None:
     )
     server = uvicorn.Server(config)
     echo(f"orch view: {url}  (read-only; Ctrl-C to stop)")
-    if open_browser:
-        webbrowser.open(url)
+    if open_browser:  # aside: a browser that keeps its launcher waiting must not hold the server
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn stops cleanly, then raises the Ctrl-C it caught again

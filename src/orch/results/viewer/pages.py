@@ -61,7 +61,7 @@ def _row(project: Project, record: RunRecord, variants: set[str]) -> Row:
 def runs_page(history: ReadOnlyHistory, project: Project, pipeline: str | None) -> dict[str, Any]:
     """The runs list (of one pipeline, or all) and a pass-rate chart per pipeline."""
     records = history.runs(limit=RUNS_SHOWN, pipeline=pipeline)
-    variants = history.with_variants() if records else set()
+    variants = history.with_variants([r.run_id for r in records])
     rows = [_row(project, r, variants) for r in records]
     by_pipeline: dict[str, list[Row]] = {}
     for row in rows:

@@ -79,16 +79,24 @@ class ReadOnlyHistory:
             rows = conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline").fetchall()
         return [name for (name,) in rows]
 
-    def with_variants(self) -> set[str]:
-        """The ids of runs whose items record a ``variant``."""
-        if not self.exists():
+    def with_variants(self, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` have items that record a ``variant``.
+
+        A run of variants records one on every item, so one item per run is looked at (an
+        index lookup each: a list of runs stays fast however many items they hold).
+        """
+        if not self.exists() or not run_ids:
             return set()
+        found: set[str] = set()
         with self._connect("find runs with variants") as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT run_id FROM items"
-                " WHERE json_extract(record, '$.variant') IS NOT NULL"
-            ).fetchall()
-        return {run_id for (run_id,) in rows}
+            for run_id in run_ids:
+                row = conn.execute(
+                    "SELECT json_extract(record, '$.variant') FROM items WHERE run_id = ? LIMIT 1",
+                    (run_id,),
+                ).fetchone()
+                if row and row[0] is not None:
+                    found.add(run_id)
+        return found
 
     def get(self, run_id: str) -> RunRecord:
         """One run by id or unique prefix; :class:`RunNotFound` otherwise."""
