@@ -119,7 +119,14 @@ class CompareCommand(click.Command):
 @click.command(cls=CompareCommand)
 @project_dir_option
 @click.argument("run_a")
-@click.argument("run_b")
+@click.argument("run_b", required=False)
+@click.option(
+    "--variants",
+    nargs=2,
+    metavar="A B",
+    help="Compare two variants of the one run RUN_A (its pipeline's variants:), A the "
+    "baseline, item by item; give no RUN_B.",
+)
 @click.option(
     "--markdown",
     "--md",
@@ -141,7 +148,9 @@ class CompareCommand(click.Command):
     "errors in RUN_B. `significant`: RUN_B's pass rate is lower and the test over items says "
     "chance does not explain the drop (p < 0.05).",
 )
-def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression) -> int:
+def compare(
+    project_dir, run_a, run_b, variants, markdown, as_json, output, fail_on_regression
+) -> int:
     """Show what changed between two runs: pass→fail, fail→pass, score deltas.
 
     Cases (item × step) are matched by item key and step id; RUN_A is the baseline, RUN_B the
@@ -158,11 +167,22 @@ def compare(project_dir, run_a, run_b, markdown, as_json, output, fail_on_regres
       orch compare 20261120-0900 20261121-2205 --markdown -o out/compare.md
       orch compare 20261120-0900 20261121-2205 --fail-on-regression    a CI gate
       orch compare BASE NEW --fail-on-regression=significant    gate on real drops only
+      orch compare 20261121-2205 --variants base mini    two variants of one run
     """
     from orch.results.compare import compare_task
 
+    if (run_b is None) == (not variants):
+        raise click.UsageError("compare RUN_A with RUN_B, or two variants of RUN_A: --variants A B")
     return compare_task(
-        project_dir, run_a, run_b, markdown, as_json, output, fail_on_regression, click.echo
+        project_dir,
+        run_a,
+        run_b,
+        markdown,
+        as_json,
+        output,
+        fail_on_regression,
+        click.echo,
+        variants=tuple(variants) if variants else None,
     )
 
 

@@ -7,7 +7,8 @@ Markdown form is meant for a pull-request comment.
 Each run's pass rate comes with its 95 % Wilson interval, and the change in pass rate with a
 significance test over items (:func:`orch.results.statistics.regression_test`: McNemar's exact
 test when both runs hold the same items, else a two-proportion z-test), so a CI gate can fail
-only on a drop that chance does not explain (``--fail-on-regression=significant``).
+only on a drop that chance does not explain (``--fail-on-regression=significant``). Two
+variants of one run compare the same way, matched by item (``orch compare RUN --variants A B``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orch.results.context import build_context, load_run
 from orch.results.files import cannot_write, write_atomic
 from orch.results.markdown import escape
 from orch.results.statistics import Significance, format_interval, regression_test
+from orch.results.variants import variant_context
 
 _SCORE_EPSILON = 0.005
 
@@ -289,15 +291,23 @@ def compare_task(
     output: Path | None,
     fail_on_regression: str | None,
     echo,
+    variants: tuple[str, str] | None = None,
 ) -> int:
     """``orch compare``: print (or write) the comparison; exit 1 on regressions if asked.
+
+    With ``variants`` (A, B), ``run_b`` is None and two variants of the one run ``run_a`` are
+    compared, A the baseline (:func:`orch.results.variants.variant_context`).
 
     ``fail_on_regression``: None never fails; ``any`` fails when any case regressed (passed in A,
     failed or errored in B); ``significant`` only when B's pass rate is lower than A's and the
     test over items finds the drop significant (p < 0.05).
     """
     project = load_project(path, import_handlers=False)  # read-only: no project code runs
-    contexts = [build_context(project, load_run(project.root, r)) for r in (run_a, run_b)]
+    if variants:
+        whole = build_context(project, load_run(project.root, run_a))
+        contexts = [variant_context(whole, name) for name in variants]
+    else:
+        contexts = [build_context(project, load_run(project.root, r)) for r in (run_a, run_b)]
     result = compare(*contexts)
     if as_json:
         text = json.dumps(result.to_json(), indent=2, ensure_ascii=False, default=str)

@@ -8,14 +8,17 @@ variants passed. A run without variants has an empty ``variants`` (no names, no 
 
 from __future__ import annotations
 
+import difflib
 import json
 import statistics
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from orch.errors import UsageError
 from orch.project.items import VARIANT_MARK
 from orch.project.model import Pipeline
+from orch.results.statistics import report_statistics
 
 
 def variants_context(items: list[dict], declared: Pipeline | None, meta: dict) -> dict[str, Any]:
@@ -184,3 +187,54 @@ def run_variant_lines(run_dir: Path) -> list[str]:
     except OSError:
         return []
     return variant_lines(latest.values(), meta)
+
+
+def variant_context(context: dict[str, Any], variant: str) -> dict[str, Any]:
+    """``context`` (a whole run's) narrowed to one variant's item runs, as if a run of its own.
+
+    Item keys lose the variant (``3@mini`` → ``3``), so two variants' contexts match item by
+    item in ``orch compare RUN --variants A B``; the run's id becomes ``RUN@variant`` and its
+    counts, pass rate, statistics and usage are the variant's. UsageError when the run has no
+    such variant.
+    """
+    names = context["variants"]["names"]
+    if variant not in names:
+        run = context["run"]["id"]
+        close = difflib.get_close_matches(variant, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        have = f"{hint}its variants: {', '.join(names)}" if names else "it has no variants"
+        raise UsageError(f"--variants: run {run} has no variant {variant!r} ({have})")
+    items = [
+        {**item, "key": item["key"].partition(VARIANT_MARK)[0]}
+        for item in context["items"]
+        if item.get("variant") == variant
+    ]
+    counts = {"total": len(items), "passed": 0, "failed": 0, "errors": 0}
+    for item in items:
+        counts[{"passed": "passed", "failed": "failed", "error": "errors"}[item["status"]]] += 1
+    (row,) = variant_table(context["items"], [variant])
+    run = context["run"]
+    rate = counts["passed"] / counts["total"] if counts["total"] else 1.0
+    failed = rate + 1e-9 < run["required_pass_rate"]
+    code = 2 if counts["errors"] or run["status"] == "interrupted" else 1 if failed else 0
+    return {
+        **context,
+        "run": {
+            **run,
+            "id": f"{run['id']}{VARIANT_MARK}{variant}",
+            "counts": counts,
+            "pass_rate": rate,
+            "exit_code": code,
+            "passed": code == 0,
+            "outcome": ("passed", "failed", "error")[code],
+        },
+        "items": items,
+        "failures": [i for i in items if i["status"] != "passed"],
+        "passed_items": [i for i in items if i["status"] == "passed"],
+        "statistics": report_statistics(items),
+        "usage": {
+            **context["usage"],
+            **{k: row[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")},
+            "cost": row["cost"],
+        },
+    }
