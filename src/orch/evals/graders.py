@@ -64,8 +64,14 @@ _ENV = templating.environment(keep_trailing_newline=False)
 class Services(Protocol):
     """What model-backed graders need from the run (the run's grader object provides it)."""
 
-    def ask(self, system: str | None, content: list[dict], model: str | None) -> str:
-        """The grading model's answer to one message (``model``: None for the grader's own)."""
+    def ask(
+        self, system: str | None, content: list[dict], model: str | None, sampling: dict | None
+    ) -> str:
+        """The grading model's answer to one message.
+
+        ``model`` is None for the grader assistant's own; ``sampling`` is the grader's
+        ``sampling_params``.
+        """
         ...
 
     def embed(self, texts: list[str], model: str) -> list[list[float]]:
@@ -249,7 +255,7 @@ def _ask(spec, scope, services, answer_format: str) -> str:
         raise CheckError(f"no grading model available for {spec['type']}")
     system, content = _messages(spec, scope)
     content[0]["text"] += "\n\n" + answer_format
-    return services.ask(system, content, spec.get("model"))
+    return services.ask(system, content, spec.get("model"), spec.get("sampling_params"))
 
 
 def _score_model(spec, scope, services, root) -> Outcome:

@@ -33,18 +33,26 @@ class Grading:
         """``llm_rubric``: the grader assistant's answer to ``prompt``."""
         return self.runner.grade(prompt, grader)
 
-    def ask(self, system: str | None, content: list[dict], model: str | None) -> str:
+    def ask(
+        self, system: str | None, content: list[dict], model: str | None, sampling: dict | None
+    ) -> str:
         """One message to orch.yml's grader assistant on a new thread; its answer text.
 
-        ``system`` replaces the assistant's instructions; ``model`` (renamed by the target's
-        ``models:``) replaces its model where the target sends a model with each request
-        (``responses``); ``assistants`` and ``engine`` targets run the synced assistant's.
+        ``system`` replaces the assistant's instructions and ``max_completions_tokens`` caps
+        the answer. ``model`` (renamed by the target's ``models:``), ``temperature`` and
+        ``top_p`` replace the assistant's where the target sends them with each request
+        (``responses``); ``assistants`` and ``engine`` targets run the synced assistant.
         """
         ctx = self.runner.ctx
         name = ctx.project.grader
         assistant = ctx.conn.assistant(ctx.project.assistant(name))
+        sampling = sampling or {}
+        changes: dict[str, Any] = {
+            key: sampling[key] for key in ("temperature", "top_p") if sampling.get(key) is not None
+        }
         if model:
-            assistant = dataclasses.replace(assistant, model=ctx.conn.target.model_for(model))
+            changes["model"] = ctx.conn.target.model_for(model)
+        assistant = dataclasses.replace(assistant, **changes)
         deadline = time.monotonic() + GRADE_SECONDS
         conv = self.runner.session(False, deadline, Path(ctx.run_dir) / "grader")
         turn = Turn(
@@ -53,7 +61,7 @@ class Grading:
             content,
             [],
             instructions=system,
-            max_tokens=assistant.max_tokens,
+            max_tokens=sampling.get("max_completions_tokens") or assistant.max_tokens,
         )
         try:
             outcome = conv.step(turn)
