@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from orch.project.loading import load_project
 from orch.results.history import History
 from orch.results.viewer.app import create_app
+from orch.results.viewer.pages import Row, chart
 
 from .conftest import invoke
 
@@ -227,3 +228,39 @@ def test_a_corrupt_history_is_a_500_page_naming_the_file(tmp_path):
     assert page.status_code == 500
     assert "/.orch/history.db: cannot list runs: file is not a database" in page.text
     assert (tmp_path / ".orch/history.db").read_text() == "not a database"  # left as it was
+
+
+def row(started: str, pass_rate: float, required: float = 1.0) -> Row:
+    return Row(
+        id=started,
+        pipeline="p",
+        target="t",
+        outcome="passed" if pass_rate >= required else "failed",
+        pass_rate=pass_rate,
+        required=required,
+        counts="-",
+        duration="-",
+        started=started,
+        variants=False,
+    )
+
+
+def test_the_chart_places_runs_by_start_time_and_pass_rate():
+    drawn = chart(
+        [
+            row("2026-11-01 10:00:00", 1.0),
+            row("2026-11-01 10:00:10", 0.5),
+            row("2026-11-01 10:00:40", 0.0, required=0.5),
+        ]
+    )
+    xs = [p["x"] for p in drawn["points"]]
+    ys = [p["y"] for p in drawn["points"]]
+    assert xs[0] < xs[1] < xs[2] and (xs[1] - xs[0]) * 3 == pytest.approx(xs[2] - xs[1], abs=0.2)
+    assert ys == [drawn["top"], (drawn["top"] + drawn["bottom"]) / 2, drawn["bottom"]]
+    assert drawn["required_y"] == ys[1]  # the latest run's required rate: 50 %
+    assert drawn["path"].startswith(f"M{xs[0]},{ys[0]} L")
+    # times that cannot be read, or one run: spread evenly / in the middle
+    even = chart([row("yesterday", 1.0), row("today", 1.0), row("now", 1.0)])["points"]
+    assert even[1]["x"] - even[0]["x"] == pytest.approx(even[2]["x"] - even[1]["x"])
+    (alone,) = chart([row("2026-11-01 10:00:00", 1.0)])["points"]
+    assert alone["x"] == pytest.approx((drawn["left"] + drawn["right"]) / 2)
