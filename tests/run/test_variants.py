@@ -16,6 +16,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from orch.cli import main
+from orch.run.shards import shard_of
 
 SCRIPT = """
 rules:
@@ -263,3 +264,38 @@ def test_on_a_responses_target_the_overrides_go_with_each_request(make_project, 
         "plain": ("gpt-4o", 0.2, "You help.", None),
         "sharp": ("gpt-4o-mini", 1.0, "Be sharp.", 64),  # the default temperature
     }
+
+
+def test_an_items_variants_share_its_shard_and_merge_whole(project, invoke):
+    items = ", ".join(f"{{q: ping {i}}}" for i in range(8))
+    root = project(
+        {
+            **FILES,
+            "pipelines/ab.yml": PIPELINE.replace(
+                "items: [{q: easy one}, {q: ping a}, {q: ping b}]", f"items: [{items}]"
+            ),
+        }
+    )
+    parts = []
+    for index in (1, 2):
+        result = invoke("run", "ab", "--shard", f"{index}/2", "--json")
+        run_id = json.loads(result.stdout)["run_id"]
+        keys = {r["key"] for r in _records(root, run_id)}
+        # each item's two variants are on its shard, together
+        assert keys == {
+            f"{i}@{v}" for i in range(8) if shard_of(str(i), 2) == index for v in ("plain", "sharp")
+        }
+        parts.append(run_id)
+
+    merged = invoke("merge", *parts, "--json")
+
+    summary = json.loads(merged.stdout)
+    assert _run_json(root, summary["run_id"])["merge"]["gaps"] == []
+    assert {r["key"] for r in _records(root, summary["run_id"])} == {
+        f"{i}@{v}" for i in range(8) for v in ("plain", "sharp")
+    }
+    dropped = invoke("merge", parts[0], "--json")  # one shard: the other's units are gaps
+    gaps = _run_json(root, json.loads(dropped.stdout)["run_id"])["merge"]["gaps"]
+    assert sorted(gaps) == sorted(
+        f"{i}@{v}" for i in range(8) if shard_of(str(i), 2) == 2 for v in ("plain", "sharp")
+    )
