@@ -14,6 +14,7 @@ COMMANDS = [
     "compare",
     "history",
     "import",
+    "import-eval",
     "init",
     "merge",
     "plan",

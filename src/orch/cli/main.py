@@ -16,6 +16,7 @@ from orch import __version__
 from orch.cli.exits import ExitCodeGroup
 from orch.cli.init import init
 from orch.cli.merging import merge
+from orch.cli.migration import import_eval
 from orch.cli.project import import_, plan, prune, sync, validate
 from orch.cli.results import compare, history, report, show
 from orch.cli.run import retry, run
@@ -57,6 +58,7 @@ def main(project_dir: Path | None) -> None:
       orch history / orch show    past runs; orch report / orch compare re-render and diff them
       orch view                   browse past runs in a local web page (read-only)
       orch serve                  run the embedded Assistants-v2-compatible engine
+      orch import-eval EVAL.json  an OpenAI eval definition as a pipeline
 
     With no target configured, sync and run start the embedded engine in-process
     (scripted model, state in .orch/), so everything works offline.
@@ -75,7 +77,7 @@ def register(group: click.Group, *commands: click.Command) -> None:
         group.add_command(command)
 
 
-register(main, init, validate, plan, sync, prune, import_)
+register(main, init, validate, plan, sync, prune, import_, import_eval)
 register(main, run, retry, merge)
 register(main, history, show, report, compare, view)
 register(main, serve)

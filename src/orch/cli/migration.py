@@ -1,17 +1,20 @@
-"""``orch import-eval``: an OpenAI eval (and a run of it) as an assistant, a pipeline and items."""
+"""``orch import-eval``: an OpenAI eval (and a run of it) as an assistant, a pipeline and items.
+
+The command's body imports what it uses when it runs: loading the CLI must stay cheap.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from orch.errors import UsageError
-from orch.evals.openai_evals import Conversion, convert, parse_eval, parse_run, read_data, read_json
-from orch.project.loading import find_root
-from orch.results.files import cannot_write, write_atomic
-from orch.sync.importing import dump_yaml
+
+if TYPE_CHECKING:
+    from orch.evals.openai_evals import Conversion
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -60,6 +63,9 @@ def import_eval(eval_file: Path, run_file, data_file, out, force) -> int:
       orch import-eval support-eval.json --runs run.json
       orch import-eval support-eval.json --runs run.json --data items.jsonl --out evals/
     """
+    from orch.evals.openai_evals import convert, parse_eval, parse_run, read_data, read_json
+    from orch.project.loading import find_root
+
     evaluation = parse_eval(read_json(eval_file), str(eval_file))
     source = parse_run(read_json(run_file), str(run_file)) if run_file else None
     rows = read_data(data_file) if data_file else None
@@ -77,6 +83,8 @@ def import_eval(eval_file: Path, run_file, data_file, out, force) -> int:
 
 def write_conversion(conversion: Conversion, root: Path, source: Path, force: bool) -> list[Path]:
     """Write the three files under ``root``; all of them or none (existing ones need ``force``)."""
+    from orch.results.files import cannot_write, write_atomic
+
     slug = conversion.slug
     files = {
         root / "assistants" / f"{slug}.yml": _yaml("assistant", conversion.assistant, source),
@@ -103,6 +111,8 @@ def write_conversion(conversion: Conversion, root: Path, source: Path, force: bo
 
 
 def _yaml(kind: str, data: dict, source: Path) -> str:
+    from orch.sync.importing import dump_yaml
+
     header = (
         f"# yaml-language-server: $schema=../schemas/{kind}.schema.json\n"
         f"# Imported by `orch import-eval` from {source.name}.\n"
