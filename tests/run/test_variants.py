@@ -147,7 +147,6 @@ def test_a_two_variant_run_and_its_reports(project, invoke):
 
     html = (root / "reports/ab.html").read_text()
     assert '<h2 id="variants">Variants</h2>' in html
-    assert "<code>helper--sharp</code>" not in html  # the assistant is plain text there
     assert re.search(r"<td><code>sharp</code> ★</td><td>helper--sharp</td>", html)
     assert '<a href="#item-1@sharp">' in html
 
@@ -299,3 +298,14 @@ def test_an_items_variants_share_its_shard_and_merge_whole(project, invoke):
     assert sorted(gaps) == sorted(
         f"{i}@{v}" for i in range(8) if shard_of(str(i), 2) == 2 for v in ("plain", "sharp")
     )
+
+
+def test_retry_reruns_only_the_failed_item_variant_units(project, invoke):
+    root = project(FILES)
+    run_id = json.loads(invoke("run", "ab", "--json").stdout)["run_id"]
+
+    retried = invoke("retry", run_id, "--json")
+
+    assert retried.exit_code == 1, retried.output  # the script still fails plain on ping
+    keys = [r["key"] for r in _records(root, run_id)]
+    assert sorted(keys[6:]) == ["1@plain", "2@plain"]  # appended: only the failed units ran
