@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from orch.cli import main
+from orch.cli.runs import overall, overall_line
 from orch.project.model import EMBEDDED, Target
 from orch.targets.engine import engine_label
 
@@ -204,6 +205,31 @@ def test_options_for_one_run_are_refused_with_several_pipelines(project, args, s
     assert result.exit_code == 2
     assert says in result.stderr
     assert not (project / ".orch").exists()
+
+
+def test_a_capped_pipeline_among_several_batch_runs_is_refused_before_any_runs(project):
+    with (project / "pipelines" / "bad.yml").open("a") as fh:
+        fh.write("max_tokens_total: 1000\n")
+
+    result = cli("run", "good", "bad", "--batch")
+
+    assert result.exit_code == 2
+    assert "pipeline 'bad' caps its spend" in result.stderr and "drop --batch" in result.stderr
+    assert not (project / ".orch").exists()
+
+
+def test_the_overall_line_names_what_did_not_pass_and_what_did_not_run():
+    outcomes = [
+        {"pipeline": "a", "outcome": "passed", "exit_code": 0},
+        {"pipeline": "b", "outcome": "failed", "exit_code": 1},
+        {"pipeline": "c", "outcome": "interrupted", "exit_code": 130},
+        {"pipeline": "d", "outcome": "not run"},
+    ]
+    assert overall_line(outcomes, 130) == (
+        "Overall: INTERRUPTED — 4 pipelines: 1 passed, 1 failed (b), 1 interrupted (c), "
+        "1 not run (d); exit 130"
+    )
+    assert overall(outcomes[:2], 1) == {"outcome": "failed", "exit_code": 1}
 
 
 def test_a_pipeline_named_twice_is_refused(project):

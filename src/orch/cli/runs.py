@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from orch.cli.exits import INTERRUPTED, output_closed
-from orch.errors import ConfigError, ExitCode, OrchError
+from orch.errors import ConfigError, ExitCode, OrchError, UsageError
 
 if TYPE_CHECKING:
     from orch.project.model import Pipeline, Project
@@ -101,6 +101,7 @@ def run_several(
     from orch.targets.connection import connect
 
     settings.quiet = quiet
+    check_caps(pipelines, settings)
     outcomes: list[dict[str, Any]] = []
     with connect(project, settings.target, quiet=quiet) as conn:
         needed = sorted({n for p in pipelines for n in needed_assistants(project, p)})
@@ -127,6 +128,20 @@ def run_several(
         click.echo("")
         click.echo(overall_line(outcomes, code))
     return code
+
+
+def check_caps(pipelines: list[Pipeline], settings: RunOptions) -> None:
+    """Refuse up front what a later run would refuse only once the earlier ones have run.
+
+    A batch run cannot honour a cost cap (its rounds hold every item at once), so a capped
+    pipeline among several with --batch is a UsageError before the first run starts.
+    """
+    capped = [p.name for p in pipelines if (p.max_cost, p.max_tokens_total) != (None, None)]
+    if settings.batch and capped:
+        raise UsageError(
+            f"pipeline {capped[0]!r} caps its spend (max_cost / max_tokens_total), and a batch "
+            "run submits every item of a round at once; drop --batch, or run it on its own"
+        )
 
 
 def _failed_to_run(pipeline: Pipeline, exc: OrchError, silent: bool) -> dict[str, Any]:
