@@ -409,6 +409,8 @@ def test_validate_checks_templates_labels_and_formulas(project):
                          x: {type: string_check, name: x, input: a, reference: b, operation: eq}}}
               - grader: {type: score_model, name: d, model: m, range: [1, 0],
                          input: [{role: user, content: "{{ steps.later.output }}"}]}
+              - grader: {type: python, name: e, source: "def grade(sample, item):\\n  return ("}
+              - grader: {type: python, name: f, source: "def score(sample, item): return 1"}
           - {id: later, prompt: hi}
         """,
     )
@@ -425,6 +427,10 @@ def test_validate_checks_templates_labels_and_formulas(project):
         "with low < high",
         "pipelines/bad.yml:14: steps[0].expect[3].grader.input[0].content: template error: "
         "steps.later has not run yet when this renders (steps run in order)",
+        "pipelines/bad.yml:15: steps[0].expect[4].grader.source: Python syntax error at line 2 "
+        "of source: '(' was never closed",
+        "pipelines/bad.yml:16: steps[0].expect[5].grader.source: source defines no "
+        "grade(sample, item) function",
     ]
 
 

@@ -427,6 +427,8 @@ def spec_problems(spec: dict[str, Any]) -> list[tuple[tuple, str]]:
         bounds = spec["range"]
         if len(bounds) != 2 or bounds[0] >= bounds[1]:
             problems.append((("range",), "must be two numbers [low, high] with low < high"))
+    elif kind == "python" and isinstance(spec.get("source"), str):
+        problems += [(("source",), m) for m in _source_problems(spec["source"])]
     elif kind == "multi" and isinstance(spec.get("graders"), dict):
         problem = check_formula(str(spec.get("calculate_output", "")), frozenset(spec["graders"]))
         if problem:
@@ -435,6 +437,18 @@ def spec_problems(spec: dict[str, Any]) -> list[tuple[tuple, str]]:
             if isinstance(sub, dict):
                 problems += [(("graders", name, *p), m) for p, m in spec_problems(sub)]
     return problems
+
+
+def _source_problems(source: str) -> list[str]:
+    """A python grader's source must parse and define ``grade`` (checked, never run)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return [f"Python syntax error at line {exc.lineno} of source: {exc.msg}"]
+    defined = {
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    return [] if "grade" in defined else ["source defines no grade(sample, item) function"]
 
 
 def _short(text: str, limit: int = 60) -> str:
