@@ -119,10 +119,10 @@ def test_item_timeout_cancels_the_run_and_records_where(root: Path, engines: Eng
 # -- kill -9, Ctrl-C, resume, retry --------------------------------------------------------------
 
 
-def _spawn(root: Path, url: str) -> subprocess.Popen:
+def _spawn(root: Path, url: str, *flags: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "orch", "run", "pipelines/chaos.yml", "--target", url, "-q"],
+        [sys.executable, "-m", "orch", "run", "pipelines/chaos.yml", "--target", url, *flags],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
@@ -180,7 +180,7 @@ def test_resume_after_kill_or_interrupt_runs_only_the_rest(
     engine = engines.start({"rules": [], "delay_ms": 120, "default": ECHO["default"]})
     sync(engine.base_url)
 
-    proc = _spawn(root, engine.base_url)
+    proc = _spawn(root, engine.base_url, "-q")
     run_id = _wait_for_lines(root, proc, 8)
     if how == "kill":
         proc.kill()
@@ -212,6 +212,45 @@ def test_resume_after_kill_or_interrupt_runs_only_the_rest(
     cancelled = {r for rec in records for s in rec["steps"] for r in s["runs"][:-1]}
     assert len(answered) == n + len(cancelled)  # one run per item, plus those Ctrl-C stopped
     assert how == "sigint" or not cancelled
+
+
+def test_an_item_reported_done_survives_kill_9_and_none_runs_twice(
+    root: Path, engines: Engines
+) -> None:
+    """Items are persisted off the dispatch path, but none is reported before it is durable.
+
+    Killed with -9 right after its 20th progress line, the run has every reported item in
+    results.jsonl and the history. Items that had finished but were not yet written are run
+    again by the resume, which adopts their runs: no run is created twice.
+    """
+    n = 60
+    root.joinpath("pipelines").mkdir()
+    root.joinpath("pipelines/chaos.yml").write_text(pipeline_yaml(n, concurrency=12))
+    engine = engines.start({"rules": [], "delay_ms": 60, "default": ECHO["default"]})
+    sync(engine.base_url)
+
+    proc = _spawn(root, engine.base_url)  # progress lines on stderr: `[k/n] ok    #key …`
+    reported: list[str] = []
+    for line in proc.stderr:
+        if line.startswith(b"["):
+            reported.append(line.split(b"#")[1].split()[0].decode())
+        if len(reported) == 20:
+            proc.kill()
+            break
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    run_id = next((root / ".orch" / "runs").iterdir()).name
+    on_disk = {r["key"] for r in result_lines(root, run_id)}
+    assert set(reported) <= on_disk and set(reported) <= _recorded(root, run_id)
+    assert len(on_disk) < n
+
+    code, summary = orch("run", "--resume", run_id)
+
+    assert code == 0, summary
+    assert_complete(root, run_id, n)
+    audit = engines.audit()
+    assert (audit.duplicated(), audit.orphans(list(final_items(root, run_id).values()))) == (0, 0)
+    assert sum(len(runs) for runs in audit.runs.values()) == n  # one run per item, ever
 
 
 def test_retry_reruns_only_failed_and_errored_items(root: Path, engines: Engines) -> None:

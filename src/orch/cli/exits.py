@@ -21,6 +21,8 @@ from typing import Any
 
 import click
 
+from orch.cli.shutdown import COMMANDS as FAST_EXIT_COMMANDS
+from orch.cli.shutdown import end_process
 from orch.errors import ConfigError, ExitCode, OrchError
 
 RAISE_ERRORS_ENV = "ORCH_RAISE_ERRORS"
@@ -35,6 +37,27 @@ ENGINE_SETUP_ERROR = "EngineSetupError"
 
 class ExitCodeGroup(click.Group):
     """A click group whose commands' return values and errors become the process exit."""
+
+    invoked: str | None = None  # the command the last invocation ran
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The process's entry (``orch``, ``python -m orch``); tests call :meth:`main` instead.
+
+        After ``run`` and ``retry`` the process ends without the interpreter's slow teardown
+        when that is safe (:mod:`orch.cli.shutdown`).
+        """
+        try:
+            return self.main(*args, **kwargs)
+        except SystemExit as exit_:
+            if self.invoked in FAST_EXIT_COMMANDS:
+                end_process(exit_.code)  # returns when it is not safe
+            raise
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        """The command ``args`` name (remembered for :meth:`__call__`)."""
+        name, command, rest = super().resolve_command(ctx, args)
+        self.invoked = command.name if command is not None else None
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the chosen command; exit with its code, or report what it raised and exit."""

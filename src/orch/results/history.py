@@ -195,40 +195,36 @@ class History:
             raise HistoryError(cannot_write(path, exc)) from exc
 
     def record_item(self, run_id: str, record: dict[str, Any]) -> None:
-        """Persist one finished item run: results.jsonl (flushed) and the database."""
-        line = strip_userinfo(json.dumps(record, ensure_ascii=False, default=str))
-        path = self.run_dir(run_id) / "results.jsonl"
-        with self._lock:
-            try:
-                with path.open("a", encoding="utf-8") as fh:
-                    fh.write(line + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            except OSError as exc:
-                raise HistoryError(cannot_write(path, exc)) from exc
-            with self._guard(f"record item {record['key']}"):
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO items (run_id, key, status, finished_at, record)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (run_id, record["key"], record["status"], record["finished_at"], line),
-                )
+        """Persist one finished item run: results.jsonl (fsync'd), then the database."""
+        self.record_items(run_id, [record])
 
     def import_items(self, run_id: str, records: list[dict[str, Any]]) -> None:
-        """Persist many finished item runs at once (``orch merge``): one fsync, one transaction.
+        """Persist the records of another run's files (``orch merge``); see :meth:`record_items`."""
+        self.record_items(run_id, records)
 
-        Like :meth:`record_item` for each, in order; for a run nobody else is writing.
+    def record_items(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Persist finished item runs together, in order (a group commit).
+
+        One append to results.jsonl and one fsync, then one transaction in the database: when
+        this returns every record is durable. A kill before that leaves, at worst, lines in
+        results.jsonl that the database lacks (:meth:`recover_items` puts them there) and a
+        torn last line, which every reader skips and the next append does not run into.
         """
         lines = [strip_userinfo(json.dumps(r, ensure_ascii=False, default=str)) for r in records]
         path = self.run_dir(run_id) / "results.jsonl"
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
         with self._lock:
             try:
-                with path.open("a", encoding="utf-8") as fh:
-                    fh.writelines(line + "\n" for line in lines)
+                with path.open("a+b") as fh:
+                    if fh.tell() and (fh.seek(-1, os.SEEK_END), fh.read(1))[1] != b"\n":
+                        data = b"\n" + data  # end the torn line a killed write left
+                    fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
             except OSError as exc:
                 raise HistoryError(cannot_write(path, exc)) from exc
-            with self._guard(f"record the items of run {run_id}"):
+            what = f"record item {records[0]['key']}" if len(records) == 1 else "record items"
+            with self._guard(f"{what} of run {run_id}"):
                 rows = [
                     (run_id, r["key"], r["status"], r["finished_at"], line)
                     for r, line in zip(records, lines, strict=True)
