@@ -268,3 +268,13 @@ def test_an_engine_in_front_of_a_chat_server_is_named_by_that_server_without_its
     )
     assert engine_label(upstream) == "engine (embedded, openai-chat → llm.example:8080)"
     assert engine_label(EMBEDDED) == "engine (embedded, scripted model)"
+
+
+def test_pipeline_names_complete_at_the_shell(project):
+    def complete(words: str) -> list[str]:
+        env = {"_ORCH_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": "2"}
+        result = CliRunner().invoke(main, [], prog_name="orch", env=env)
+        return result.stdout.split()
+
+    assert complete("orch run b") == ["plain,bad", "plain,broken"]
+    assert complete("orch run ") == ["plain,bad", "plain,broken", "plain,good"]

@@ -70,9 +70,31 @@ def run_options(func: F) -> F:
     )(func)
 
 
+def complete_pipelines(ctx: click.Context, _param, incomplete: str) -> list[str]:
+    """Shell completion for PIPELINE: the names the project's pipelines/*.yml declare.
+
+    Read with a regex, not by loading the project: completion runs at every Tab, and a
+    half-edited file must not stop it. The project is found as every command finds it
+    (-C, else the nearest directory upwards with orch.yml).
+    """
+    import re
+
+    start = Path(ctx.params.get("project_dir") or ".").resolve()
+    root = next((d for d in (start, *start.parents) if (d / "orch.yml").is_file()), start)
+    names = []
+    for path in sorted((root / "pipelines").glob("*.y*ml")):
+        try:
+            found = re.search(r"^name:\s*['\"]?([^'\"#\s]+)", path.read_text("utf-8"), re.M)
+        except (OSError, UnicodeDecodeError):
+            continue
+        if found and found.group(1).startswith(incomplete):
+            names.append(found.group(1))
+    return names
+
+
 @click.command()
 @project_and_target_options
-@click.argument("pipelines", nargs=-1, metavar="[PIPELINE]...")
+@click.argument("pipelines", nargs=-1, metavar="[PIPELINE]...", shell_complete=complete_pipelines)
 @click.option(
     "--var",
     "vars_",
