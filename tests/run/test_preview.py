@@ -212,3 +212,27 @@ def test_the_project_root_is_untouched(look, invoke):
     before = sorted(p.relative_to(look) for p in look.rglob("*"))
     assert invoke("run", "--dry-run", "look").exit_code == 0
     assert sorted(p.relative_to(look) for p in look.rglob("*")) == before
+
+
+def test_fields_the_targets_kind_has_no_place_for_are_problems_too(project, invoke):
+    project(
+        {
+            "orch.yml": """
+                project: runtest
+                targets:
+                  embedded: {kind: engine, model: scripted, script: script.yml}
+                  agents: {kind: agents, base_url: "http://127.0.0.1:9/v1"}
+            """,
+            "assistants/warm.yml": "name: warm\nmodel: gpt-4o\ntemperature: 0.2\n",
+            "pipelines/warm.yml": "name: warm\nassistant: warm\nsteps: [{prompt: hi}]\n",
+        }
+    )
+    assert invoke("run", "--dry-run", "warm").exit_code == 0  # the engine takes a temperature
+
+    result = invoke("run", "--dry-run", "warm", "--target", "agents")
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "assistants/warm.yml:3: temperature: a target of kind agents has no place for it"
+    )
+    assert "  step step1 → assistant warm (gpt-4o)" in result.stdout  # still shown
