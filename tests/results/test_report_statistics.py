@@ -52,8 +52,11 @@ def flaky(project) -> str:
         (project / rel).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     ran = invoke("run", "pipelines/flaky.yml", "--json")
     assert ran.exit_code == 1, ran.stderr
-    assert json.loads(ran.stdout)["counts"] == {"total": 9, "passed": 5, "failed": 4, "errors": 0}
-    return json.loads(ran.stdout)["run_id"]
+    summary = json.loads(ran.stdout)
+    assert summary["counts"] == {"total": 9, "passed": 5, "failed": 4, "errors": 0}
+    low, high = summary["pass_rate_ci95"]  # `orch run --json` carries the interval too
+    assert (low, high) == (pytest.approx(0.2667, abs=1e-4), pytest.approx(0.8112, abs=1e-4))
+    return summary["run_id"]
 
 
 def test_markdown_shows_the_interval_and_pass_at_k(project, flaky):

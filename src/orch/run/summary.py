@@ -73,6 +73,7 @@ class RunSummary:
             "usage": self.usage,
             "duration_s": self.duration_s,
             "pass_rate": self.pass_rate,
+            "pass_rate_ci95": list(wilson_interval(self.counts["passed"], self.counts["total"])),
             "required_pass_rate": self.required_pass_rate,
             "run_dir": str(self.run_dir),
             "reports": self.reports,
