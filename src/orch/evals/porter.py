@@ -98,7 +98,9 @@ def _apply(word: str, rules: list[Rule]) -> str:
 def _step1a(word: str) -> str:
     if word.endswith("ies") and len(word) == 4:
         return word[:-3] + "ie"
-    return _apply(word, [("sses", "ss", None), ("ies", "i", None), ("ss", "ss", None), ("s", "", None)])
+    return _apply(
+        word, [("sses", "ss", None), ("ies", "i", None), ("ss", "ss", None), ("s", "", None)]
+    )
 
 
 def _step1b(word: str) -> str:
@@ -186,7 +188,7 @@ def _step5(word: str) -> str:
 
 
 def stem(word: str) -> str:
-    """nltk's ``PorterStemmer().stem(word)`` (lowercases first)."""
+    """As nltk's ``PorterStemmer().stem(word)`` (lowercases first)."""
     word = word.lower()
     if word in _IRREGULAR:
         return _IRREGULAR[word]

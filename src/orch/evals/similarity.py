@@ -35,7 +35,7 @@ __all__ = ["METRICS", "bleu", "fuzzy_match", "gleu", "meteor", "rouge_l", "rouge
 
 
 def _default_process(text: str) -> str:
-    """rapidfuzz's ``utils.default_process``: non-alphanumerics to spaces, trimmed, lowercased.
+    """As rapidfuzz's ``utils.default_process``: non-alphanumerics to spaces, trimmed, lowercased.
 
     Like its compiled version (the one ``fuzz.WRatio`` uses), ``_`` is not alphanumeric. Its
     Unicode tables are older than Python's: a few hundred recent code points, and ``İ``, which
@@ -134,7 +134,7 @@ def _partial_token_ratio(a: str, b: str) -> float:
 
 
 def fuzzy_match(output: str, reference: str) -> float:
-    """rapidfuzz's ``WRatio`` with ``default_process``, scaled to [0, 1]."""
+    """As rapidfuzz's ``WRatio`` with ``default_process``, scaled to [0, 1]."""
     a, b = _default_process(output), _default_process(reference)
     if not a or not b:
         return 0.0
@@ -156,7 +156,7 @@ def _ngrams(tokens: list[str], n: int) -> Counter:
 
 
 def bleu(output: str, reference: str) -> float:
-    """nltk's ``sentence_bleu([reference.split()], output.split())``: BLEU-4, no smoothing.
+    """As nltk's ``sentence_bleu([reference.split()], output.split())``: BLEU-4, no smoothing.
 
     As in nltk, an n-gram order without any match counts as the smallest positive float (so
     the score is vanishingly small, not 0), and no unigram match at all scores 0.
@@ -187,7 +187,7 @@ def _everygrams(tokens: list[str]) -> Counter:
 
 
 def gleu(output: str, reference: str) -> float:
-    """nltk's ``sentence_gleu([reference.split()], output.split())`` (1- to 4-grams)."""
+    """As nltk's ``sentence_gleu([reference.split()], output.split())`` (1- to 4-grams)."""
     hyp, ref = _everygrams(output.split()), _everygrams(reference.split())
     total = max(sum(hyp.values()), sum(ref.values()))
     if not total:
@@ -199,7 +199,7 @@ def gleu(output: str, reference: str) -> float:
 
 
 def _match(hyp: list[tuple[int, str]], ref: list[tuple[int, str]]):
-    """nltk's ``_match_enums``: pair equal words, hypothesis from its end; the rest unpaired."""
+    """As nltk's ``_match_enums``: pair equal words, hypothesis from its end; the rest unpaired."""
     positions: dict[str, list[int]] = {}
     for j, (_, word) in enumerate(ref):
         positions.setdefault(word, []).append(j)
@@ -217,7 +217,7 @@ def _match(hyp: list[tuple[int, str]], ref: list[tuple[int, str]]):
 
 
 def meteor(output: str, reference: str) -> float:
-    """nltk's ``meteor_score`` (alpha 0.9, beta 3, gamma 0.5) without WordNet synonyms."""
+    """As nltk's ``meteor_score`` (alpha 0.9, beta 3, gamma 0.5) without WordNet synonyms."""
     hyp = list(enumerate(w.lower() for w in output.split()))
     ref = list(enumerate(w.lower() for w in reference.split()))
     exact, rest_h, rest_r = _match(hyp, ref)
