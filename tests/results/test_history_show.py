@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from orch.cli import main
-from orch.cli.results import duration, outcome
+from orch.results.outcomes import duration, outcome
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orch.cli.results import duration, outcome, required_rate
 from orch.project.model import Project
 from orch.results.compare import compare
 from orch.results.context import build_context
 from orch.results.history import RunRecord
+from orch.results.outcomes import duration, outcome, required_rate
 from orch.results.viewer.store import ReadOnlyHistory
 
 RUNS_SHOWN = 500  # the runs list and its charts cover this many of the latest runs
