@@ -100,6 +100,18 @@ def test_the_engine_is_a_leaf_package():
     assert not outside
 
 
+def test_only_the_cli_imports_the_cli():
+    # the CLI sits on top: what a page or report needs from a command lives below it
+    upward = {
+        f"{name} imports {dep}"
+        for name, deps in GRAPH.items()
+        if not name.startswith("orch.cli") and name != "orch.__main__"
+        for dep in deps
+        if dep.startswith("orch.cli")
+    }
+    assert not upward
+
+
 def test_no_file_over_500_lines():
     long = {
         str(p.relative_to(ROOT)): n
