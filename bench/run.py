@@ -1,18 +1,25 @@
 """`orch run` overhead and memory: the runner as users run it, against an engine elsewhere.
 
-Usage: python bench/run.py [--items 200] [--latency-ms 250] [--concurrency 16]
+Usage: python bench/run.py [--items 200] [--latency-ms 250] [--concurrency 16] [--repeat 3]
                            [--memory-items 10000] [--skip-latency] [--skip-memory]
+                           [--skip-commands]
 
 Builds a throwaway project, starts ``orch serve`` (the engine, scripted model) in its own
 process, then runs ``python -m orch run … --target URL`` as a subprocess, as a user or CI would:
 
-1. latency: N items, one step each, the scripted model waiting L ms per reply, C at a time.
-   Prints the run's wall time (``duration_s`` from the summary: sync check, every item, history)
-   and the process's (interpreter start and imports included), the ideal N·L/C and both ratios
-   (target ≤ 1.15), and the engine's requests per item by endpoint.
-2. memory: M items with no latency. Prints the peak RSS of the ``orch run`` process alone
+1. latency, ``--repeat`` times: N items, one step each, the scripted model waiting L ms per
+   reply, C at a time. Compared with the floor ⌈N/C⌉·L (no runner can do better: the last
+   round waits L too): the items phase (first item started → last item persisted; target
+   ≤ 1.08×), the run (``duration_s``: sync check, every item, history) and the whole process
+   (interpreter start, imports and exit included; target ≤ 1.5×), with where the process's time
+   went, then the best and the median over the repeats, and the engine's requests per item.
+2. local commands: ``orch history``, ``show``, ``report``, ``compare`` and ``validate`` on the
+   runs just made, one process each, best and median of 3 (target ≤ 0.4 s each).
+3. memory: M items with no latency. Prints the peak RSS of the ``orch run`` process alone
    (``wait4`` rusage; the engine's memory is not counted) and its RSS sampled as results
    accumulate, to show whether memory stays flat with item count (target: < 200 MB, flat).
+
+The machine's load average is printed first: figures move with it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,9 +127,10 @@ def orch(root: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", "orch", *args], env
 
 
-def run_cli(root: Path, *args: str) -> tuple[dict, float, object]:
-    """Run ``orch run … --json`` to completion; (summary, wall seconds, rusage of it alone)."""
+def run_cli(root: Path, *args: str) -> tuple[dict, float, object, dt.datetime]:
+    """Run ``orch run … --json`` to completion; (summary, wall s, its rusage, when it started)."""
     cmd, env = orch(root, "run", *args, "--json")
+    began = dt.datetime.now(dt.UTC)
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -132,7 +141,7 @@ def run_cli(root: Path, *args: str) -> tuple[dict, float, object]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"orch run exited {proc.returncode}: {out[-2000:]!r}")
-    return json.loads(out), wall, usage
+    return json.loads(out), wall, usage, began
 
 
 def rss_mb(pid: int) -> float | None:
@@ -145,44 +154,102 @@ def rss_mb(pid: int) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
-def bench_latency(root: Path, url: str, n: int, latency_ms: int, concurrency: int) -> None:
-    before = engine_stats(url)
-    summary, wall, usage = run_cli(root, "pipelines/latency.yml", "--target", url)
-    after = engine_stats(url)
+def latency_run(root: Path, url: str, n: int) -> dict[str, float]:
+    """One ``orch run`` of the latency pipeline: its phases in seconds, and its CPU."""
+    summary, wall, usage, began = run_cli(root, "pipelines/latency.yml", "--target", url)
     assert summary["counts"]["passed"] == n, summary["counts"]
-    ideal = n * latency_ms / 1000 / concurrency
+    run_dir = Path(summary["run_dir"])
+    started, setup_s, items_s = phases(run_dir)
     run_s = summary["duration_s"]
-    setup_s, items_s = phases(Path(summary["run_dir"]))
+    before_s = (started - began).total_seconds()
+    return {
+        "items": items_s,
+        "run": run_s,
+        "process": wall,
+        "setup": setup_s,
+        "before": before_s,  # interpreter start, imports, project loading
+        "after": wall - before_s - run_s,  # history totals, reports, summary, exit
+        "cpu": usage.ru_utime + usage.ru_stime,
+    }
+
+
+def bench_latency(
+    root: Path, url: str, n: int, latency_ms: int, concurrency: int, repeat: int
+) -> list[str]:
+    """Run the latency pipeline ``repeat`` times; prints each and the best/median ratios.
+
+    Returns the run ids (for the local commands' bench).
+    """
+    before = engine_stats(url)
     floor = -(-n // concurrency) * latency_ms / 1000
-    print(f"latency: {n} items × {latency_ms} ms at concurrency {concurrency}")
+    ideal = n * latency_ms / 1000 / concurrency
+    print(f"latency: {n} items × {latency_ms} ms at concurrency {concurrency}, {repeat} run(s)")
     print(
-        f"  ideal N·L/C         {ideal:7.3f} s   (⌈N/C⌉·L = {floor:.3f} s: the last round is "
-        f"{n % concurrency or concurrency}/{concurrency} full)"
+        f"  floor ⌈N/C⌉·L       {floor:7.3f} s   (N·L/C = {ideal:.3f} s, but the last round, "
+        f"{n % concurrency or concurrency}/{concurrency} full, waits L too)"
     )
-    print(f"  run wall time       {run_s:7.3f} s   ratio {run_s / ideal:.3f}  (target ≤ 1.15)")
-    print(f"    before 1st item   {setup_s:7.3f} s   (connect, SDK beta import, sync check)")
-    print(
-        f"    items             {items_s:7.3f} s   ratio {items_s / ideal:.3f}  "
-        "(first item started → last item persisted)"
-    )
-    print(
-        f"  process wall time   {wall:7.3f} s   ratio {wall / ideal:.3f}  "
-        "(incl. interpreter start, imports)"
-    )
-    print(
-        f"  runner CPU          {usage.ru_utime + usage.ru_stime:7.3f} s   "
-        "(the orch run process, startup and imports included)"
-    )
+    runs = []
+    for i in range(repeat):
+        r = latency_run(root, url, n)
+        runs.append(r)
+        print(
+            f"  run {i + 1}: items {r['items']:.3f} s ({r['items'] / floor:.3f}×)  run "
+            f"{r['run']:.3f} s ({r['run'] / floor:.3f}×)  process {r['process']:.3f} s "
+            f"({r['process'] / floor:.3f}×) = {r['before']:.3f} before the run + {r['run']:.3f} "
+            f"+ {r['after']:.3f} after it; {r['setup']:.3f} s of the run before its 1st item; "
+            f"CPU {r['cpu']:.2f} s"
+        )
+    after = engine_stats(url)
+    targets = {"items": "≤ 1.08", "run": "", "process": "≤ 1.5"}
+    labels = {
+        "items": "items phase / floor",
+        "run": "run / floor",
+        "process": "process / floor",
+    }
+    for key, label in labels.items():
+        ratios = sorted(r[key] / floor for r in runs)
+        target = f"   (target {targets[key]})" if targets[key] else ""
+        print(f"  {label:<20} best {ratios[0]:.3f}  median {statistics.median(ratios):.3f}{target}")
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     delta = {k: v for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v}
     total = sum(delta.values())
-    print(f"  requests per item   {total / n:7.3f}   ({total} requests; incl. the sync check)")
+    print(
+        f"  requests per item   {total / n / repeat:7.3f}   ({total} requests in {repeat} "
+        "run(s); incl. the sync checks)"
+    )
     for key, count in delta.items():
-        print(f"      {count / n:7.3f}  {key}")
+        print(f"      {count / n / repeat:7.3f}  {key}")
+    return sorted(p.name for p in (root / ".orch" / "runs").iterdir())
 
 
-def phases(run_dir: Path) -> tuple[float, float]:
-    """(seconds from the run's start to its first item, seconds from there to the last item)."""
+def bench_commands(root: Path, run_ids: list[str]) -> None:
+    """The local commands, one process each, on the latency runs: best and median of 3."""
+    first, last = run_ids[0], run_ids[-1]
+    commands = {
+        "history": ["history"],
+        "show": ["show", last],
+        "report": ["report", last, "-T", "builtin:markdown", "-o", "out/bench.md"],
+        "compare": ["compare", first, last],
+        "validate": ["validate"],
+    }
+    print(f"local commands (one process each, on runs of {len(run_ids)} × latency items)")
+    for name, args in commands.items():
+        cmd, env = orch(root, *args)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            done = subprocess.run(cmd, cwd=root, env=env, capture_output=True)
+            times.append(time.perf_counter() - start)
+            if done.returncode not in (0, 1):  # compare exits 1 on a regression
+                raise SystemExit(f"orch {' '.join(args)}: {done.stderr.decode()[-2000:]}")
+        print(
+            f"  orch {name:<9} best {min(times):.3f} s  median {statistics.median(times):.3f} s"
+            "   (target ≤ 0.4)"
+        )
+
+
+def phases(run_dir: Path) -> tuple[dt.datetime, float, float]:
+    """(the run's start, seconds from it to its first item, seconds from there to the last)."""
     meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     first = last = None
     with (run_dir / "results.jsonl").open(encoding="utf-8") as fh:
@@ -193,7 +260,7 @@ def phases(run_dir: Path) -> tuple[float, float]:
             first = started if first is None else min(first, started)
             last = finished if last is None else max(last, finished)
     start = dt.datetime.fromisoformat(meta["started_at"])
-    return (first - start).total_seconds(), (last - first).total_seconds()
+    return start, (first - start).total_seconds(), (last - first).total_seconds()
 
 
 def bench_memory(root: Path, url: str, n: int, concurrency: int) -> None:
@@ -260,10 +327,13 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--latency-ms", type=int, default=250)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3, help="latency runs (best, median)")
     parser.add_argument("--memory-items", type=int, default=10_000)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-commands", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         root = Path(tmp)
         make_project(
@@ -278,7 +348,11 @@ def main() -> None:
             subprocess.run(cmd, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
             print(f"engine: `orch serve` in its own process (pid {engine.pid}) at {url}")
             if not args.skip_latency:
-                bench_latency(root, url, args.items, args.latency_ms, args.concurrency)
+                run_ids = bench_latency(
+                    root, url, args.items, args.latency_ms, args.concurrency, args.repeat
+                )
+                if not args.skip_commands:
+                    bench_commands(root, run_ids)
             if not args.skip_memory:
                 bench_memory(root, url, args.memory_items, args.concurrency)
         finally:
@@ -287,6 +361,7 @@ def main() -> None:
                 engine.wait(10)
             except subprocess.TimeoutExpired:
                 engine.kill()
+        print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

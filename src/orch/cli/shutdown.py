@@ -6,9 +6,10 @@ nothing anyone reads. So when the process is started as ``orch`` (or ``python -m
 command was ``run`` or ``retry``, :func:`end_process` does what the interpreter's finalization
 does that matters, then ends the process with ``os._exit``:
 
-1. other threads: there must be none left (item workers, handlers, the recorder, an embedded
-   engine have all been joined); if any is alive — a handler stuck past its timeout — the
-   interpreter ends normally, as it would have;
+1. other threads: the interpreter would wait for every non-daemon one; they are given up to
+   half a second to end (a worker pool shut down without waiting is ending on its own), then
+   there must be none left, daemon or not; if any is alive — a handler stuck past its timeout —
+   the interpreter ends normally, as it would have;
 2. ``atexit`` handlers run, as they would have (logging's flush, ``weakref.finalize``);
 3. stdout and stderr are flushed; if either fails (a reader that went away), the interpreter
    ends normally and reports it the way it always does.
@@ -30,17 +31,27 @@ import atexit
 import os
 import sys
 import threading
+import time
 
 #: the commands whose code closes every file and database it writes before returning
 COMMANDS = frozenset({"run", "retry"})
+
+#: how long threads that are ending anyway (a pool shut down without waiting) are waited for
+THREADS_GRACE_S = 0.5
 
 
 def end_process(code: object) -> None:
     """End the process now with exit ``code`` if that is safe (see the module); else return."""
     if code is None:
         code = 0
-    if not isinstance(code, int) or threading.active_count() != 1:
-        return  # a message as the exit "code", or threads the interpreter must wait for
+    if not isinstance(code, int):
+        return  # a message as the exit "code": the interpreter prints it
+    deadline = time.monotonic() + THREADS_GRACE_S
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if threading.active_count() != 1:
+        return  # threads still at work: the interpreter ends them (or waits) as usual
     run_exit_functions = getattr(atexit, "_run_exitfuncs", None)  # CPython's own, since 2.x
     if run_exit_functions is None:
         return
