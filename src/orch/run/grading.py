@@ -40,8 +40,8 @@ class Grading:
 
         ``system`` replaces the assistant's instructions and ``max_completions_tokens`` caps
         the answer. ``model`` (renamed by the target's ``models:``), ``temperature`` and
-        ``top_p`` replace the assistant's where the target sends them with each request
-        (``responses``); ``assistants`` and ``engine`` targets run the synced assistant.
+        ``top_p`` replace the assistant's: sent with the run (``assistants``, ``engine``) or
+        with each request (``responses``).
         """
         ctx = self.runner.ctx
         name = ctx.project.grader
@@ -62,6 +62,9 @@ class Grading:
             [],
             instructions=system,
             max_tokens=sampling.get("max_completions_tokens") or assistant.max_tokens,
+            model=changes.get("model"),
+            temperature=changes.get("temperature"),
+            top_p=changes.get("top_p"),
         )
         try:
             outcome = conv.step(turn)

@@ -240,6 +240,9 @@ class AssistantsSession(Session):
             options["additional_instructions"] = turn.additional_instructions
         if turn.max_tokens is not None:
             options["max_completion_tokens"] = turn.max_tokens
+        for key in ("model", "temperature", "top_p"):  # a grading call's own (Turn.model)
+            if getattr(turn, key) is not None:
+                options[key] = getattr(turn, key)
         if message:
             options["additional_messages"] = [message]
 

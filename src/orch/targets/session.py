@@ -110,6 +110,11 @@ class Turn:
     additional_instructions: str | None = None
     #: cap on the reply's tokens (the step's, else the assistant's); None: the server's default
     max_tokens: int | None = None
+    #: a grading call's model and sampling instead of the assistant's (None: the assistant's);
+    #: targets that keep assistants send them with the run, the others with each request
+    model: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
 
 
 class ThreadLedger:
