@@ -12,7 +12,9 @@ grader's server failed, a template in the assertion has a typo). :func:`judge` t
 the step's ``error``, so the item counts as an error (exit 2), not as a failure (exit 1).
 
 String arguments are Jinja templates over the step context (``item``, ``vars``, ``steps``), so
-``contains: "{{ item.expected }}"`` works.
+``contains: "{{ item.expected }}"`` works. A ``grader`` (one of OpenAI's grader objects, see
+:mod:`orch.evals.graders`) renders its own templates, over ``sample`` too, and passes at its
+``pass_threshold``.
 """
 
 from __future__ import annotations
