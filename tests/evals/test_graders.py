@@ -351,8 +351,12 @@ def test_graders_judge_a_real_run(project):
 
 def _validate(root: Path, pipeline: str) -> list[str]:
     text = textwrap.dedent(pipeline).lstrip("\n")
-    (root / "pipelines" / "bad.yml").write_text(text, encoding="utf-8")
-    ran = invoke("validate", "pipelines/bad.yml")
+    bad = root / "pipelines" / "bad.yml"
+    bad.write_text(text, encoding="utf-8")
+    try:
+        ran = invoke("validate", "pipelines/bad.yml")
+    finally:
+        bad.unlink()  # the module's other tests run the project
     assert ran.exit_code == 2, ran.output
     return [line for line in ran.stderr.splitlines() if line.startswith("pipelines/")]
 
@@ -496,3 +500,46 @@ def test_the_schema_accepts_exactly_the_sdks_grader_fields():
 
 def _literal_of(model, field: str) -> set[str]:
     return set(typing.get_args(model.model_fields[field].annotation))
+
+
+def test_graders_as_the_sdk_dumps_them_validate(project):
+    """``model_dump()`` of the SDK's grader types (unset optional fields as null) is accepted."""
+    from openai.types.graders import (
+        label_model_grader,
+        python_grader,
+        score_model_grader,
+        string_check_grader,
+    )
+
+    message = {"role": "user", "content": "Rate: {{ sample.output_text }}"}
+    dumped = [
+        score_model_grader.ScoreModelGrader(
+            type="score_model", name="s", model="m", input=[message]
+        ).model_dump(),
+        label_model_grader.LabelModelGrader(
+            type="label_model",
+            name="l",
+            model="m",
+            input=[{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+            labels=["a", "b"],
+            passing_labels=["a"],
+        ).model_dump(),
+        python_grader.PythonGrader(
+            type="python", name="p", source="def grade(sample, item):\n    return 1.0\n"
+        ).model_dump(),
+        string_check_grader.StringCheckGrader(
+            type="string_check", name="c", input="x", reference="x", operation="eq"
+        ).model_dump(),
+    ]
+    assert dumped[0]["range"] is None and dumped[0]["input"][0]["type"] is None
+    pipeline = {
+        "name": "dumped",
+        "assistant": "bot",
+        "steps": [{"prompt": "hi", "expect": [{"grader": g} for g in dumped]}],
+    }
+    (project / "pipelines" / "dumped.yml").write_text(json.dumps(pipeline), encoding="utf-8")
+    try:
+        ran = invoke("validate", "pipelines/dumped.yml")
+    finally:
+        (project / "pipelines" / "dumped.yml").unlink()
+    assert ran.exit_code == 0, ran.output
