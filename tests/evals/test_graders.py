@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from orch.cli import main
+from orch.engine.embeddings import local_embedding
 from orch.evals import graders, similarity
 from orch.evals.assertions import evaluate
 from orch.evals.replies import CheckError
@@ -336,7 +337,10 @@ def test_graders_judge_a_real_run(project):
     assert all(v["passed"] and not v["error"] for v in verdicts.values()), verdicts
     assert verdicts["grader: politeness (score_model)"]["score"] == 0.8  # 8 on [0, 10]
     assert verdicts["grader: fuzzy (text_similarity)"]["score"] == pytest.approx(0.95)
-    assert verdicts["grader: cosine (text_similarity)"]["score"] > 0.99  # same words, reordered
+    # the engine's local embeddings, the same words reordered
+    vectors = [local_embedding(t, 3072) for t in (REPLY["output"], ITEM["item"]["answer"])]
+    cosine = verdicts["grader: cosine (text_similarity)"]["score"]
+    assert cosine == pytest.approx(graders.cosine(*vectors), abs=1e-4) and cosine > 0.99
     assert len(verdicts) == 8
     assert rude["status"] == "failed"
     failed = {v["name"]: v["reason"] for s in rude["steps"] for v in s["assertions"]}
