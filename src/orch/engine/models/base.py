@@ -173,7 +173,12 @@ class ModelError(Exception):
 
 
 class Model(Protocol):
-    """Answers one turn of a run."""
+    """Answers one turn of a run.
+
+    A model may also have ``embed`` (texts → vectors, for hybrid file_search) and
+    ``embeddings`` (a ``/v1/embeddings`` request's params → vectors, prompt tokens, model name);
+    without ``embeddings`` the engine answers ``/v1/embeddings`` with local vectors.
+    """
 
     name: str
 
