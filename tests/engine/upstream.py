@@ -72,9 +72,11 @@ def embed(text: str) -> list[float]:
     return [v / norm for v in vector]
 
 
-def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
-    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status)
 
 
@@ -99,6 +101,9 @@ class StrictUpstream:
         self.llama_cpp_python_chunks = False
         # llama-cpp-python again: a streamed request with tools gets a 200 with an empty stream
         self.empty_streams_with_tools = False
+        # n_ctx: a prompt (in the double's tokens) plus the output asked for must fit, else a 400
+        # worded as llama-cpp-python's server words it
+        self.context_window: int | None = None
         self.exchanges: list[Exchange] = []
         self.rejected: list[tuple[Any, str]] = []
         self.embedded: list[list[str]] = []
@@ -139,6 +144,10 @@ class StrictUpstream:
                 "Use 'max_completion_tokens' instead.",
                 "max_tokens",
             )
+        overflow = self._overflow(body)
+        if overflow is not None:
+            exchange.status = 400
+            return _error(400, overflow, "messages", "context_length_exceeded")
         fmt = (body.get("response_format") or {}).get("type")
         reply = answer(body, self._flaky)
         if fmt in self.unsupported:
@@ -152,8 +161,23 @@ class StrictUpstream:
             return StreamingResponse(self._stream(exchange, reply), media_type="text/event-stream")
         return JSONResponse(self._whole(exchange, reply))
 
+    def _overflow(self, body: dict[str, Any]) -> str | None:
+        """The context-length error for ``body``, or None when it fits (or no window is set)."""
+        if self.context_window is None:
+            return None
+        prompt = self.prompt_tokens(body)
+        asked = min((body[k] for k in self.honours if body.get(k)), default=0)
+        if prompt + asked <= self.context_window:
+            return None
+        return (
+            f"This model's maximum context length is {self.context_window} tokens. However, "
+            f"you requested {prompt + asked} tokens ({prompt} in the messages, {asked} in the "
+            "completion). Please reduce the length of the messages or completion."
+        )
+
     @staticmethod
-    def _prompt_tokens(body: dict[str, Any]) -> int:
+    def prompt_tokens(body: dict[str, Any]) -> int:
+        """The request's prompt in the double's tokens (words), one more per message."""
         return sum(1 + len(tokens_of(content_text(m.get("content")))) for m in body["messages"])
 
     def _limited(self, body: dict[str, Any], reply: Reply) -> tuple[list[str], list, str]:
@@ -220,7 +244,7 @@ class StrictUpstream:
                 exchange.tokens += 1 if "content" in delta or "arguments" in str(delta) else 0
                 yield self._chunk(exchange, cid, delta)
             yield self._chunk(exchange, cid, {}, finish)
-            usage = (self._prompt_tokens(exchange.body), exchange.tokens)
+            usage = (self.prompt_tokens(exchange.body), exchange.tokens)
             exchange.usage = usage
             if (exchange.body.get("stream_options") or {}).get("include_usage"):
                 yield self._usage_chunk(exchange, cid, usage)
@@ -258,7 +282,7 @@ class StrictUpstream:
                 for name, pieces in calls
             ]
         exchange.tokens = len(tokens) + sum(len(p) for _, p in calls)
-        exchange.usage = (self._prompt_tokens(exchange.body), exchange.tokens)
+        exchange.usage = (self.prompt_tokens(exchange.body), exchange.tokens)
         exchange.finished = True
         body = {
             "id": f"chatcmpl-{next(self._ids)}",

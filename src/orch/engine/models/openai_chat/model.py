@@ -9,8 +9,14 @@ import openai
 
 from orch.engine.models.base import FunctionCall, ModelError, Turn, TurnContext, estimate_tokens
 from orch.engine.models.openai_chat.hosted import HostedTools
-from orch.engine.models.openai_chat.prompt import chat_messages, output_round, settings, tool_round
-from orch.engine.models.openai_chat.stream import Completion, Upstream, UpstreamCall
+from orch.engine.models.openai_chat.prompt import (
+    chat_messages,
+    cut_results,
+    output_round,
+    settings,
+    tool_round,
+)
+from orch.engine.models.openai_chat.stream import Completion, ContextFull, Upstream, UpstreamCall
 
 #: Hosted tool rounds one turn may take; then the upstream must answer in text.
 MAX_HOSTED_ROUNDS = 8
@@ -119,7 +125,7 @@ class OpenAIChatModel:
             ):
                 # a forced tool is called once: with its result the model may answer
                 request["tool_choice"] = "auto"
-            done = await self.upstream.complete(request, ctx.emit_text)
+            done = await self._complete(request, rounds, ctx)
             for i, n in enumerate(_usage(request, done)):
                 used[i] += n
             reply += done.text
@@ -136,6 +142,22 @@ class OpenAIChatModel:
             if not own and not strays:
                 return self._turn(hosted, reply, used)
         raise ModelError("upstream kept calling tools after tool_choice none")
+
+    async def _complete(
+        self, request: dict[str, Any], rounds: list[dict[str, Any]], ctx: TurnContext
+    ) -> Completion:
+        """One upstream completion; a context overflow cuts this turn's tool results and retries.
+
+        ``rounds`` are the request's own message dicts, so cutting them changes the request.
+        Small local models (n_ctx 4096) overflow after a few file_search rounds; without tool
+        results to cut, the overflow fails the run with the upstream's words.
+        """
+        while True:
+            try:
+                return await self.upstream.complete(request, ctx.emit_text)
+            except ContextFull:
+                if not cut_results(rounds):
+                    raise
 
     @staticmethod
     async def _hosted_round(

@@ -136,3 +136,26 @@ def settings(ctx: TurnContext, tools: list[dict[str, Any]], hosted: dict[str, st
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
         out["response_format"] = fmt
     return out
+
+
+CUT_RESULT = "[result removed: the conversation did not fit the model's context window]"
+
+
+def cut_results(rounds: list[dict[str, Any]]) -> bool:
+    """Make this turn's hosted tool results shorter, in place; False when nothing is left to cut.
+
+    The oldest result goes first (replaced by :data:`CUT_RESULT`); the last one left is halved
+    until it is short, then removed too. Each call cuts one thing, so a caller retries with
+    as much of the results as fits.
+    """
+    results = [m for m in rounds if m.get("role") == "tool" and m.get("content") != CUT_RESULT]
+    if not results:
+        return False
+    text = results[0]["content"]
+    if len(results) > 1 or len(text) < 400:
+        results[0]["content"] = CUT_RESULT
+    else:
+        results[0]["content"] = (
+            text[: len(text) // 2] + "\n[… the rest cut to fit the context window]"
+        )
+    return True

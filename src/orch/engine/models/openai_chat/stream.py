@@ -20,6 +20,7 @@ as ``server_error``, which a client may retry. Nothing is retried once text has 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,20 @@ def _message(exc: openai.APIStatusError) -> str:
         if isinstance(inner, str):
             return inner
     return exc.message
+
+
+class ContextFull(ModelError):
+    """The upstream refused the request because the conversation overflows its context."""
+
+
+# OpenAI and llama-cpp-python say `context_length_exceeded`; vLLM and others only say it in words
+_CONTEXT_WORDS = re.compile(r"context[ _-]?(length|window)|maximum context", re.IGNORECASE)
+
+
+def _overflows(exc: openai.APIStatusError) -> bool:
+    """Whether a 400 says the prompt (plus the output asked for) does not fit the context."""
+    code = getattr(exc, "code", None)
+    return code == "context_length_exceeded" or bool(_CONTEXT_WORDS.search(_message(exc)))
 
 
 class Upstream:
@@ -107,6 +122,11 @@ class Upstream:
                 ) from exc
             except openai.APIStatusError as exc:
                 status, message = exc.status_code, _message(exc)
+                if status == 400 and _overflows(exc):
+                    raise ContextFull(
+                        f"the conversation does not fit the upstream's context window: {message}",
+                        "invalid_prompt",
+                    ) from exc
                 if status < 500:
                     raise ModelError(
                         f"upstream rejected the request ({status}): {message}", "invalid_prompt"
