@@ -80,3 +80,22 @@ def test_compare_variants_names_mistakes(run_id):
     both = orch("compare", run_id, run_id, "--variants", "base", "keen")
     assert both.exit_code == 2 and "--variants A B" in both.output
     assert orch("compare", run_id).exit_code == 2
+
+
+def test_reports_name_items_by_label_and_repeats_by_variant(make_project):
+    files = dict(FILES)
+    files["pipelines/ab.yml"] = (
+        files["pipelines/ab.yml"]
+        .replace(
+            "items: [{q: one}, {q: two}, {q: three}]",
+            "items: [{label: First, q: one}]\n        repeat: 2",
+        )
+        .replace("pass_rate: 0.5", "pass_rate: 0.0")
+    )
+    make_project(files)
+    assert orch("run", "ab").exit_code == 0
+    [run] = json.loads(orch("history", "--json").stdout)
+    markdown = orch("report", run["run_id"], "-T", "builtin:markdown").stdout
+    # the item's own label names it, as in the terminal; each variant's repeats get their row
+    assert "| 0@base First | 2 |" in markdown
+    assert "| 0@keen First | 2 |" in markdown

@@ -236,16 +236,34 @@ def _step(raw: dict, run_dir: Path, model_of, prices) -> dict[str, Any]:
     return step
 
 
+#: fields that name an item, best first; the first four may be numbers
+_LABEL_FIELDS = (
+    "label",
+    "name",
+    "title",
+    "id",
+    "question",
+    "prompt",
+    "q",
+    "input",
+    "value",
+    "path",
+)
+
+
 def _label(raw_item: dict, index: Any) -> str:
-    """A short name for an item: a well-known field, else its first text field."""
-    preferred = ("name", "title", "id", "question", "prompt", "q", "input", "value", "path")
+    """A short name for an item: a well-known field, else its first text field.
+
+    ``label`` comes first, as in the terminal's progress lines (``run.progress.item_label``).
+    """
+    preferred = _LABEL_FIELDS
     fields = [*preferred, *(k for k in raw_item if k not in preferred and k != "index")]
     for field in fields:
         value = raw_item.get(field)
         if (
             isinstance(value, str)
             and value.strip()
-            or field in preferred[:3]
+            or field in preferred[:4]
             and isinstance(value, int)
             and not isinstance(value, bool)
         ):
