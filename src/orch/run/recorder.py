@@ -43,6 +43,7 @@ class Recorder:
         self.reporter = reporter
         self._queue: queue.Queue = queue.Queue()
         self._failure: BaseException | None = None  # to raise on the runner's thread, once
+        self._failure_lock = threading.Lock()
         self._broken = False  # the history failed: nothing more is written
         # a daemon: a second Ctrl-C while it drains must end the process, not wait for it (an
         # append cut short is a torn line, which every reader of results.jsonl skips)
@@ -59,7 +60,8 @@ class Recorder:
         ``stopping``: the run is stopping anyway, so an interruption (``OutputClosed``) is
         dropped; a failure to write the history is still raised.
         """
-        failure, self._failure = self._failure, None
+        with self._failure_lock:
+            failure, self._failure = self._failure, None
         if failure is not None and not (stopping and isinstance(failure, KeyboardInterrupt)):
             raise failure
 
@@ -75,8 +77,9 @@ class Recorder:
             self._thread.join()
 
     def _fail(self, exc: BaseException) -> None:
-        if self._failure is None:  # the first one says what happened
-            self._failure = exc
+        with self._failure_lock:
+            if self._failure is None:  # the first one says what happened
+                self._failure = exc
 
     def _loop(self) -> None:
         while True:
