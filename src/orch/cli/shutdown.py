@@ -19,8 +19,10 @@ is safe for these two commands because their own code closes everything it write
 return: the history database (:meth:`~orch.results.history.History.close`), results.jsonl and
 reports (closed ``with`` blocks, fsync'd), the thread journal (a raw descriptor, closed), run.json
 (written atomically). ``tests/cli/test_shutdown.py`` checks that no writable file or database
-connection is left open when such a command returns. Other commands end the usual way: their
-teardown is short, and nobody audited them.
+connection is left open when such a command returns. On an error path a database connection may
+stay open; that loses nothing, as SQLite survives a process that ends without closing it (what
+was committed stays, and orch's history commits every write). Other commands end the usual way:
+their teardown is short, and nobody audited them.
 
 Click's test runner calls ``main.main(...)``, never ``main()``: in-process tests end normally.
 """
