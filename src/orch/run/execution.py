@@ -57,6 +57,13 @@ class RunContext:
     stream: bool
     #: where item sessions note their threads (None: nothing is noted, nothing adopted)
     journal: RunJournal | None = None
+    #: threads made ahead for the items (:mod:`orch.targets.reserve`), while items run
+    reserve: Any = None
+
+    @property
+    def label(self) -> str:
+        """What the run's sessions tag the conversations they make with."""
+        return f"orchrun-{self.project.name}-{self.run_id}"
 
 
 class ItemRunner:
@@ -72,7 +79,9 @@ class ItemRunner:
     ) -> Session:
         """A new session on the run's target for one item ``key`` (or, without, a grading)."""
         ctx = self.ctx
-        more = {"ledger": ctx.journal.ledger(key)} if ctx.journal and key is not None else {}
+        more: dict[str, Any] = {"reserve": ctx.reserve} if key is not None else {}
+        if ctx.journal and key is not None:
+            more["ledger"] = ctx.journal.ledger(key)
         settings = SessionSettings(
             stream=stream,
             deadline=deadline,
@@ -82,7 +91,7 @@ class ItemRunner:
             stop=ctx.stop,
             retries=ctx.pipeline.retries,
             attempts=ctx.pipeline.retries + 2,
-            label=f"orchrun-{ctx.project.name}-{ctx.run_id}",
+            label=ctx.label,
             resources=ctx.resources,
             **more,
         )

@@ -346,6 +346,9 @@ class PipelineRunner:
         # finished items are persisted on the recorder's thread: dispatching the next item never
         # waits for a disk (a run's 200 fsyncs cost it a second when it did)
         recorder = Recorder(self.history, self.run_id, self.reporter)
+        # threads for the items after the first wave are made while that wave waits on the model
+        ctx = items.ctx
+        ctx.reserve = ctx.conn.reserve(ctx.label, concurrency, total)
         try:
             for key, item, index, rep in self._work(skip):
                 while len(pending) >= concurrency:
@@ -370,6 +373,8 @@ class PipelineRunner:
             done, _ = wait(pending, timeout=10)
             self._record({f for f in done if not f.cancelled()}, recorder)
         finally:
+            if ctx.reserve is not None:
+                ctx.reserve.close()  # threads nobody took (a stopped or capped run) go away
             recorder.close()  # what finished is written before the run ends, however it ends
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -35,6 +35,7 @@ from orch.targets.client import open_remote
 from orch.targets.files import PAGE, Files, after_cursor, ignore_missing, pages
 from orch.targets.functions import ToolRequest, call_handlers
 from orch.targets.registry import Connection, TargetKind
+from orch.targets.reserve import Reserve
 from orch.targets.session import TERMINAL, Session, StepOutcome, Turn, plain
 from orch.targets.stream import StreamReader
 from orch.targets.threads import answer_text, is_run_event, parsed, tool_call_record
@@ -210,6 +211,12 @@ class AssistantsSession(Session):
                 self.thread_id = left
                 self.adoptable = {(r.metadata or {}).get("orch_nonce"): r for r in runs}
                 return
+        reserve = self.settings.reserve
+        self.thread_id = (reserve.take() if reserve else None) or self._new_thread()
+        ledger.record(self.thread_id)
+
+    def _new_thread(self) -> str:
+        """A new empty thread tagged with the run's label (retried like a read)."""
         thread = retry.call(
             "create thread",
             lambda: self.beta.threads.create(
@@ -217,8 +224,7 @@ class AssistantsSession(Session):
             ),
             attempts=self.settings.attempts,
         )
-        self.thread_id = thread.id
-        ledger.record(thread.id)
+        return thread.id
 
     def _adopt(self):
         """The run a killed process started for this step and attempt, or None.
@@ -459,9 +465,25 @@ def _backend(conn: Connection) -> Backend:
     return Backend(conn.label, Files(conn.client), Assistants(conn.client, conn.label))
 
 
+def _reserve(conn: Connection, label: str, size: int, items: int) -> Reserve:
+    """Empty threads made ahead for a run's items, tagged as a session tags its own."""
+    threads = beta_api(conn.client).threads
+    return Reserve(
+        create=lambda: (
+            retry.call(
+                "create thread", lambda: threads.create(metadata={"orch": label}, timeout=30)
+            ).id
+        ),
+        delete=lambda thread_id: threads.delete(thread_id, timeout=10),
+        size=size,
+        items=items,
+    )
+
+
 KIND = TargetKind(
     name="assistants",
     open=open_remote,
     backend=_backend,
     session=lambda conn, settings: AssistantsSession(conn.client, settings),
+    reserve=_reserve,
 )

@@ -25,6 +25,7 @@ from orch.errors import ConfigError, UsageError
 if TYPE_CHECKING:  # annotations only: the registry imports no kind module up front
     from orch.project.model import Assistant, Project, Target
     from orch.targets.base import Backend
+    from orch.targets.reserve import Reserve
     from orch.targets.session import Session, SessionSettings
 
 #: kind name → module defining ``KIND``
@@ -78,6 +79,13 @@ class Connection:
         """A new session for one pipeline item."""
         return self.kind.session(self, settings)
 
+    def reserve(self, label: str, size: int, items: int) -> Reserve | None:
+        """Threads made ahead for ``items`` item sessions (None: the kind makes none).
+
+        Worth it only when more items than ``size`` (the run's concurrency) run; close it after.
+        """
+        return self.kind.reserve(self, label, size, items) if items > size else None
+
     def assistant(self, assistant: Assistant) -> Assistant:
         """``assistant`` as this target runs it: the model renamed by the target's ``models:``.
 
@@ -110,6 +118,9 @@ class TargetKind:
     rehearsal: Callable[[Target], bool] = lambda target: False
     #: the declared fields of an assistant this kind has no place for (default: none)
     refuse: Callable[[Assistant], list[Refusal]] = lambda assistant: []
+    #: ``reserve(conn, label, size, items)``: conversations made ahead for a run's items
+    #: (:mod:`orch.targets.reserve`), or None where the kind has none to make
+    reserve: Callable[[Connection, str, int, int], Reserve | None] = lambda *_: None
 
 
 def names() -> list[str]:

@@ -153,6 +153,8 @@ class SessionSettings:
     resources: dict[str, dict] = field(default_factory=dict)
     #: where the session notes its thread before sending (see :class:`ThreadLedger`)
     ledger: ThreadLedger = field(default_factory=ThreadLedger)
+    #: threads made ahead for the run's items (:mod:`orch.targets.reserve`), if any
+    reserve: Any = None
 
 
 class Session:
