@@ -25,10 +25,9 @@ from jinja2 import meta
 
 from orch.errors import Problem
 from orch.project.documents import Document, display_path, format_path, load_document
-from orch.project.items import item_key, iter_items
 from orch.project.model import Pipeline, Project, Target
 from orch.run.progress import item_label
-from orch.run.shards import Shard
+from orch.run.shards import Shard, selected_items
 from orch.templating import STRICT, environment, render
 
 #: the run id templates see in a preview (``run.id``, ``orch.run_id``): no run exists
@@ -137,25 +136,6 @@ class ItemPreview:
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
         return asdict(self)
-
-
-def selected_items(
-    pipeline: Pipeline,
-    root: Path,
-    limit: int | None,
-    shard: Shard | None,
-    variants: tuple[str, ...] = (),
-) -> Iterator[tuple[str, dict, int, int, str | None]]:
-    """(key, item, index, repeat, variant) of every item run a new run would do, in order."""
-    repeats = pipeline.repeat
-    for index, item in enumerate(iter_items(pipeline.items, root)):
-        if limit is not None and index >= limit:
-            return
-        if shard is not None and not shard.holds(item_key(index, 0, 1)):
-            continue
-        for rep in range(repeats):
-            for variant in variants or (None,):
-                yield item_key(index, rep, repeats, variant), item, index, rep, variant
 
 
 class Preview:

@@ -32,7 +32,6 @@ from typing import Any
 
 from orch import __version__
 from orch.errors import UsageError
-from orch.project.items import item_key, iter_items
 from orch.project.model import Pipeline, Project
 from orch.project.variants import choose_variants
 from orch.results.history import SCHEMA_VERSION, History
@@ -43,7 +42,7 @@ from orch.run.journal import RunJournal
 from orch.run.preparation import needed_assistants, pipeline_hash, prepare
 from orch.run.progress import Reporter
 from orch.run.recorder import Recorder
-from orch.run.shards import Shard
+from orch.run.shards import Shard, selected_items
 from orch.run.summary import RunSummary, new_run_id, now
 from orch.run.uploads import Uploads
 from orch.targets.connection import connect, same_target
@@ -321,18 +320,16 @@ class PipelineRunner:
 
         With variants, one per variant (the key names it: :func:`orch.project.items.item_key`).
         """
-        limit, shard = self.options.items_limit, self.options.shard
-        repeats = self.pipeline.repeat
-        for index, item in enumerate(iter_items(self.pipeline.items, self.project.root)):
-            if limit is not None and index >= limit:
-                return
-            if shard is not None and not shard.holds(item_key(index, 0, 1)):
-                continue
-            for rep in range(repeats):
-                for variant in self.variants or (None,):  # every variant of an item together
-                    key = item_key(index, rep, repeats, variant)
-                    if key not in skip:
-                        yield key, item, index, rep
+        units = selected_items(
+            self.pipeline,
+            self.project.root,
+            self.options.items_limit,
+            self.options.shard,
+            tuple(self.variants or ()),
+        )
+        for key, item, index, rep, _variant in units:
+            if key not in skip:
+                yield key, item, index, rep
 
     def _execute(self, items: ItemRunner, skip: set[str]) -> str:
         """Run the items, at most ``concurrency`` submitted at once; returns the run status."""

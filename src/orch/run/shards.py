@@ -8,17 +8,23 @@ shard's repeat statistics are whole. ``--shard auto/N`` takes ``i`` from a Kuber
 job's ``JOB_COMPLETION_INDEX`` (0-based, so shard ``index + 1``).
 
 A shard is recorded in its run (``run.json``: ``"shard": {"index": i, "count": N}``); ``orch
-merge`` (:mod:`orch.results.merging`) joins the shards' runs into one.
+merge`` (:mod:`orch.results.merging`) joins the shards' runs into one. :func:`selected_items`
+is the one place that says which item runs a run does (limit, shard, repeats, variants): the
+runner and ``--dry-run`` both ask it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from orch.errors import UsageError
+from orch.project.items import item_key, iter_items
+from orch.project.model import Pipeline
 
 INDEX_ENV = "JOB_COMPLETION_INDEX"
 
@@ -81,3 +87,22 @@ def parse_shard(spec: str, environ: dict[str, str] | None = None) -> Shard:
     if not 1 <= index <= count:
         raise UsageError(f"--shard {spec!r}: shard {index} is not between 1 and {count}")
     return Shard(index, count)
+
+
+def selected_items(
+    pipeline: Pipeline,
+    root: Path,
+    limit: int | None,
+    shard: Shard | None,
+    variants: tuple[str, ...] = (),
+) -> Iterator[tuple[str, dict, int, int, str | None]]:
+    """(key, item, index, repeat, variant) of every item run a new run would do, in order."""
+    repeats = pipeline.repeat
+    for index, item in enumerate(iter_items(pipeline.items, root)):
+        if limit is not None and index >= limit:
+            return
+        if shard is not None and not shard.holds(item_key(index, 0, 1)):
+            continue
+        for rep in range(repeats):
+            for variant in variants or (None,):
+                yield item_key(index, rep, repeats, variant), item, index, rep, variant
