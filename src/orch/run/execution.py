@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from orch.errors import BackendError, OrchError
+from orch.errors import OrchError
 from orch.evals.assertions import judge
 from orch.evals.replies import MISSING, parse_json
 from orch.project.documents import relative_to
@@ -249,31 +249,6 @@ class ItemRunner:
                 file_id = uploads.file_id(image, purpose="vision")
                 content.append({"type": "image_file", "image_file": {"file_id": file_id, **detail}})
         return content, attachments
-
-    def grade(self, prompt: str, grader: str | None) -> str:
-        """Send ``prompt`` to the grader assistant on a new thread; returns its answer text."""
-        ctx = self.ctx
-        name = grader or ctx.project.grader
-        conv = self.session(False, time.monotonic() + 120, ctx.run_dir / "grader")
-        assistant = ctx.conn.assistant(ctx.project.assistant(name))
-        turn = Turn(
-            assistant,
-            ctx.ids.get(name),
-            [{"type": "text", "text": prompt}],
-            [],
-            max_tokens=assistant.max_tokens,
-        )
-        try:
-            outcome = conv.step(turn)
-        finally:
-            conv.close()
-        if outcome.status != "completed":
-            message = (outcome.last_error or {}).get("message") or ""
-            raise BackendError(
-                f"grader {name}: run {outcome.run_id} ended {outcome.status}"
-                f"{': ' + message if message else ''}"
-            )
-        return outcome.output
 
 
 def _variant_assistant(pipeline: Pipeline, variant: str | None) -> str:

@@ -30,8 +30,13 @@ class Grading:
         self.runner = runner
 
     def __call__(self, prompt: str, grader: str | None) -> str:
-        """``llm_rubric``: the grader assistant's answer to ``prompt``."""
-        return self.runner.grade(prompt, grader)
+        """``llm_rubric``: the answer of ``grader`` (default: orch.yml's) to ``prompt``."""
+        ctx = self.runner.ctx
+        name = grader or ctx.project.grader
+        assistant = ctx.conn.assistant(ctx.project.assistant(name))
+        content = [{"type": "text", "text": prompt}]
+        turn = Turn(assistant, ctx.ids.get(name), content, [], max_tokens=assistant.max_tokens)
+        return self._answer(name, turn)
 
     def ask(
         self, system: str | None, content: list[dict], model: str | None, sampling: dict | None
@@ -53,8 +58,6 @@ class Grading:
         if model:
             changes["model"] = ctx.conn.target.model_for(model)
         assistant = dataclasses.replace(assistant, **changes)
-        deadline = time.monotonic() + GRADE_SECONDS
-        conv = self.runner.session(False, deadline, Path(ctx.run_dir) / "grader")
         turn = Turn(
             assistant,
             ctx.ids.get(name),
@@ -66,6 +69,12 @@ class Grading:
             temperature=changes.get("temperature"),
             top_p=changes.get("top_p"),
         )
+        return self._answer(name, turn)
+
+    def _answer(self, name: str, turn: Turn) -> str:
+        """``turn`` on a new thread of grader ``name``; its answer, or BackendError saying why."""
+        deadline = time.monotonic() + GRADE_SECONDS
+        conv = self.runner.session(False, deadline, Path(self.runner.ctx.run_dir) / "grader")
         try:
             outcome = conv.step(turn)
         finally:
