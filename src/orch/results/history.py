@@ -381,8 +381,15 @@ def _record(row: tuple) -> RunRecord:
 
 
 def read_results(path: Path) -> dict[str, dict[str, Any]]:
-    """Item key → the last record of a results.jsonl (a retry supersedes a failure)."""
-    return {record["key"]: record for record in _lines(path)}
+    """Item key → the last record of a results.jsonl (a retry supersedes a failure).
+
+    A missing file is {}; a torn or keyless line is skipped; an unreadable file raises OSError.
+    """
+    return {
+        record["key"]: record
+        for record in _lines(path)
+        if isinstance(record, dict) and "key" in record
+    }
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:

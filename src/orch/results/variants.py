@@ -18,6 +18,7 @@ from typing import Any
 from orch.errors import UsageError
 from orch.project.items import VARIANT_MARK
 from orch.project.model import Pipeline
+from orch.results.history import read_results
 from orch.results.statistics import report_statistics
 
 
@@ -175,15 +176,8 @@ def run_variant_lines(run_dir: Path) -> list[str]:
         meta = {}
     if not isinstance(meta, dict) or not meta.get("variants"):
         return []
-    latest: dict[str, dict[str, Any]] = {}
     try:
-        with (run_dir / "results.jsonl").open(encoding="utf-8") as fh:
-            for raw in fh:
-                try:
-                    record = json.loads(raw)
-                    latest[record["key"]] = record
-                except (ValueError, KeyError, TypeError):
-                    continue
+        latest = read_results(run_dir / "results.jsonl")
     except OSError:
         return []
     return variant_lines(latest.values(), meta)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orch.errors import ExitCode
+from orch.results.history import read_results
 from orch.results.statistics import (
     format_interval,
     repeat_count,
@@ -207,22 +208,6 @@ def _is_template_error(error: dict[str, Any]) -> bool:
     return kind == "template" or (kind == "assertion_error" and "template error" in message)
 
 
-def _last_records(path: Path) -> dict[str, dict[str, Any]]:
-    """Each item's last record in results.jsonl (a retry appends); {} when it cannot be read."""
-    latest: dict[str, dict[str, Any]] = {}
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for raw in fh:
-                try:
-                    record = json.loads(raw)
-                    latest[record["key"]] = record
-                except (ValueError, KeyError, TypeError):
-                    continue
-    except OSError:
-        return {}
-    return latest
-
-
 def first_failures(path: Path, limit: int) -> list[str]:
     """One line for each of the first ``limit`` items (in item order) whose last record failed.
 
@@ -278,3 +263,11 @@ def _run_meta(run_dir: Path) -> dict[str, Any]:
 def dumps(data: Any) -> str:
     """JSON for machine output."""
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def _last_records(path: Path) -> dict[str, dict[str, Any]]:
+    """Each item's last record in results.jsonl (a retry appends); {} when it cannot be read."""
+    try:
+        return read_results(path)
+    except OSError:
+        return {}
