@@ -3,7 +3,9 @@
 A small model failing assertions is expected and fine. What counts as broken is infrastructure:
 a run that timed out or was interrupted, items recorded as ``error``, an exit code other than
 0/1, a malformed request from the engine to the model server, an HTTP error or a broken answer
-(a stream cut short) from it, and a function call that never got an answer.
+(a stream cut short) from it, and a function call that never got an answer. A step orch ended
+because the model called functions 20 rounds in a row is the model's doing: a note, not a
+breakage.
 :func:`report_lines` says which.
 """
 
@@ -53,7 +55,7 @@ class Outcome:
         if self.summary and self.summary["status"] != "completed":
             problems.append(f"run status {self.summary['status']}")
         for item in self.items:
-            if item.get("error"):
+            if item.get("error") and not stopped_loop(item):
                 problems.append(f"item {item['key']} error: {item['error'].get('message')}")
                 break
         # A broken answer counts too, whoever broke it, unless the engine asked again and got
@@ -118,8 +120,22 @@ def _read_items(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+def stopped_loop(item: dict[str, Any]) -> bool:
+    """Whether orch ended one of the item's steps for calling functions round after round.
+
+    A model's loop is the model's doing; orch stopping it at once (not at the timeout) is the
+    machinery working. The call it stopped at is left unanswered on purpose.
+    """
+    return any(
+        (step.get("last_error") or {}).get("code") == "max_tool_rounds"
+        for step in item.get("steps") or []
+    )
+
+
 def _unanswered_calls(items: list[dict[str, Any]]) -> list[str]:
     for item in items:
+        if stopped_loop(item):
+            continue
         for step in item.get("steps") or []:
             for call in step.get("tool_calls") or []:
                 if call.get("type") == "function" and call.get("output") is None:
@@ -176,7 +192,10 @@ def report_lines(outcome: Outcome) -> list[str]:
             if outcome.recovered(x)
         }
     )
-    lines += [f"    note: {n}" for n in notes[:2]]
+    loops = [item["key"] for item in outcome.items if stopped_loop(item)]
+    if loops:
+        notes.insert(0, f"model looped on function calls in item(s) {', '.join(loops)}: stopped")
+    lines += [f"    note: {n}" for n in notes[:3]]
     return lines
 
 
