@@ -70,14 +70,26 @@ class Outcome:
         return problems
 
     def recovered(self, broken: Exchange) -> bool:
-        """Whether a 200 whose body broke was followed by a sound answer to the same messages."""
-        if broken.status != 200 or broken.request_problems or not isinstance(broken.request, dict):
+        """Whether the engine got a sound answer after ``broken``, asking again as designed.
+
+        A 200 whose body broke: the same messages asked again. A context overflow (400
+        ``context_length_exceeded``): the same conversation with its tool results cut.
+        """
+        if broken.request_problems or not isinstance(broken.request, dict):
             return False
-        messages = broken.request.get("messages")
+        messages = broken.request.get("messages") or []
+        if broken.status == 200:
+            return self._answered_later(broken, lambda sent: sent == messages)
+        if broken.status == 400 and b"context_length_exceeded" in broken.response:
+            roles = [m.get("role") for m in messages]
+            return self._answered_later(broken, lambda sent: [m.get("role") for m in sent] == roles)
+        return False
+
+    def _answered_later(self, broken: Exchange, same: Any) -> bool:
         return any(
             x.started > broken.started
             and isinstance(x.request, dict)
-            and x.request.get("messages") == messages
+            and same(x.request.get("messages") or [])
             and not x.problems()
             for x in self.exchanges
         )
@@ -187,7 +199,7 @@ def report_lines(outcome: Outcome) -> list[str]:
     notes = sorted({note for x in ups for note in x.notes})
     notes += sorted(
         {
-            f"recovered: {x.problems()[0]} (the engine asked again)"
+            f"recovered: {x.problems()[0][:120]} (the engine asked again)"
             for x in ups
             if outcome.recovered(x)
         }

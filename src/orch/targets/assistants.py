@@ -174,6 +174,12 @@ class AssistantsSession(Session):
             )
         if run.last_error and outcome.last_error is None:
             outcome.last_error = {"code": run.last_error.code, "message": run.last_error.message}
+        elif run.status == "incomplete" and run.incomplete_details and outcome.last_error is None:
+            reason = run.incomplete_details.reason  # e.g. the reply hit max_completion_tokens
+            outcome.last_error = {
+                "code": "incomplete",
+                "message": f"run ended incomplete: {reason}",
+            }
         return outcome
 
     def cancel(self) -> None:
