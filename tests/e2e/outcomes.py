@@ -4,8 +4,8 @@ A small model failing assertions is expected and fine. What counts as broken is 
 a run that timed out or was interrupted, items recorded as ``error``, an exit code other than
 0/1, a malformed request from the engine to the model server, an HTTP error or a broken answer
 (a stream cut short) from it, and a function call that never got an answer. A step orch ended
-because the model called functions 20 rounds in a row is the model's doing: a note, not a
-breakage.
+because the model called functions 20 rounds in a row, or a reply that ran into its token cap,
+is the model's doing: a note, not a breakage.
 :func:`report_lines` says which.
 """
 
@@ -55,7 +55,7 @@ class Outcome:
         if self.summary and self.summary["status"] != "completed":
             problems.append(f"run status {self.summary['status']}")
         for item in self.items:
-            if item.get("error") and not stopped_loop(item):
+            if item.get("error") and not (stopped_loop(item) or hit_reply_cap(item)):
                 problems.append(f"item {item['key']} error: {item['error'].get('message')}")
                 break
         # A broken answer counts too, whoever broke it, unless the engine asked again and got
@@ -138,8 +138,18 @@ def stopped_loop(item: dict[str, Any]) -> bool:
     A model's loop is the model's doing; orch stopping it at once (not at the timeout) is the
     machinery working. The call it stopped at is left unanswered on purpose.
     """
+    return _step_ended(item, "max_tool_rounds")
+
+
+def hit_reply_cap(item: dict[str, Any]) -> bool:
+    """Whether one of the item's replies ran into its token cap (the model went on and on)."""
+    return _step_ended(item, "incomplete", "max_completion_tokens")
+
+
+def _step_ended(item: dict[str, Any], code: str, words: str = "") -> bool:
     return any(
-        (step.get("last_error") or {}).get("code") == "max_tool_rounds"
+        (step.get("last_error") or {}).get("code") == code
+        and words in ((step.get("last_error") or {}).get("message") or "")
         for step in item.get("steps") or []
     )
 
@@ -207,6 +217,9 @@ def report_lines(outcome: Outcome) -> list[str]:
     loops = [item["key"] for item in outcome.items if stopped_loop(item)]
     if loops:
         notes.insert(0, f"model looped on function calls in item(s) {', '.join(loops)}: stopped")
+    capped = [item["key"] for item in outcome.items if hit_reply_cap(item)]
+    if capped:
+        notes.insert(0, f"model wrote until the reply cap in item(s) {', '.join(capped)}")
     lines += [f"    note: {n}" for n in notes[:3]]
     return lines
 
