@@ -204,7 +204,9 @@ class ItemRunner:
             "tool_calls": outcome.tool_calls,
             "files": record["files"],
         }
-        if outcome.status != "completed":
+        if outcome.cut_at_cap:
+            record["truncated"] = True  # judged as it is: the reply the cap let through
+        elif outcome.status != "completed":
             message = (outcome.last_error or {}).get("message") or f"run ended {outcome.status}"
             record["error"] = {
                 "type": f"run_{outcome.status}",

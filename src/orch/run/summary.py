@@ -240,6 +240,8 @@ def _failure(record: dict[str, Any]) -> tuple[tuple[int, int], str]:
         for verdict in step.get("assertions", []):
             if not verdict.get("passed", True):
                 why = f"{verdict.get('name')}: {verdict.get('reason')}"
+                if step.get("truncated"):
+                    why += " (the reply was cut at its max_tokens)"
                 return order, f"FAIL  {label} · step {step['id']}: {_cut(why)}"
     error = record.get("error") or {}
     return order, f"ERROR {label}: {_cut(error.get('message') or record.get('status'))}"

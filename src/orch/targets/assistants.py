@@ -179,6 +179,7 @@ class AssistantsSession(Session):
             outcome.last_error = {
                 "code": "incomplete",
                 "message": f"run ended incomplete: {reason}",
+                "reason": reason,
             }
         return outcome
 

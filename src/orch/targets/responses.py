@@ -165,9 +165,11 @@ class ResponsesSession(Session):
         elif response.error:
             outcome.last_error = {"code": response.error.code, "message": response.error.message}
         elif response.status == "incomplete" and response.incomplete_details:
+            reason = response.incomplete_details.reason  # e.g. the reply hit max_output_tokens
             outcome.last_error = {
                 "code": "incomplete",
-                "message": str(response.incomplete_details.reason),
+                "message": f"response incomplete: {reason}",
+                "reason": reason,
             }
         return outcome
 

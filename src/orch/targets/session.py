@@ -31,6 +31,8 @@ from orch.project.model import Assistant
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 #: error codes of a failed run that a new attempt may fix
 RETRYABLE_RUN_ERRORS = frozenset({"server_error", "rate_limit_exceeded"})
+#: ``incomplete_details.reason`` values that mean the reply reached its token cap
+REPLY_CAPS = frozenset({"max_completion_tokens", "max_output_tokens", "max_tokens"})
 #: Function-call rounds one step may take before orch stops it: a model that calls again
 #: after every result (small local models do) ends the step at once, not at its timeout.
 MAX_TOOL_ROUNDS = 20
@@ -63,6 +65,16 @@ class StepOutcome:
     #: the run was adopted from a stopped process that had cancelled it: it answered nothing,
     #: and the step goes on with a new run (its message is on the thread already)
     interrupted: bool = False
+
+    @property
+    def cut_at_cap(self) -> bool:
+        """Whether the run ended incomplete only because the reply reached its token cap.
+
+        The reply is then the model's answer, cut where the user's ``max_tokens`` said: it is
+        judged as it is (a failure if it does not hold), not an error of the machinery.
+        """
+        reason = (self.last_error or {}).get("reason")
+        return self.status == "incomplete" and reason in REPLY_CAPS
 
     @property
     def retryable(self) -> bool:
