@@ -30,7 +30,7 @@ def engine(tmp_path: Path):
         yield handle
 
 
-def project(make_project, url: str, n: int) -> Path:
+def project(make_project, url: str, n: int, concurrency: int = 4) -> Path:
     items = "\n".join(f"  - {{value: {i}}}" for i in range(n))
     return make_project(
         {
@@ -44,6 +44,7 @@ def project(make_project, url: str, n: int) -> Path:
             "pipelines/p.yml": f"""name: p
 assistant: echo
 retries: 4
+concurrency: {concurrency}
 items:
 {items}
 steps:
@@ -71,10 +72,13 @@ def test_spoiled_conversation_creates_are_retried(
     n = 6
     conversations = lambda method, path: path == "/v1/conversations"  # noqa: E731
     with ChaosProxy(engine.base_url, faults={"truncated": 1}, match=conversations, every=2) as p:
-        project(make_project, p.base_url, n)
+        # one item at a time: with several, the items' retries can interleave so that one of
+        # them lands on the spoiled turn every time and runs out of attempts (the likely cause
+        # of two exit-2 failures seen in full-suite runs; the assertion now prints the errors)
+        root = project(make_project, p.base_url, n, concurrency=1)
         code, summary = run()
 
-    assert code == 0, summary
+    assert code == 0, [item["error"] for item in items(root) if item.get("error")]
     stats = engine.stats()
     spoiled = p.injected[("truncated", CREATE_CONVERSATION)]
     assert spoiled >= n // 2  # every 2nd create, retries included
