@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from click.testing import CliRunner
+
+from orch.cli import main
+from orch.engine.server import start_engine
 from orch.targets.reserve import Reserve
 
 
@@ -72,3 +78,40 @@ def test_a_failing_server_leaves_each_item_to_make_its_own_without_waiting():
     reserve.close()
     assert time.monotonic() - t0 < 2
     assert len([g for g in got if g]) <= 3  # what it made before failing, then None
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    script = {"rules": [], "default": {"reply": "echo: {{ message }}", "delay_ms": 30}}
+    with start_engine(tmp_path_factory.mktemp("engine") / "engine.db", script=script) as handle:
+        yield handle
+
+
+@pytest.mark.parametrize(
+    ("kind", "create"),
+    [("assistants", "POST /v1/threads"), ("responses", "POST /v1/conversations")],
+)
+def test_a_run_makes_one_conversation_per_item_whoever_makes_it(
+    make_project, engine, monkeypatch, kind: str, create: str
+):
+    monkeypatch.setenv("RESERVE_KEY", "unused")
+    n = 12
+    items = ", ".join(f"{{q: 'item {i}'}}" for i in range(n))
+    root = make_project(
+        {
+            "orch.yml": f"project: reserve-{kind}\ntarget: t\ntargets:\n  t: {{kind: {kind}, "
+            f'base_url: "{engine.base_url}", api_key_env: RESERVE_KEY}}\n',
+            "assistants/bot.yml": "name: bot\nmodel: gpt-4o\n",
+            "pipelines/p.yml": f"name: p\nassistant: bot\nconcurrency: 3\nitems: [{items}]\n"
+            "steps:\n  - prompt: '{{ item.q }}'\n    expect: [{contains: '{{ item.q }}'}]\n",
+        }
+    )
+    engine.reset_stats()
+    result = CliRunner().invoke(main, ["run", "p"])
+    assert result.exit_code == 0, result.output
+    [run_dir] = (root / ".orch/runs").iterdir()
+    records = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len({r["thread_id"] for r in records}) == n  # each item on its own conversation
+    stats = engine.stats()
+    assert stats[create] == n  # made ahead or by the items themselves, none in vain
+    assert not any(key.startswith("DELETE") for key in stats)

@@ -30,7 +30,8 @@ from orch.targets.base import Backend
 from orch.targets.client import open_remote
 from orch.targets.files import Files
 from orch.targets.functions import ToolRequest, call_handlers
-from orch.targets.registry import TargetKind
+from orch.targets.registry import Connection, TargetKind
+from orch.targets.reserve import Reserve
 from orch.targets.session import Session, SessionSettings, StepOutcome, Turn, plain
 from orch.targets.stream import StreamReader
 
@@ -115,19 +116,21 @@ class ResponsesSession(Session):
         """Put attachments in place and open the conversation, then run the step."""
         self._attach(turn.attachments)
         if self.use_conversations and self.thread_id is None:
-            # retried like a read: a lost answer leaves at most an empty conversation behind
-            try:
-                conv = retry.call(
-                    "create conversation",
-                    lambda: self.client.conversations.create(
-                        metadata={"orch": self.settings.label}
-                    ),
-                    attempts=self.settings.attempts,
-                )
-            except NotFoundError as exc:
-                raise self._missing_api("conversations", exc) from exc
-            self.thread_id = conv.id
+            reserve = self.settings.reserve
+            self.thread_id = (reserve.take() if reserve else None) or self._new_conversation()
         return super().step(turn)
+
+    def _new_conversation(self) -> str:
+        """A new empty conversation, retried like a read (a lost answer leaves an empty one)."""
+        try:
+            conv = retry.call(
+                "create conversation",
+                lambda: self.client.conversations.create(metadata={"orch": self.settings.label}),
+                attempts=self.settings.attempts,
+            )
+        except NotFoundError as exc:
+            raise self._missing_api("conversations", exc) from exc
+        return conv.id
 
     def attempt(self, turn: Turn, first: bool) -> StepOutcome:
         """Send the step's message, answer function calls until the model stops asking."""
@@ -412,6 +415,24 @@ def as_input(item: Any) -> dict:
     return json.loads(json.dumps(data))
 
 
+def _reserve(conn: Connection, label: str, size: int, items: int) -> Reserve | None:
+    """Empty conversations made ahead for a run's items (none where the server has none)."""
+    if not {"conversations": True, **(conn.target.option("capabilities") or {})}["conversations"]:
+        return None
+    conversations = conn.client.conversations
+    return Reserve(
+        create=lambda: (
+            retry.call(
+                "create conversation",
+                lambda: conversations.create(metadata={"orch": label}, timeout=30),
+            ).id
+        ),
+        delete=lambda conversation_id: conversations.delete(conversation_id, timeout=10),
+        size=size,
+        items=items,
+    )
+
+
 KIND = TargetKind(
     name="responses",
     open=open_remote,
@@ -420,4 +441,5 @@ KIND = TargetKind(
     session=lambda conn, settings: ResponsesSession(
         conn.client, settings, conn.target.option("capabilities") or {}
     ),
+    reserve=_reserve,
 )
