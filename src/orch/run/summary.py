@@ -31,8 +31,11 @@ def now() -> str:
 
 
 def new_run_id() -> str:
-    """Sortable, unique: ``20261121-220512-3fa2c1``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """Unique, and sorting in start order: ``20261121-220512-431fa2`` (UTC time, milliseconds, 3
+    random hex digits). Runs started in one second sort by their millisecond, so the newest run
+    folder is the last one by name."""
+    now = dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{secrets.token_hex(2)[:3]}"
 
 
 @dataclass
