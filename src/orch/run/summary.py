@@ -31,9 +31,11 @@ def now() -> str:
 
 
 def new_run_id() -> str:
-    """Unique, and sorting in start order: ``20261121-220512-431fa2`` (UTC time, milliseconds, 3
-    random hex digits). Runs started in one second sort by their millisecond, so the newest run
-    folder is the last one by name."""
+    """Unique, and sorting in start order: ``20261121-220512-431fa2``.
+
+    UTC date and time, then the millisecond and 3 random hex digits: runs started in one second
+    sort by their millisecond, so the newest run folder is the last one by name.
+    """
     now = dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{secrets.token_hex(2)[:3]}"
 
