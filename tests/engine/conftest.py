@@ -11,6 +11,7 @@ import pytest
 from openai import OpenAI
 
 from orch.engine.server import EngineHandle, start_engine
+from tests.engine.upstream import StrictUpstream, serving
 
 SCRIPT = textwrap.dedent(
     """
@@ -105,3 +106,41 @@ def wait_on_run(client: OpenAI, run, timeout: float = 15.0):
         time.sleep(0.02)
         run = client.beta.threads.runs.retrieve(thread_id=run.thread_id, run_id=run.id)
     return run
+
+
+# -- the openai-chat model against the strict upstream double (tests/engine/upstream.py) ---------
+
+
+@pytest.fixture(scope="module")
+def double():
+    """A strict Chat Completions double on loopback, one per module (a module may override it)."""
+    upstream = StrictUpstream()
+    with serving(upstream) as url:
+        upstream.url = url
+        yield upstream
+
+
+@pytest.fixture
+def strict_double(double: StrictUpstream):
+    """Every request the engine sends must pass the double's checks; its settings come back after.
+
+    Modules of openai-chat tests use it for every test: ``pytestmark = usefixtures(...)``.
+    """
+    seen, settings = len(double.rejected), double.settings()
+    yield double
+    double.restore(settings)
+    assert double.rejected[seen:] == []
+
+
+@pytest.fixture(scope="module")
+def chat_client(double: StrictUpstream, tmp_path_factory: pytest.TempPathFactory):
+    """An SDK client of an engine whose model is openai-chat in front of ``double``."""
+    db = tmp_path_factory.mktemp("chat") / "e.db"
+    with start_engine(
+        db,
+        model="openai-chat",
+        upstream_base_url=double.url,
+        upstream_api_key_env="ORCH_TEST_NO_KEY",
+        poll_after_ms=20,
+    ) as engine:
+        yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)

@@ -12,46 +12,15 @@ import pytest
 from openai import OpenAI
 
 from orch.engine.server import start_engine
-from tests.engine.upstream import StrictUpstream, serving, tokens_of
+from tests.engine.upstream import StrictUpstream, tokens_of
+
+pytestmark = pytest.mark.usefixtures("strict_double")
 
 WEATHER = {
     "type": "function",
     "function": {"name": "get_weather", "parameters": {"type": "object"}},
 }
 STEP = {"type": "function", "function": {"name": "step", "parameters": {"type": "object"}}}
-
-
-@pytest.fixture(scope="module")
-def double():
-    upstream = StrictUpstream()
-    with serving(upstream) as url:
-        upstream.url = url
-        yield upstream
-
-
-@pytest.fixture(autouse=True)
-def strict(double: StrictUpstream):
-    """Every request the engine sends must pass the double's checks; settings reset after."""
-    seen = len(double.rejected)
-    yield
-    double.token_delay, double.first_token_delay, double.unsupported = 0.0, 0.0, frozenset()
-    double.honours = frozenset({"max_completion_tokens", "max_tokens"})
-    double.refuses_max_tokens = double.llama_cpp_python_chunks = False
-    double.empty_streams_with_tools = False
-    assert double.rejected[seen:] == []
-
-
-@pytest.fixture(scope="module")
-def chat_client(double: StrictUpstream, tmp_path_factory: pytest.TempPathFactory):
-    db = tmp_path_factory.mktemp("chat") / "e.db"
-    with start_engine(
-        db,
-        model="openai-chat",
-        upstream_base_url=double.url,
-        upstream_api_key_env="ORCH_TEST_NO_KEY",
-        poll_after_ms=20,
-    ) as engine:
-        yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
 
 
 def run_once(client: OpenAI, text: str, **assistant):

@@ -5,31 +5,16 @@ from __future__ import annotations
 import pytest
 from openai import OpenAI
 
-from orch.engine.server import start_engine
-from tests.engine.upstream import StrictUpstream, serving
+from tests.engine.upstream import StrictUpstream
 from tests.engine.upstream_policy import PYTHON_CODE
 
-
-@pytest.fixture(scope="module")
-def double():
-    upstream = StrictUpstream()
-    with serving(upstream) as url:
-        upstream.url = url
-        yield upstream
-
-
-@pytest.fixture(autouse=True)
-def strict(double: StrictUpstream):
-    seen = len(double.rejected)
-    yield
-    assert double.rejected[seen:] == []
+pytestmark = pytest.mark.usefixtures("strict_double")
 
 
 @pytest.fixture(scope="module")
-def client(double: StrictUpstream, tmp_path_factory: pytest.TempPathFactory):
-    db = tmp_path_factory.mktemp("chat") / "e.db"
-    with start_engine(db, model="openai-chat", upstream_base_url=double.url) as engine:
-        yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
+def client(chat_client):
+    """This module's tests call it ``client``."""
+    return chat_client
 
 
 def test_code_runs_in_the_sandbox_and_becomes_a_step(double: StrictUpstream, client: OpenAI):

@@ -11,8 +11,16 @@ from __future__ import annotations
 import pytest
 from openai import OpenAI
 
-from orch.engine.server import start_engine
 from tests.engine.upstream import StrictUpstream, serving
+
+pytestmark = pytest.mark.usefixtures("strict_double")
+
+
+@pytest.fixture(scope="module")
+def client(chat_client):
+    """This module's tests call it ``client``."""
+    return chat_client
+
 
 WINDOW = 600  # the double's tokens: words
 DOCUMENT = " ".join(
@@ -27,20 +35,6 @@ def double():
     with serving(upstream) as url:
         upstream.url = url
         yield upstream
-
-
-@pytest.fixture(autouse=True)
-def strict(double: StrictUpstream):
-    seen = len(double.rejected)
-    yield
-    assert double.rejected[seen:] == []  # every request was well-formed, only too long
-
-
-@pytest.fixture(scope="module")
-def client(double: StrictUpstream, tmp_path_factory: pytest.TempPathFactory):
-    db = tmp_path_factory.mktemp("ctx") / "e.db"
-    with start_engine(db, model="openai-chat", upstream_base_url=double.url) as engine:
-        yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
 
 
 def run_of(client: OpenAI, text: str, **assistant):

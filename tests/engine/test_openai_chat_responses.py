@@ -8,33 +8,18 @@ import time
 import pytest
 from openai import OpenAI
 
-from orch.engine.server import start_engine
-from tests.engine.upstream import StrictUpstream, serving, tokens_of
+from tests.engine.upstream import StrictUpstream, tokens_of
+
+pytestmark = pytest.mark.usefixtures("strict_double")
+
+
+@pytest.fixture(scope="module")
+def client(chat_client):
+    """This module's tests call it ``client``."""
+    return chat_client
+
 
 WEATHER = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
-
-
-@pytest.fixture(scope="module")
-def double():
-    upstream = StrictUpstream()
-    with serving(upstream) as url:
-        upstream.url = url
-        yield upstream
-
-
-@pytest.fixture(autouse=True)
-def strict(double: StrictUpstream):
-    seen = len(double.rejected)
-    yield
-    double.token_delay = 0.0
-    assert double.rejected[seen:] == []
-
-
-@pytest.fixture(scope="module")
-def client(double: StrictUpstream, tmp_path_factory: pytest.TempPathFactory):
-    db = tmp_path_factory.mktemp("chat") / "e.db"
-    with start_engine(db, model="openai-chat", upstream_base_url=double.url) as engine:
-        yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
 
 
 def test_responses_become_chat_requests(double: StrictUpstream, client: OpenAI):

@@ -6,7 +6,16 @@ import pytest
 from openai import OpenAI
 
 from orch.engine.server import start_engine
-from tests.engine.upstream import StrictUpstream, serving
+from tests.engine.upstream import StrictUpstream
+
+pytestmark = pytest.mark.usefixtures("strict_double")
+
+
+@pytest.fixture(scope="module")
+def client(chat_client):
+    """This module's tests call it ``client``."""
+    return chat_client
+
 
 WEATHER = {
     "type": "function",
@@ -14,28 +23,6 @@ WEATHER = {
 }
 OTTERS = b"Otters hold hands while sleeping so they do not drift apart."
 INCLUDE = ["step_details.tool_calls[*].file_search.results[*].content"]
-
-
-@pytest.fixture(scope="module")
-def double():
-    upstream = StrictUpstream()
-    with serving(upstream) as url:
-        upstream.url = url
-        yield upstream
-
-
-@pytest.fixture(autouse=True)
-def strict(double: StrictUpstream):
-    seen = len(double.rejected)
-    yield
-    assert double.rejected[seen:] == []
-
-
-@pytest.fixture(scope="module")
-def client(double: StrictUpstream, tmp_path_factory: pytest.TempPathFactory):
-    db = tmp_path_factory.mktemp("chat") / "e.db"
-    with start_engine(db, model="openai-chat", upstream_base_url=double.url) as engine:
-        yield OpenAI(base_url=engine.base_url, api_key="x", max_retries=0)
 
 
 def store_of(client: OpenAI, *docs: tuple[str, bytes]) -> str:

@@ -44,6 +44,19 @@ EMBEDDING_DIMENSIONS = 64
 SYNONYMS = {"automobile": "car", "vehicle": "car", "physician": "doctor", "medic": "doctor"}
 
 
+#: the attributes of :class:`StrictUpstream` that say how it behaves (tests change them)
+SETTINGS = (
+    "token_delay",
+    "first_token_delay",
+    "unsupported",
+    "honours",
+    "refuses_max_tokens",
+    "llama_cpp_python_chunks",
+    "empty_streams_with_tools",
+    "context_window",
+)
+
+
 @dataclass
 class Exchange:
     """One chat request and what became of it."""
@@ -109,6 +122,15 @@ class StrictUpstream:
         self.embedded: list[list[str]] = []
         self._flaky: set[str] = set()
         self._ids = itertools.count(1)
+
+    def settings(self) -> dict[str, Any]:
+        """How it behaves now (the attributes tests change), for :meth:`restore`."""
+        return {name: getattr(self, name) for name in SETTINGS}
+
+    def restore(self, settings: dict[str, Any]) -> None:
+        """Behave as when :meth:`settings` was taken."""
+        for name, value in settings.items():
+            setattr(self, name, value)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
